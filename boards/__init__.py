@@ -1,0 +1,1 @@
+"""Board targets: bitstream builds, reports and programming."""

@@ -1,0 +1,1 @@
+"""Golden model: the NumPy reference that defines DPFM arithmetic bit for bit."""

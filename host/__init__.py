@@ -1,0 +1,1 @@
+"""Host side: protocol, device driver and the dpfm CLI."""

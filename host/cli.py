@@ -1,0 +1,60 @@
+"""`dpfm`: the one command-line entry point.
+
+Each subcommand lives in its own module under `host.commands` and exposes `register(subparsers)`, which adds
+its parser and sets `func` to the handler `func(args) -> int`. Modules are imported only for the command
+that runs, so `dpfm train` never pays for importing Amaranth or cocotb.
+"""
+
+import argparse
+import importlib
+import sys
+
+from golden.errors import DpfmError
+
+# name -> (module, one-line help)
+COMMANDS = {
+    "train": ("host.commands.train", "train a network (golden model, RTL co-simulation or a board)"),
+    "sweep": ("host.commands.sweep", "train once per K and tabulate/plot the loss curves"),
+    "bench": ("host.commands.bench", "run a benchmark and write JSON and a table"),
+    "verilog": ("host.commands.verilog", "generate synthesizable Verilog for a configuration"),
+    "build": ("host.commands.build", "build a bitstream for a board and report resources and Fmax"),
+    "sim": ("host.commands.sim", "run or serve the RTL co-simulation"),
+}
+
+
+def build_parser(argv):
+    parser = argparse.ArgumentParser(prog="dpfm", description="Dynamic Pruning in Forward Mode: train networks with top-K forward-mode gradients, in NumPy or on an FPGA.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    wanted = next((a for a in argv if not a.startswith("-")), None)
+    for name, (module, help_text) in COMMANDS.items():
+        if name == wanted:
+            try:
+                importlib.import_module(module).register(sub)
+            except ModuleNotFoundError as exc:
+                if exc.name != module:
+                    raise
+                sub.add_parser(name, help=help_text + " [not available yet]")
+        else:
+            sub.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(argv)
+    args = parser.parse_args(argv)
+    if not hasattr(args, "func"):
+        parser.error(f"'{args.command}' is not implemented yet")
+    try:
+        return int(args.func(args) or 0)
+    except DpfmError as exc:
+        print(f"dpfm: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("dpfm: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""dpfm subcommands, one module each (see host/cli.py)."""

@@ -1,0 +1,1 @@
+"""Amaranth gateware for the DPFM training pipeline and its host link."""

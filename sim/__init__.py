@@ -1,0 +1,1 @@
+"""cocotb testbenches, simulation runners and the co-simulation harness."""
