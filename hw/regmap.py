@@ -1,0 +1,46 @@
+"""Address map of the training core, shared by the gateware and the host driver (one source of truth).
+
+The core is a word-addressed slave: 16-bit word addresses, 32-bit data. The top two address bits select
+a region; the low 14 bits index inside it. Pure Python (no Amaranth import) so the host can use it.
+"""
+
+ADDR_BITS = 16
+DATA_BITS = 32
+REGION_SHIFT = 14
+INDEX_MASK = (1 << REGION_SHIFT) - 1
+
+REGION_REGS = 0     # control and status registers, below
+REGION_WEIGHTS = 1  # index = weight-id; raw weight in format w, sign-extended to 32 bits
+REGION_SAMPLES = 2  # index = s * (n_in + n_out) + j; j < n_in inputs, then targets; raw format x
+REGION_OUTPUTS = 3  # index = s * n_out + o; network outputs of the last run, raw format x (read only)
+
+
+def address(region: int, index: int) -> int:
+    if not 0 <= index <= INDEX_MASK:
+        raise ValueError(f"index {index} does not fit a {REGION_SHIFT}-bit region")
+    return (region << REGION_SHIFT) | index
+
+
+# Registers (REGION_REGS). R = read-only, W = write, RW = read/write.
+REG_ID = 0x00            # R: constant CORE_ID
+REG_CONFIG0 = 0x01       # R: K | n_layers << 8 | lanes << 16
+REG_CONFIG1 = 0x02       # R: P (number of parameters)
+REG_CONFIG2 = 0x03       # R: max samples per batch held on chip
+REG_CTRL = 0x04          # W: write CTRL_* bits; each starts an operation (core must be idle)
+REG_STATUS = 0x05        # R: STATUS_* bits
+REG_N_SAMPLES = 0x06     # RW: samples in the buffer to use (1 .. max)
+REG_LR = 0x07            # RW: lr / batch, raw in format lr
+REG_CYCLES = 0x08        # R: busy cycles of the last operation (low 32 bits)
+REG_SAMPLES_DONE = 0x09  # R: samples processed since reset (wraps)
+REG_SATURATIONS = 0x0A   # R: saturation events since reset
+REG_EVICTIONS = 0x0B     # R: toper evictions since reset
+REG_LAYER_SIZE0 = 0x10   # R: sizes[0], sizes[1], ... at 0x10 + i (0 past the last)
+
+CORE_ID = 0xD9F30001
+
+CTRL_TRAIN = 1 << 0      # forward + gradient for every buffered sample, then one SGD update
+CTRL_INFER = 1 << 1      # forward only; outputs to REGION_OUTPUTS
+CTRL_CLEAR_COUNTERS = 1 << 2
+
+STATUS_BUSY = 1 << 0
+STATUS_DONE = 1 << 1     # set when an operation finishes, cleared when the next starts
