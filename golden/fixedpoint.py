@@ -127,7 +127,7 @@ class HwFormats:
     w: Fmt = field(default_factory=lambda: Fmt(16, 12))
     t: Fmt = field(default_factory=lambda: Fmt(16, 12))
     g: Fmt = field(default_factory=lambda: Fmt(32, 24))
-    lr: Fmt = field(default_factory=lambda: Fmt(16, 20, signed=False))
+    lr: Fmt = field(default_factory=lambda: Fmt(24, 20, signed=False))
     lut_bits: int = 10
 
     def __post_init__(self):
@@ -140,7 +140,7 @@ class HwFormats:
 
     @classmethod
     def parse(cls, text: str) -> "HwFormats":
-        """`x=s16.12,w=s16.12,t=s16.12,g=s32.24,lr=u16.20,lut_bits=10`; omitted names keep defaults."""
+        """`x=s16.12,w=s16.12,t=s16.12,g=s32.24,lr=u24.20,lut_bits=10`; omitted names keep defaults."""
         kwargs = {}
         for item in filter(None, (s.strip() for s in text.split(","))):
             if "=" not in item:
@@ -159,3 +159,60 @@ class HwFormats:
 
     def __str__(self):
         return f"x={self.x},w={self.w},t={self.t},g={self.g},lr={self.lr},lut_bits={self.lut_bits}"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Activation LUTs (docs/ARITHMETIC.md section 3.4). The hardware activation unit loads exactly these tables.
+
+LUT_ACTIVATIONS = ("sigmoid", "tanh", "relu")
+LUT_Z_RANGE = 8.0  # the tables cover z in [-8, 8)
+
+
+def _activation_and_slope(kind: str, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if kind == "sigmoid":
+        s = 1.0 / (1.0 + np.exp(-z))
+        return s, s * (1.0 - s)
+    if kind == "tanh":
+        t = np.tanh(z)
+        return t, 1.0 - t * t
+    if kind == "relu":
+        return np.maximum(z, 0.0), (z > 0).astype(np.float64)
+    raise DpfmError(f"activation '{kind}' has no lookup table",
+                    f"use one of {', '.join(LUT_ACTIVATIONS)} (identity needs no table)")
+
+
+def lut_bin_centres(fmts: HwFormats) -> np.ndarray:
+    """The z value (float) at the centre of each of the `2**lut_bits` bins over [-8, 8)."""
+    n = 1 << fmts.lut_bits
+    width = 2.0 * LUT_Z_RANGE / n
+    return -LUT_Z_RANGE + (np.arange(n) + 0.5) * width
+
+
+_LUT_CACHE: dict = {}
+
+
+def activation_luts(kind: str, fmts: HwFormats) -> tuple[np.ndarray, np.ndarray]:
+    """`(F, D)`: f and f' at each bin centre, quantized to format `x` (int64, read-only, cached).
+
+    Bin `idx` covers z in `[-8 + idx * w, -8 + (idx + 1) * w)` with `w = 16 / 2**lut_bits`, which is what
+    `lut_index` addresses. Table values that do not fit `x` (only relu near 8 in narrow formats) saturate;
+    that is a property of the table, not a runtime event, so it is not counted.
+    """
+    key = (kind, fmts)
+    if key not in _LUT_CACHE:
+        f, df = _activation_and_slope(kind, lut_bin_centres(fmts))
+        F, D = quantize(f, fmts.x), quantize(df, fmts.x)
+        F.setflags(write=False)
+        D.setflags(write=False)
+        _LUT_CACHE[key] = (F, D)
+    return _LUT_CACHE[key]
+
+
+def lut_index(z_raw, fmts: HwFormats):
+    """LUT address of raw pre-activation(s) `z` (format x):
+    `clamp((z >> (x.frac - (lut_bits - 4))) + 2**(lut_bits - 1), 0, 2**lut_bits - 1)` (arithmetic shift)."""
+    shift = fmts.x.frac - (fmts.lut_bits - 4)
+    half, top = 1 << (fmts.lut_bits - 1), (1 << fmts.lut_bits) - 1
+    if isinstance(z_raw, np.ndarray):
+        return np.clip((z_raw.astype(np.int64) >> shift) + half, 0, top)
+    return min(max((int(z_raw) >> shift) + half, 0), top)

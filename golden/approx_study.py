@@ -1,0 +1,215 @@
+"""`dpfm bench approx`: what the hardware's toper approximation costs in training quality.
+
+Three gradients are compared at each K, from the same initial weights and the same shuffled batches
+(`golden.mlp.GoldenTrainer`, one seed):
+
+- `hw-toper`: the hardware-exact fixed-point model (`FixedModel(tangent="toper")`, what the RTL computes);
+- `fixed-exact`: exact top-K in the same fixed-point formats (each neuron's tangent summed exactly, then
+  pruned), the reference the toper approximates;
+- `float-topk`: exact top-K in float64 (`golden.dual` semantics, where the loss is one more top-K node);
+
+against two full-gradient baselines, `float-full` and `fixed-full` (K = full, exact forward mode).
+
+Two measurements per task:
+1. *gradient fidelity* at the initial weights, over the first training batches: cosine similarity of each
+   top-K batch gradient to the full fixed-point gradient, and the fraction of batches where the toper's
+   gradient differs from exact top-K in any bit;
+2. *training*: final training / validation loss (and validation accuracy for classifiers) after a short,
+   stated number of epochs, wall time per epoch, and the fixed-point saturation / eviction counts.
+
+Writes a JSON, prints a table and saves a PNG (matplotlib Agg).
+"""
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from golden.errors import DpfmError
+from golden.fixedpoint import HwFormats
+from golden.fixed_mlp import FixedModel
+from golden.net import flatten, init_weights
+
+# Default study length and formats per task.
+STUDY_DEFAULTS = {
+    "seed-sum": {"epochs": 100, "formats": ""},
+    "digits": {"epochs": 5, "formats": ""},
+}
+FIDELITY_BATCHES = 20
+MODES = ("hw-toper", "fixed-exact", "float-topk")
+BASELINES = ("fixed-full", "float-full")
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--tasks", default=",".join(STUDY_DEFAULTS),
+                        help="comma-separated task names (default: %(default)s)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="epochs per run for every task (default: seed-sum 100, digits 5)")
+    parser.add_argument("--ks", default="2,4,8,16,32", help="comma-separated K values (default: %(default)s)")
+    parser.add_argument("--formats", default=None,
+                        help="fixed-point formats for every task, e.g. 'lr=u16.13' (default: per task, see JSON)")
+    parser.add_argument("--seed", type=int, default=0, help="initial weights and shuffling (default: 0)")
+    parser.add_argument("--out", default="runs/approx", help="output directory for the PNG (default: %(default)s)")
+    parser.add_argument("--json", default=None, help="JSON path (default: OUT/approx.json)")
+
+
+def run(args) -> int:
+    ks = _parse_ks(args.ks)
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    if not tasks:
+        raise DpfmError("no tasks given", "use e.g. --tasks seed-sum,digits")
+    if args.epochs is not None and args.epochs < 1:
+        raise DpfmError(f"--epochs must be at least 1, got {args.epochs}", "use e.g. --epochs 20")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = {"study": "approx", "seed": args.seed, "ks": ks, "tasks": {}}
+    for name in tasks:
+        defaults = STUDY_DEFAULTS.get(name, {"epochs": 20, "formats": ""})
+        epochs = args.epochs if args.epochs is not None else defaults["epochs"]
+        fmts = HwFormats.parse(args.formats if args.formats is not None else defaults["formats"])
+        results["tasks"][name] = study_task(name, ks, epochs, fmts, args.seed)
+    json_path = Path(args.json) if args.json else out / "approx.json"
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(results, indent=2))
+    print(format_table(results))
+    png = out / "approx.png"
+    plot(results, png)
+    print(f"wrote {json_path} and {png}")
+    return 0
+
+
+def _parse_ks(text: str) -> list[int]:
+    try:
+        ks = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise DpfmError(f"cannot read K values '{text}'", "give comma-separated integers, e.g. --ks 2,4,8") from None
+    if not ks or min(ks) < 1:
+        raise DpfmError(f"K values must be positive integers, got '{text}'", "e.g. --ks 2,4,8,16")
+    return ks
+
+
+def study_task(name: str, ks: list[int], epochs: int, fmts: HwFormats, seed: int, log=print) -> dict:
+    """Fidelity and training runs of one task; see the module docstring."""
+    from golden.tasks import get_task
+    task = get_task(name)
+    X, Y, X_val, Y_val = task.load()
+    log(f"{name}: gradient fidelity over {FIDELITY_BATCHES} batches")
+    fidelity = gradient_fidelity(task, X, Y, ks, fmts, seed)
+    runs = []
+    configs = [(m, k) for k in ks for m in MODES] + [(b, None) for b in BASELINES]
+    for mode, k in configs:
+        runs.append(train_once(task, mode, k, epochs, fmts, seed, X, Y, X_val, Y_val))
+        r = runs[-1]
+        log(f"{name} {mode:11s} K={_k_label(k):>4s}: val loss {r['val_loss']:.5g}  {r['s_per_epoch']:.3f} s/epoch")
+    return {"epochs": epochs, "formats": str(fmts), "lr": task.lr, "batch": task.batch,
+            "classifier": task.classifier, "fidelity": fidelity, "runs": runs}
+
+
+def gradient_fidelity(task, X, Y, ks, fmts, seed) -> list[dict]:
+    """At the initial weights (same init as training): per K, mean cosine of the toper's and of exact top-K's
+    batch gradient to the full fixed-point gradient, and the fraction of batches where the two top-K
+    gradients differ at all."""
+    spec = task.spec
+    flat = flatten(spec, init_weights(spec, np.random.default_rng(seed), task.init))
+    full = FixedModel(spec, None, fmts)
+    w = full.quantize_weights(flat)
+    Xr, Yr = full.quantize_inputs(X), full.quantize_inputs(Y, "targets")
+    batches = [slice(s, s + task.batch) for s in range(0, len(X), task.batch)][:FIDELITY_BATCHES]
+    G_full = [full.batch_gradient(w, Xr[b], Yr[b]).astype(np.float64) for b in batches]
+    out = []
+    for k in ks:
+        hw, ex = FixedModel(spec, k, fmts, "toper"), FixedModel(spec, k, fmts, "exact")
+        cos_hw, cos_ex, differ = [], [], 0
+        for b, gf in zip(batches, G_full):
+            g_hw, g_ex = hw.batch_gradient(w, Xr[b], Yr[b]), ex.batch_gradient(w, Xr[b], Yr[b])
+            differ += bool(np.any(g_hw != g_ex))
+            cos_hw.append(_cosine(g_hw, gf))
+            cos_ex.append(_cosine(g_ex, gf))
+        out.append({"k": k, "cos_hw_toper": float(np.mean(cos_hw)), "cos_fixed_exact": float(np.mean(cos_ex)),
+                    "batches_differing": differ / len(batches)})
+    return out
+
+
+def _cosine(a, b) -> float:
+    a = np.asarray(a, dtype=np.float64)
+    na, nb = np.linalg.norm(a), np.linalg.norm(b)
+    return float(a @ b / (na * nb)) if na and nb else 0.0
+
+
+def train_once(task, mode, k, epochs, fmts, seed, X, Y, X_val, Y_val) -> dict:
+    from golden.mlp import GoldenTrainer
+    from golden.tasks import accuracy
+    fixed = None if mode.startswith("float") else fmts
+    tangent = "toper" if mode == "hw-toper" else "exact"
+    trainer = GoldenTrainer(task.spec, k, lr=task.lr, batch=task.batch, init=task.init, seed=seed,
+                            fixed=fixed, tangent=tangent)
+    t0 = time.perf_counter()
+    hist = trainer.train(X, Y, epochs, X_val, Y_val, progress=False)
+    seconds = time.perf_counter() - t0
+    rec = {"mode": mode, "k": k, "epochs": epochs, "train_loss": hist["train_loss"][-1],
+           "val_loss": hist["val_loss"][-1], "val_curve": hist["val_loss"], "seconds": seconds,
+           "s_per_epoch": seconds / epochs}
+    if task.classifier:
+        rec["val_acc"] = accuracy(trainer.predict(X_val), Y_val)
+    if fixed is not None:
+        model = trainer._fixed_models[0]  # GoldenTrainer keeps one FixedModel per K
+        rec["saturations"] = model.sat.count
+        rec["evictions"] = model.evictions
+    return rec
+
+
+def _k_label(k) -> str:
+    return "full" if k is None else str(k)
+
+
+def format_table(results: dict) -> str:
+    lines = []
+    for name, res in results["tasks"].items():
+        lines.append(f"\n{name}: {res['epochs']} epochs, lr {res['lr']}, batch {res['batch']}, "
+                     f"formats {res['formats']}")
+        lines.append(f"{'K':>5} {'cos(toper,full)':>16} {'cos(exact,full)':>16} {'batches differ':>15}")
+        for f in res["fidelity"]:
+            lines.append(f"{f['k']:>5} {f['cos_hw_toper']:>16.4f} {f['cos_fixed_exact']:>16.4f} "
+                         f"{f['batches_differing']:>15.0%}")
+        acc = res["classifier"]
+        head = f"{'mode':<12} {'K':>5} {'train loss':>11} {'val loss':>11}" + (f" {'val acc':>8}" if acc else "")
+        lines.append(head + f" {'s/epoch':>8} {'saturations':>12} {'evictions':>12}")
+        for r in res["runs"]:
+            row = f"{r['mode']:<12} {_k_label(r['k']):>5} {r['train_loss']:>11.5g} {r['val_loss']:>11.5g}"
+            if acc:
+                row += f" {r['val_acc']:>8.3f}"
+            row += f" {r['s_per_epoch']:>8.3f} {r.get('saturations', ''):>12} {r.get('evictions', ''):>12}"
+            lines.append(row)
+    return "\n".join(lines)
+
+
+def plot(results: dict, path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = results["tasks"]
+    fig, axes = plt.subplots(len(tasks), 2, figsize=(11, 3.8 * len(tasks)), squeeze=False)
+    for row, (name, res) in zip(axes, tasks.items()):
+        ks = results["ks"]
+        for mode, style in zip(MODES, ("o-", "s--", "^:")):
+            vals = [next(r["val_loss"] for r in res["runs"] if r["mode"] == mode and r["k"] == k) for k in ks]
+            row[0].plot(ks, vals, style, label=mode)
+        for base, color in zip(BASELINES, ("gray", "black")):
+            v = next(r["val_loss"] for r in res["runs"] if r["mode"] == base)
+            row[0].axhline(v, color=color, lw=0.8, ls="--", label=f"{base}")
+        row[0].set(xlabel="K", ylabel="validation loss", title=f"{name}: after {res['epochs']} epochs")
+        row[0].legend(fontsize=8)
+        fid = res["fidelity"]
+        row[1].plot(ks, [f["cos_hw_toper"] for f in fid], "o-", label="hw-toper")
+        row[1].plot(ks, [f["cos_fixed_exact"] for f in fid], "s--", label="fixed-exact")
+        row[1].set(xlabel="K", ylabel="cosine to full gradient", title=f"{name}: gradient fidelity at init")
+        row[1].legend(fontsize=8)
+        for ax in row:
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(ks, [str(k) for k in ks])
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
