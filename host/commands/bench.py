@@ -1,0 +1,42 @@
+"""`dpfm bench TARGET [options]`: dispatch to one benchmark module.
+
+Each target is a module exposing `add_arguments(parser)` and `run(args) -> int`; it is imported only when
+asked for, so `dpfm bench golden` never imports Amaranth, and a benchmark that is not written yet is a clear
+error instead of an import traceback. The target's own options follow the target name.
+"""
+
+import argparse
+import importlib
+
+from golden.errors import DpfmError
+
+TARGETS = {
+    "golden": ("golden.bench", "golden trainer: seed-sum sweep time and per-epoch time against PyTorch"),
+    "hw": ("hw.bench", "gateware resources, Fmax and cycle counts"),
+    "link": ("host.bench_link", "host <-> device link throughput"),
+    "approx": ("golden.approx_study", "hardware toper approximation against exact top-K"),
+}
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("bench", help="run a benchmark and write JSON and a table",
+                              description=__doc__.split("\n\n")[0],
+                              epilog="targets: " + "; ".join(f"{n}: {h}" for n, (_, h) in TARGETS.items())
+                                     + ". Run 'dpfm bench TARGET --help' for a target's options.")
+    p.add_argument("target", choices=tuple(TARGETS), help="which benchmark")
+    p.add_argument("options", nargs=argparse.REMAINDER, help="the target's options")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    module_name, help_text = TARGETS[args.target]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise
+        raise DpfmError(f"benchmark '{args.target}' is not available yet ({module_name.replace('.', '/')}.py "
+                        "is missing)", "run another target, e.g. dpfm bench golden") from None
+    parser = argparse.ArgumentParser(prog=f"dpfm bench {args.target}", description=help_text)
+    module.add_arguments(parser)
+    return module.run(parser.parse_args(args.options))

@@ -1,0 +1,297 @@
+"""`dpfm train`: train one network with one K on a backend (golden model, RTL co-simulation or a board).
+
+Everything the user typed is checked before the first epoch (task and data, K, formats, backend, output
+paths), and outputs are written atomically only after training succeeded, so a failed run writes nothing.
+
+Backends are factories `make(spec, k, *, lr, batch, momentum, init, seed, fixed, tangent, port)` returning
+a trainer with GoldenTrainer's interface (`train`, `predict`, `evaluate`, `save`, `history`, `epoch`, and
+`close` if it holds a resource). `sim` and `board` are `host.device.open_device` on a `hw.config.CoreConfig`;
+adding a backend is one entry in BACKENDS.
+"""
+
+import contextlib
+import importlib
+import sys
+import time
+
+import numpy as np
+
+from golden.checkpoint import check_writable, write_json
+from golden.errors import DpfmError
+from golden.fixedpoint import HwFormats
+from golden.mlp import GoldenTrainer, TANGENTS
+from golden.tasks import TASKS, accuracy, get_task, user_task, with_overrides
+
+
+# ----------------------------------------------------------------------------------------------------------
+# argument parsing shared with `dpfm sweep`
+# ----------------------------------------------------------------------------------------------------------
+def parse_k(text: str):
+    """'full' -> None (exact forward mode); a positive integer -> int."""
+    text = str(text).strip().lower()
+    if text == "full":
+        return None
+    try:
+        k = int(text)
+    except ValueError:
+        k = 0
+    if k < 1:
+        raise DpfmError(f"K must be a positive integer or 'full', got '{text}'", "use e.g. --k 8 or --k full")
+    return k
+
+
+def k_label(k) -> str:
+    return "full" if k is None else str(k)
+
+
+def parse_fixed(text):
+    """None (float), 'default' or HwFormats.parse text."""
+    if text is None:
+        return None
+    return HwFormats() if text.strip() == "default" else HwFormats.parse(text)
+
+
+def add_task_arguments(p) -> None:
+    """Task, data, hyper-parameter and arithmetic options shared by train and sweep."""
+    g = p.add_argument_group("task")
+    g.add_argument("--task", help=f"named task: {', '.join(TASKS)} (default seed-sum)")
+    g.add_argument("--data", metavar="FILE.npz", help="train on your own data: arrays X, Y[, X_val, Y_val]")
+    g.add_argument("--sizes", help="with --data: layer sizes, e.g. 4,5,1")
+    g.add_argument("--activations", help="with --data: one per layer, e.g. sigmoid,identity")
+    g.add_argument("--loss", choices=("mse", "bce"), default="mse", help="with --data: loss (default mse)")
+    g.add_argument("--classifier", action="store_true", help="with --data: report accuracy")
+    h = p.add_argument_group("training (defaults come from the task)")
+    h.add_argument("--epochs", type=str, help="number of epochs")
+    h.add_argument("--lr", type=str, help="SGD learning rate")
+    h.add_argument("--batch", type=str, help="mini-batch size")
+    h.add_argument("--momentum", type=str, help="SGD momentum (float backend only)")
+    h.add_argument("--seed", type=str, help="seed for initial weights and shuffling (default 0)")
+    a = p.add_argument_group("arithmetic")
+    a.add_argument("--fixed", metavar="FORMATS", help="fixed point: 'default' or e.g. x=s16.12,t=s16.12,...")
+    a.add_argument("--tangent", choices=TANGENTS, default=None,
+                   help="fixed-point tangent model: exact top-K or the hardware toper (default: exact on the "
+                        "golden backend, toper on sim/board)")
+    a.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (it is shown only when stderr is a terminal anyway)")
+
+
+def _number(text, kind, name, minimum=None):
+    if text is None:
+        return None
+    try:
+        v = kind(text)
+    except ValueError:
+        raise DpfmError(f"--{name} must be {'an integer' if kind is int else 'a number'}, got '{text}'",
+                        f"e.g. --{name} {'10' if kind is int else '0.01'}") from None
+    if minimum is not None and (not np.isfinite(v) or v < minimum):
+        raise DpfmError(f"--{name} must be >= {minimum}, got '{text}'", f"give --{name} >= {minimum}")
+    return v
+
+
+def show_progress(args) -> bool:
+    return not args.no_progress and sys.stderr.isatty()
+
+
+def resolve_task(args):
+    """The task with the command line's overrides applied; data is loaded and validated here."""
+    if args.data is not None:
+        if args.task is not None:
+            raise DpfmError("both --task and --data given", "use a named task or your own data, not both")
+        if args.sizes is None:
+            raise DpfmError("--data needs the network shape", "add --sizes, e.g. --sizes 4,5,1")
+        task = user_task(args.data, args.sizes, args.activations, args.loss, args.classifier)
+    else:
+        for flag in ("sizes", "activations"):
+            if getattr(args, flag) is not None:
+                raise DpfmError(f"--{flag} only applies to --data", f"drop --{flag} or add --data FILE.npz")
+        task = get_task(args.task or "seed-sum")
+    task = with_overrides(task, lr=_number(args.lr, float, "lr", 0.0), batch=_number(args.batch, int, "batch", 1),
+                          epochs=_number(args.epochs, int, "epochs", 0),
+                          momentum=_number(args.momentum, float, "momentum", 0.0))
+    if task.lr <= 0:
+        raise DpfmError(f"--lr must be positive, got {task.lr}", "e.g. --lr 0.01")
+    if task.momentum >= 1:
+        raise DpfmError(f"--momentum must be below 1, got {task.momentum}", "e.g. --momentum 0.5")
+    return task, task.load()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# backends
+# ----------------------------------------------------------------------------------------------------------
+def golden_backend(spec, k, *, lr, batch, momentum, init, seed, fixed, tangent, port=None):
+    if port is not None:
+        raise DpfmError("--port only applies to --backend board", "drop --port")
+    return GoldenTrainer(spec, k, lr=lr, batch=batch, momentum=momentum, init=init, seed=seed, fixed=fixed,
+                         tangent=tangent or "exact")
+
+
+def device_backend(kind):
+    """A factory for the co-simulation / board backends of `host.device` (imported only when used): a
+    training core configured for the network, K and formats, which computes the hardware toper tangent."""
+    def make(spec, k, *, lr, batch, momentum, init, seed, fixed, tangent, port=None):
+        try:
+            device = importlib.import_module("host.device")
+        except ModuleNotFoundError as exc:
+            if exc.name != "host.device":
+                raise
+            raise DpfmError(f"backend '{kind}' is not available yet (host/device.py is missing)",
+                            "use --backend golden") from None
+        config = core_config(kind, spec, k, momentum=momentum, fixed=fixed, tangent=tangent)
+        return device.open_device(kind, config, port=port, lr=lr, batch=batch, init=init, seed=seed)
+    return make
+
+
+def core_config(kind, spec, k, *, momentum, fixed, tangent):
+    """The training-core configuration for a device backend; raises DpfmError for what the core cannot do
+    (so a sweep can check every K before it opens a device)."""
+    from hw.config import CoreConfig
+    if momentum:
+        raise DpfmError("the training core has no momentum", f"use --momentum 0 with --backend {kind}")
+    if tangent not in (None, "toper"):
+        raise DpfmError("the training core computes the hardware toper tangent, not the exact one",
+                        f"drop --tangent (or use --tangent toper) with --backend {kind}")
+    return CoreConfig(spec, k, fixed or HwFormats())
+
+
+BACKENDS = {"golden": golden_backend, "sim": device_backend("sim"), "board": device_backend("board")}
+
+
+def make_trainer(backend, task, k, seed, fixed, tangent, port=None):
+    """A trainer for `task` on `backend`; `tangent=None` means the backend's natural mode."""
+    return BACKENDS[backend](task.spec, k, lr=task.lr, batch=task.batch, momentum=task.momentum,
+                             init=task.init, seed=seed, fixed=fixed, tangent=tangent, port=port)
+
+
+@contextlib.contextmanager
+def closing(trainer):
+    """Release a device backend (serial port, co-simulation process) however the run ends."""
+    try:
+        yield trainer
+    finally:
+        if hasattr(trainer, "close"):
+            trainer.close()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# dpfm train
+# ----------------------------------------------------------------------------------------------------------
+def register(subparsers) -> None:
+    p = subparsers.add_parser("train", help="train a network (golden model, RTL co-simulation or a board)",
+                              description=__doc__.split("\n\n")[0])
+    p.add_argument("--k", default=None, help="tangent entries kept per value: a positive integer or 'full' "
+                                             "(default 8)")
+    p.add_argument("--backend", choices=tuple(BACKENDS), default="golden", help="where to train (default golden)")
+    p.add_argument("--port", help="serial port of the board (--backend board)")
+    add_task_arguments(p)
+    o = p.add_argument_group("outputs")
+    o.add_argument("--json", metavar="PATH", help="write the result as JSON")
+    o.add_argument("--save", metavar="PATH", help="save a checkpoint (.npz) after training")
+    o.add_argument("--resume", metavar="PATH", help="continue from a checkpoint written by --save; --epochs then "
+                                                    "counts epochs to add (default: the rest of the task's schedule)")
+    p.set_defaults(func=run)
+
+
+def _load_checkpoint(args):
+    """The golden trainer stored in --resume; a named task it was trained on becomes the default --task."""
+    trainer = GoldenTrainer.load(args.resume)
+    stored_task = trainer.extra.get("task")
+    if args.task is None and args.data is None:
+        if stored_task not in TASKS:
+            raise DpfmError(f"checkpoint {args.resume} was trained on {stored_task or 'unknown data'}",
+                            "give the same --data/--sizes options again")
+        args.task = stored_task
+    return trainer
+
+
+def _check_resume(args, task, trainer):
+    """Refuse options that contradict the checkpoint."""
+    if trainer.spec != task.spec:
+        raise DpfmError(f"checkpoint {args.resume} is for network {trainer.spec.sizes} "
+                        f"{trainer.spec.activations} {trainer.spec.loss}, not the task's {task.spec.sizes}",
+                        "resume with the task or data it was trained on")
+    given = {"k": None if args.k is None else (parse_k(args.k),),
+             "lr": None if args.lr is None else task.lr, "batch": None if args.batch is None else task.batch,
+             "momentum": None if args.momentum is None else task.momentum,
+             "seed": None if args.seed is None else _number(args.seed, int, "seed"),
+             "fixed": None if args.fixed is None else parse_fixed(args.fixed),
+             "tangent": args.tangent}
+    stored = {"k": trainer.ks, "lr": trainer.lr, "batch": trainer.batch, "momentum": trainer.momentum,
+              "seed": trainer.seed, "fixed": trainer.fixed, "tangent": trainer.tangent}
+    for name, value in given.items():
+        if value is not None and value != stored[name]:
+            shown = ",".join(k_label(k) for k in stored[name]) if name == "k" else stored[name]
+            raise DpfmError(f"--{name} contradicts checkpoint {args.resume} ({name} = {shown})",
+                            f"omit --{name} when resuming")
+    return trainer
+
+
+def _prepare(args):
+    """Task, data and a ready trainer (fresh or resumed), plus the number of epochs to run; every check on
+    the command line happens here, before any training."""
+    golden = args.backend == "golden"
+    resumed = _load_checkpoint(args) if args.resume is not None and golden else None
+    task, data = resolve_task(args)
+    for path in (args.json, args.save):
+        if path is not None:
+            check_writable(path)
+    if resumed is not None:
+        trainer = _check_resume(args, task, resumed)
+        return task, data, trainer, (task.epochs if args.epochs is not None else max(task.epochs - trainer.epoch, 0))
+    k = parse_k(args.k if args.k is not None else "8")
+    seed = _number(args.seed, int, "seed") if args.seed is not None else 0
+    trainer = make_trainer(args.backend, task, k, seed, parse_fixed(args.fixed), args.tangent, args.port)
+    if args.resume is not None:  # a device checkpoint: the device restores weights, epoch and shuffle state
+        with contextlib.ExitStack() as on_error:
+            on_error.enter_context(closing(trainer))
+            trainer.resume(args.resume)
+            on_error.pop_all()
+        return task, data, trainer, (task.epochs if args.epochs is not None else max(task.epochs - trainer.epoch, 0))
+    return task, data, trainer, task.epochs
+
+
+def run(args) -> int:
+    task, (X, Y, X_val, Y_val), trainer, epochs = _prepare(args)
+    with closing(trainer):
+        k = trainer.ks[0] if hasattr(trainer, "ks") else parse_k(args.k or "8")
+        start = time.perf_counter()
+        trainer.train(X, Y, epochs, X_val, Y_val, progress=show_progress(args))
+        seconds = time.perf_counter() - start
+        history = trainer.history
+        train_loss = history["train_loss"][-1] if history["train_loss"] else trainer.evaluate(X, Y)
+        val_loss = None if X_val is None else trainer.evaluate(X_val, Y_val)
+        if not np.isfinite(train_loss) or (val_loss is not None and not np.isfinite(val_loss)):
+            bad = next((i + 1 for i, v in enumerate(history["train_loss"]) if not np.isfinite(v)), trainer.epoch)
+            raise DpfmError(f"training diverged: the loss became NaN/inf by epoch {bad}", "lower --lr")
+        acc = acc_train = None
+        if task.classifier:
+            acc_train = accuracy(trainer.predict(X), Y)
+            acc = accuracy(trainer.predict(X_val), Y_val) if X_val is not None else acc_train
+
+        fmts = getattr(trainer, "fixed", None) or getattr(trainer, "fmts", None)
+        line = f"task {task.name}  K={k_label(k)}  backend {args.backend}"
+        if fmts is not None:
+            line += f"  fixed {fmts}  tangent {getattr(trainer, 'tangent', 'toper')}"
+        print(f"{line}  epochs {trainer.epoch}  ({seconds:.2f} s)")
+        result = f"train loss {train_loss:.4f}"
+        if val_loss is not None:
+            result += f"  val loss {val_loss:.4f}"
+        if acc is not None:
+            result += f"  accuracy {acc:.4f}" + (f" (train {acc_train:.4f})" if X_val is not None else "")
+        print(result)
+        counters = getattr(trainer, "fixed_counters", None)
+        if counters is not None:
+            print(f"saturations {counters['saturations']}  evictions {counters['evictions']}")
+
+        if args.save is not None:
+            if isinstance(trainer, GoldenTrainer):
+                trainer.save(args.save, extra={"task": task.name})
+            else:
+                trainer.save(args.save)
+    if args.json is not None:
+        write_json(args.json, {
+            "task": task.name, "k": k_label(k) if k is None else k, "backend": args.backend,
+            "epochs": trainer.epoch, "train_loss": train_loss, "val_loss": val_loss, "accuracy": acc,
+            "seconds": seconds,
+            "loss_curve": {"train": history["train_loss"], "val": history["val_loss"]},
+        })
+    return 0

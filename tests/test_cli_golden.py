@@ -1,0 +1,199 @@
+"""`dpfm train`, `dpfm sweep` and the `dpfm bench` dispatcher on the golden backend, run in-process."""
+
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from host import cli
+from host.commands import bench as bench_cmd
+
+JSON_KEYS = {"task", "k", "backend", "epochs", "train_loss", "val_loss", "accuracy", "seconds", "loss_curve"}
+
+
+def dpfm(*argv):
+    return cli.main([str(a) for a in argv])
+
+
+def test_train_writes_the_json_keys(tmp_path, capsys):
+    out = tmp_path / "sub" / "r.json"
+    assert dpfm("train", "--task", "seed-sum", "--k", "8", "--epochs", "2", "--json", out) == 0
+    result = json.loads(out.read_text())
+    assert set(result) == JSON_KEYS
+    assert (result["task"], result["k"], result["backend"], result["epochs"]) == ("seed-sum", 8, "golden", 2)
+    assert result["accuracy"] is None
+    assert len(result["loss_curve"]["train"]) == 2 and len(result["loss_curve"]["val"]) == 2
+    assert result["train_loss"] == result["loss_curve"]["train"][-1]
+    assert result["val_loss"] == pytest.approx(result["loss_curve"]["val"][-1])
+    stdout = capsys.readouterr().out
+    assert "train loss" in stdout and "val loss" in stdout
+    assert not list(out.parent.glob(".tmp-*"))
+
+
+def test_train_full_k_and_classifier_accuracy(tmp_path, capsys):
+    out = tmp_path / "r.json"
+    assert dpfm("train", "--task", "bernoulli", "--k", "full", "--epochs", "2", "--json", out) == 0
+    result = json.loads(out.read_text())
+    assert result["k"] == "full" and 0.0 <= result["accuracy"] <= 1.0
+    assert "accuracy" in capsys.readouterr().out
+
+
+def test_train_on_user_data(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.uniform(size=(40, 3))
+    data = tmp_path / "d.npz"
+    np.savez(data, X=X, Y=X.sum(axis=1, keepdims=True))
+    out = tmp_path / "r.json"
+    assert dpfm("train", "--data", data, "--sizes", "3,4,1", "--activations", "tanh,identity", "--k", "3",
+                "--epochs", "2", "--json", out) == 0
+    assert json.loads(out.read_text())["task"] == f"data:{data}"
+
+
+def test_save_resume_equals_uninterrupted(tmp_path):
+    ck, a, b = tmp_path / "ck.npz", tmp_path / "a.json", tmp_path / "b.json"
+    assert dpfm("train", "--k", "4", "--epochs", "2", "--momentum", "0.5", "--save", ck) == 0
+    assert dpfm("train", "--resume", ck, "--epochs", "1", "--json", a) == 0
+    assert dpfm("train", "--k", "4", "--epochs", "3", "--momentum", "0.5", "--json", b) == 0
+    ra, rb = json.loads(a.read_text()), json.loads(b.read_text())
+    assert ra["epochs"] == 3 and ra["loss_curve"] == rb["loss_curve"]
+
+
+def test_sweep_writes_png_and_json(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    assert dpfm("sweep", "--task", "seed-sum", "--ks", "2,8,full", "--epochs", "2", "--out", out) == 0
+    png = (out / "loss.png").read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
+    result = json.loads((out / "sweep.json").read_text())
+    assert [r["k"] for r in result["results"]] == [2, 8, "full"] and result["joint"]
+    assert all(len(r["loss_curve"]["train"]) == 2 for r in result["results"])
+    table = capsys.readouterr().out
+    assert "train loss" in table and "full" in table
+
+
+def test_sweep_separate_gives_the_same_losses(tmp_path):
+    joint, sep = tmp_path / "j.json", tmp_path / "s.json"
+    common = ["sweep", "--ks", "2,full", "--epochs", "2"]
+    assert dpfm(*common, "--out", tmp_path / "j", "--json", joint) == 0
+    assert dpfm(*common, "--separate", "--out", tmp_path / "s", "--json", sep) == 0
+    rj, rs = json.loads(joint.read_text()), json.loads(sep.read_text())
+    assert not rs["joint"]
+    for a, b in zip(rj["results"], rs["results"]):
+        np.testing.assert_allclose(a["loss_curve"]["train"], b["loss_curve"]["train"], rtol=1e-12)
+
+
+# -- bad input: exit 2, one line, nothing written ----------------------------------------------------------
+def _nan_data(tmp_path):
+    p = tmp_path / "nan.npz"
+    np.savez(p, X=np.array([[0.0, np.nan]]), Y=np.zeros((1, 1)))
+    return ["--data", p, "--sizes", "2,1"]
+
+
+def _wide_data(tmp_path):
+    p = tmp_path / "wide.npz"
+    np.savez(p, X=np.zeros((3, 5)), Y=np.zeros((3, 1)))
+    return ["--data", p, "--sizes", "4,1"]
+
+
+BAD_TRAIN = {
+    "unknown task": lambda t: ["--task", "mnist"],
+    "K zero": lambda t: ["--k", "0"],
+    "K text": lambda t: ["--k", "lots"],
+    "bad formats": lambda t: ["--fixed", "x=s16"],
+    "bad format name": lambda t: ["--fixed", "q=s16.12"],
+    "negative epochs": lambda t: ["--epochs", "-1"],
+    "non-numeric lr": lambda t: ["--lr", "fast"],
+    "zero lr": lambda t: ["--lr", "0"],
+    "zero batch": lambda t: ["--batch", "0"],
+    "toper without fixed": lambda t: ["--tangent", "toper"],
+    "NaN data": _nan_data,
+    "shape mismatch": _wide_data,
+    "missing data file": lambda t: ["--data", t / "none.npz", "--sizes", "2,1"],
+    "sizes without data": lambda t: ["--sizes", "2,1"],
+    "task and data": lambda t: ["--task", "seed-sum", "--data", t / "x.npz", "--sizes", "2,1"],
+    "diverges": lambda t: ["--lr", "1e6", "--epochs", "30"],
+    "missing checkpoint": lambda t: ["--resume", t / "none.npz"],
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_TRAIN))
+def test_bad_train_input_exits_2_with_one_line(tmp_path, capsys, case):
+    out, ck = tmp_path / "r.json", tmp_path / "c.npz"
+    rc = dpfm("train", "--epochs", "1", *BAD_TRAIN[case](tmp_path), "--json", out, "--save", ck)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2
+    assert len(err) == 1 and err[0].startswith("dpfm: error: "), err
+    assert not out.exists() and not ck.exists() and not list(tmp_path.glob(".tmp-*"))
+
+
+def test_resume_refuses_contradicting_options(tmp_path, capsys):
+    ck = tmp_path / "ck.npz"
+    assert dpfm("train", "--k", "4", "--epochs", "1", "--save", ck) == 0
+    capsys.readouterr()
+    assert dpfm("train", "--resume", ck, "--k", "8", "--epochs", "1") == 2
+    assert "contradicts checkpoint" in capsys.readouterr().err
+    assert dpfm("train", "--resume", ck, "--task", "digits", "--epochs", "1") == 2
+    assert "is for network" in capsys.readouterr().err
+
+
+def test_unwritable_output_is_refused_before_training(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    assert dpfm("train", "--epochs", "1", "--json", tmp_path / "file" / "r.json") == 2
+    assert dpfm("train", "--epochs", "1", "--json", tmp_path) == 2
+    assert all(line.startswith("dpfm: error: ") for line in capsys.readouterr().err.splitlines())
+
+
+@pytest.mark.parametrize("ks,epochs,match", [("2,2", 1, "repeats"), ("2,0", 1, "positive"), (",", 1, "no K values"),
+                                             ("2", 0, "at least one epoch")])
+def test_bad_sweep_input(tmp_path, capsys, ks, epochs, match):
+    out = tmp_path / "sweep"
+    assert dpfm("sweep", "--ks", ks, "--epochs", epochs, "--out", out) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and match in err[0]
+    assert not out.exists()
+
+
+def test_missing_device_backend_is_a_clear_error(capsys, monkeypatch):
+    """When host.device cannot be imported, --backend sim/board is one line, exit 2."""
+    monkeypatch.setitem(sys.modules, "host.device", None)  # makes the import fail as a missing module does
+    assert dpfm("train", "--backend", "sim", "--epochs", "1") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "backend 'sim' is not available yet" in err[0]
+
+
+def test_device_backend_refuses_options_it_cannot_honour(capsys):
+    assert dpfm("train", "--backend", "sim", "--k", "full", "--epochs", "1") == 2
+    assert capsys.readouterr().err.startswith("dpfm: error: ")
+    assert dpfm("train", "--backend", "sim", "--momentum", "0.5", "--epochs", "1") == 2
+    assert "no momentum" in capsys.readouterr().err
+    assert dpfm("train", "--backend", "sim", "--tangent", "exact", "--epochs", "1") == 2
+    assert "toper tangent" in capsys.readouterr().err
+
+
+def test_bench_dispatcher_reports_a_missing_target(capsys, monkeypatch):
+    monkeypatch.setitem(bench_cmd.TARGETS, "hw", ("hw.no_such_bench", "test"))
+    assert dpfm("bench", "hw") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "benchmark 'hw' is not available yet" in err[0]
+
+
+def test_bench_golden_rejects_bad_options(tmp_path, capsys):
+    assert dpfm("bench", "golden", "--epochs", "0", "--out", tmp_path / "b") == 2
+    assert "--epochs must be at least 1" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
+
+
+def test_device_sweep_checks_every_k_before_opening_a_device(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    assert dpfm("sweep", "--backend", "sim", "--ks", "2,full", "--epochs", "1", "--out", out) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("dpfm: error: ")
+    assert not out.exists()
+
+
+def test_bench_without_torch_skips_the_pytorch_column(monkeypatch, seed_sum_data):
+    from golden import bench
+    from golden.tasks import get_task
+    monkeypatch.setitem(sys.modules, "torch", None)  # as if PyTorch were not installed
+    X, Y, _, _ = seed_sum_data
+    assert bench._torch_epoch_timer(get_task("seed-sum"), [], X, Y) == (None, None)
