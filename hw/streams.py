@@ -1,0 +1,136 @@
+"""Payload layouts shared by the datapath blocks, their fixed-point helpers, and a Python codec for both.
+
+A tangent travels as K *slots* (`valid`, `value` in format t, `id` a weight-id); an empty slot has
+`valid = 0` and its other fields are don't-care. Every stream payload in the datapath is built from these
+layouts, so one block's output plugs into the next one's input and the testbenches (which only see the
+flattened Verilog vector) encode and decode payloads with `pack`/`unpack` from the same definition.
+
+The Amaranth helpers `round_shift` and `saturate` implement docs/ARITHMETIC.md section 2 (round half up by
+an arithmetic shift, symmetric saturation) for the RTL, mirroring `golden.fixedpoint.shift_round` and
+`golden.fixedpoint.saturate`.
+"""
+
+from amaranth.hdl import Const, Mux, Shape, signed, unsigned
+from amaranth.lib import data
+
+from golden.errors import DpfmError
+from golden.fixedpoint import Fmt
+
+
+def _check_signed(fmt: Fmt, what: str):
+    if not fmt.signed:
+        raise DpfmError(f"{what} format {fmt} is unsigned", f"use a signed format for {what}, e.g. s16.12")
+
+
+def entry_layout(t_fmt: Fmt, id_bits: int) -> data.StructLayout:
+    """One tangent entry: `value` (raw, format t) and `id` (weight-id)."""
+    _check_signed(t_fmt, "tangent")
+    if id_bits < 1:
+        raise DpfmError(f"id width {id_bits} is too small", "use at least 1 bit for weight-ids")
+    return data.StructLayout({"value": signed(t_fmt.bits), "id": unsigned(id_bits)})
+
+
+def slot_layout(t_fmt: Fmt, id_bits: int) -> data.StructLayout:
+    """One tangent slot: an entry plus `valid` (0 = empty slot)."""
+    entry = entry_layout(t_fmt, id_bits)
+    return data.StructLayout({"valid": 1, "value": entry["value"].shape, "id": entry["id"].shape})
+
+
+def slots_layout(k: int, t_fmt: Fmt, id_bits: int) -> data.ArrayLayout:
+    """A pruned tangent: K slots."""
+    if k < 1:
+        raise DpfmError(f"K={k} is too small", "use K >= 1")
+    return data.ArrayLayout(slot_layout(t_fmt, id_bits), k)
+
+
+def dual_layout(k: int, x_fmt: Fmt, t_fmt: Fmt, id_bits: int) -> data.StructLayout:
+    """A dual number: primal `value` (format x) and its pruned tangent `slots`."""
+    _check_signed(x_fmt, "primal")
+    return data.StructLayout({"value": signed(x_fmt.bits), "slots": slots_layout(k, t_fmt, id_bits)})
+
+
+def mac_step_layout(k: int, fmts, id_bits: int) -> data.StructLayout:
+    """One MAC step of a neuron: weight `w` (format w) with its weight-id `wid`, input `x` (format x) with
+    its tangent `slots`, and `last` (this is the neuron's final step, normally the bias with x = 1.0)."""
+    _check_signed(fmts.w, "weight")
+    _check_signed(fmts.x, "primal")
+    return data.StructLayout({
+        "w": signed(fmts.w.bits),
+        "wid": unsigned(id_bits),
+        "x": signed(fmts.x.bits),
+        "slots": slots_layout(k, fmts.t, id_bits),
+        "last": 1,
+    })
+
+
+# --- fixed point in RTL (docs/ARITHMETIC.md section 2) ---------------------------------------------------
+
+def round_shift(value, shift: int):
+    """`value` (signed) with `shift` fewer fraction bits: for shift > 0 round half up,
+    `(value + 2**(shift-1)) >> shift` (arithmetic shift); for shift < 0 an exact left shift."""
+    if shift > 0:
+        return (value + (1 << (shift - 1))) >> shift
+    if shift < 0:
+        return value << (-shift)
+    return value
+
+
+def saturate(value, fmt: Fmt):
+    """`(clamped, saturated)`: `value` clamped to `fmt`'s symmetric range (as `signed(fmt.bits)`), and a
+    1-bit flag that is high when the clamp changed it (one saturation event)."""
+    hi = Const(fmt.max_raw, signed(fmt.bits + 1))
+    lo = Const(fmt.min_raw, signed(fmt.bits + 1))
+    over = value > hi
+    under = value < lo
+    clamped = Mux(over, hi, Mux(under, lo, value))
+    return clamped[:fmt.bits].as_signed(), over | under
+
+
+# --- Python codec for the flattened Verilog vectors -------------------------------------------------------
+
+def pack(layout, obj) -> int:
+    """Encode a Python value into the integer the flattened Verilog port carries.
+
+    `obj` is a dict for a StructLayout (missing fields are 0), a sequence for an ArrayLayout, an int
+    otherwise (negative values allowed for signed fields)."""
+    if isinstance(layout, data.StructLayout):
+        word = 0
+        for name, field in layout:
+            if name in obj:
+                word |= pack(field.shape, obj[name]) << field.offset
+        return word
+    if isinstance(layout, data.ArrayLayout):
+        if len(obj) != layout.length:
+            raise ValueError(f"expected {layout.length} elements, got {len(obj)}")
+        width = Shape.cast(layout.elem_shape).width
+        return sum(pack(layout.elem_shape, item) << (i * width) for i, item in enumerate(obj))
+    shape = Shape.cast(layout)
+    value = int(obj)
+    lo, hi = (-(1 << (shape.width - 1)), (1 << (shape.width - 1)) - 1) if shape.signed else (0, (1 << shape.width) - 1)
+    if not lo <= value <= hi:
+        raise ValueError(f"{value} does not fit {shape}")
+    return value & ((1 << shape.width) - 1)
+
+
+def unpack(layout, word: int):
+    """Decode the integer of a flattened Verilog port: the inverse of `pack` (all fields present)."""
+    if isinstance(layout, data.StructLayout):
+        return {name: unpack(field.shape, word >> field.offset) for name, field in layout}
+    if isinstance(layout, data.ArrayLayout):
+        width = Shape.cast(layout.elem_shape).width
+        return [unpack(layout.elem_shape, word >> (i * width)) for i in range(layout.length)]
+    shape = Shape.cast(layout)
+    value = word & ((1 << shape.width) - 1)
+    if shape.signed and value >> (shape.width - 1):
+        value -= 1 << shape.width
+    return value
+
+
+def slots_to_python(slots) -> list:
+    """Decoded slots (list of dicts) -> golden's form: `(value, id)` per valid slot, None per empty one."""
+    return [(s["value"], s["id"]) if s["valid"] else None for s in slots]
+
+
+def slots_from_python(slots) -> list:
+    """Golden's form (`(value, id)` or None per slot) -> dicts for `pack`."""
+    return [{"valid": 1, "value": s[0], "id": s[1]} if s is not None else {"valid": 0} for s in slots]

@@ -1,0 +1,134 @@
+"""The toper: a systolic top-K sorter of tangent entries (docs/ARITHMETIC.md section 3.3).
+
+K cells `c_0 .. c_{K-1}` each hold one entry or nothing. A candidate enters `c_0` in the cycle it is
+presented and moves one cell per cycle through pipeline registers between the cells. At cell `c_j`:
+
+- `c_j` empty: `c_j <- e`, the candidate is consumed;
+- `c_j.id == e.id`: merge, `c_j.v <- sat_t(c_j.v + e.v)`, the candidate is consumed (the cell keeps its
+  position even if it now ranks differently); a clamp is a merge saturation event;
+- `e` ranks above `c_j` (`|e.v| > |c_j.v|`, or equal magnitudes and `e.id < c_j.id`): swap, the displaced
+  entry continues to `c_{j+1}`;
+- otherwise `e` continues to `c_{j+1}`.
+
+An entry leaving `c_{K-1}` is dropped and reported as an eviction event. A candidate whose value is 0 is
+ignored (contract 3.2: it is not inserted).
+
+Every cell sees the entries arriving at it in the order the candidates were accepted, and its update depends
+only on that sequence, so the final state equals inserting the candidates one at a time: idle cycles between
+candidates never change it. A candidate can be accepted every cycle (there is no `ready`).
+
+Neurons follow each other without a gap: `flush` sends a token down the pipeline behind the neuron's last
+candidate. The token reaches cell j after every entry of that neuron has finished with cell j and before any
+entry of the next neuron arrives there, so in that cycle the cell's final value is copied to `result[j]` and
+the cell is emptied for the next neuron (the contract's "cleared at the start of a neuron"). The next
+neuron's candidates can follow the token in the very next cycle.
+
+Magnitudes are compared as `|v|` in `t.bits - 1` unsigned bits: the signed range is symmetric, so `|v|`
+cannot overflow.
+"""
+
+from amaranth.hdl import Cat, Module, Signal, unsigned
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from golden.errors import DpfmError
+from hw.streams import entry_layout, saturate, slot_layout, slots_layout
+
+
+class Toper(wiring.Component):
+    """K-cell systolic top-K sorter with a pipelined read-out.
+
+    Parameters: `k` cells, `t_fmt` the tangent format (signed), `id_bits` the weight-id width.
+
+    Ports:
+    - `cand` (in, stream of `entry_layout`, always ready): at most one candidate per cycle.
+    - `flush` (in): the neuron ends with this cycle's candidate (if any). Its token passes cell j in cycle
+      n + j (n = this cycle): `result[j]` takes the cell's final value and the cell becomes empty. Present
+      `flush` only while `flushing` is low, or `result` mixes two neurons.
+    - `result` (out, `slots_layout`): the read-out of the last flushed neuron, in cell order, empty cells
+      with `valid = 0`; complete after the clock edge of the cycle in which `done` is high, and unchanged
+      until the edge ending the next `flush` cycle.
+    - `done` (out): the token passes the last cell in this cycle (for K = 1 this is `flush` itself).
+    - `flushing` (out): a token presented in an earlier cycle has not yet passed the last cell.
+    - `evict` (out): an entry left the last cell in this cycle (dropped).
+    - `merge_sat` (out): the number of merges in this cycle whose sum was clamped to the t range.
+    """
+
+    def __init__(self, k: int, t_fmt, id_bits: int):
+        if k < 1:
+            raise DpfmError(f"toper size K={k} is too small", "use K >= 1")
+        self.k = k
+        self.t_fmt = t_fmt
+        self.id_bits = id_bits
+        super().__init__({
+            "cand": In(stream.Signature(entry_layout(t_fmt, id_bits), always_ready=True)),
+            "flush": In(1),
+            "result": Out(slots_layout(k, t_fmt, id_bits)),
+            "done": Out(1),
+            "flushing": Out(1),
+            "evict": Out(1),
+            "merge_sat": Out(range(k + 1)),
+        })
+
+    def ranks_above(self, e_mag, e_id, c_mag, c_id):
+        """The order key: entry e (magnitude, id) ranks above entry c."""
+        return (e_mag > c_mag) | ((e_mag == c_mag) & (e_id < c_id))
+
+    def elaborate(self, platform):
+        m = Module()
+        layout = slot_layout(self.t_fmt, self.id_bits)
+        mag_shape = unsigned(self.t_fmt.bits - 1)
+
+        cells = [Signal(layout, name=f"cell{j}") for j in range(self.k)]
+        # fly[j] / token[j]: the entry and the flush token travelling into cell j (j >= 1); cell 0 is fed
+        # by `cand` and `flush` directly.
+        fly = [None] + [Signal(layout, name=f"fly{j}") for j in range(1, self.k)]
+        token = [self.flush] + [Signal(name=f"token{j}") for j in range(1, self.k)]
+
+        incoming = Signal(layout, name="cand_in")
+        m.d.comb += [
+            incoming.valid.eq(self.cand.valid & (self.cand.p.value != 0)),
+            incoming.value.eq(self.cand.p.value),
+            incoming.id.eq(self.cand.p.id),
+        ]
+
+        sat_flags = []
+        for j in range(self.k):
+            inc = incoming if j == 0 else fly[j]
+            cur = cells[j]
+            nxt = Signal(layout, name=f"next{j}")   # the cell after this cycle's arrival
+            out = Signal(layout, name=f"out{j}")    # what leaves cell j towards cell j+1 in this cycle
+
+            inc_mag = Signal(mag_shape, name=f"inc_mag{j}")
+            cur_mag = Signal(mag_shape, name=f"cur_mag{j}")
+            m.d.comb += [inc_mag.eq(abs(inc.value)), cur_mag.eq(abs(cur.value))]
+            merged, merge_clamped = saturate(cur.value + inc.value, self.t_fmt)
+            sat = Signal(name=f"merge_sat{j}")
+            sat_flags.append(sat)
+
+            m.d.comb += nxt.eq(cur)
+            with m.If(inc.valid):
+                with m.If(~cur.valid):
+                    m.d.comb += nxt.eq(inc)
+                with m.Elif(cur.id == inc.id):
+                    m.d.comb += [nxt.value.eq(merged), sat.eq(merge_clamped)]
+                with m.Elif(self.ranks_above(inc_mag, inc.id, cur_mag, cur.id)):
+                    m.d.comb += [nxt.eq(inc), out.eq(cur)]
+                with m.Else():
+                    m.d.comb += out.eq(inc)
+
+            with m.If(token[j]):
+                m.d.sync += [self.result[j].eq(nxt), cells[j].valid.eq(0)]
+            with m.Else():
+                m.d.sync += cells[j].eq(nxt)
+
+            if j + 1 < self.k:
+                m.d.sync += [fly[j + 1].eq(out), token[j + 1].eq(token[j])]
+            else:
+                m.d.comb += [self.evict.eq(out.valid), self.done.eq(token[j])]
+
+        m.d.comb += [
+            self.merge_sat.eq(sum(sat_flags)),
+            self.flushing.eq(Cat(token[1:]).any() if self.k > 1 else 0),
+        ]
+        return m

@@ -1,0 +1,37 @@
+"""The toper RTL equals the golden toper, group by group, over K and tangent widths (sim/tb_toper.py)."""
+
+import pytest
+
+from golden.fixedpoint import Fmt
+from hw.toper import Toper
+from sim.runner import run_cocotb
+
+ID_BITS = 8
+
+
+def run_toper(toper, tmp_path, k, t_fmt, testcase=None, groups=24, seed=1):
+    params = {"k": k, "t": [t_fmt.bits, t_fmt.frac], "id_bits": ID_BITS, "groups": groups, "seed": seed}
+    return run_cocotb(toper, name="toper", test_module="sim.tb_toper", build_dir=tmp_path, params=params,
+                      testcase=testcase, seed=seed)
+
+
+@pytest.mark.parametrize("k, t_fmt", [
+    (1, Fmt(16, 12)), (2, Fmt(16, 12)), (3, Fmt(12, 8)), (8, Fmt(16, 12)), (8, Fmt(12, 8)), (16, Fmt(16, 12)),
+])
+def test_toper_matches_golden(tmp_path, k, t_fmt):
+    run_toper(Toper(k, t_fmt, ID_BITS), tmp_path, k, t_fmt, seed=k).check()
+
+
+class TieFlippedToper(Toper):
+    """MUTANT for the test below only: on equal magnitudes the higher id wins (the contract says lower)."""
+
+    def ranks_above(self, e_mag, e_id, c_mag, c_id):
+        return (e_mag > c_mag) | ((e_mag == c_mag) & (e_id > c_id))
+
+
+def test_tie_mutant_is_caught(tmp_path):
+    """The tie testbench must fail on an RTL that breaks the tie rule: proof that it can fail."""
+    t_fmt = Fmt(16, 12)
+    result = run_toper(TieFlippedToper(4, t_fmt, ID_BITS), tmp_path, 4, t_fmt, testcase="ties")
+    assert set(result.tests) == {"ties"}
+    assert not result.passed, "the tie testbench passed on a toper with the tie rule reversed"
