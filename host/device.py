@@ -1,0 +1,266 @@
+"""`Device`: the training API of `golden.mlp.GoldenTrainer`, run by a training core over the link.
+
+The host keeps what the golden trainer keeps on the host side (the shuffle generator, the epoch counter,
+the history) and does exactly what it does with them, so with the same seed the device sees the same
+initial weights (quantized as `golden.fixed_mlp.FixedModel` does) and the same batches in the same order as
+`GoldenTrainer(fixed=..., tangent="toper")`; the weights then agree bit for bit. Per batch: upload the
+samples, run CTRL_INFER (the batch loss before the update, as golden reports it), then CTRL_TRAIN.
+"""
+
+import time
+
+import numpy as np
+
+from golden.checkpoint import read_checkpoint, write_checkpoint
+from golden.errors import DpfmError
+from golden.fixedpoint import quantize, to_float
+from golden.net import flatten, init_weights, unflatten
+from hw import regmap as R
+from host.link import DEFAULT_BAUD, LinkClient, SerialPort
+
+CHECKPOINT_KIND = "dpfm-device-checkpoint"
+
+
+def _signed(words, bits=32) -> np.ndarray:
+    w = np.asarray(words, dtype=np.int64)
+    return np.where(w >= 1 << (bits - 1), w - (1 << bits), w)
+
+
+class Device:
+    """A training core behind `client` (a `host.link.LinkClient`), configured as `config` (CoreConfig)."""
+
+    def __init__(self, client: LinkClient, config, lr=0.01, batch=10, init="glorot", seed=0,
+                 poll_timeout: float = 60.0, owned=None):
+        from golden.fixed_mlp import FixedModel
+        self.client = client
+        self.config = config
+        self.spec = config.spec
+        self.fmts = config.fmts
+        self.lr = float(lr)
+        self.batch = int(batch)
+        self.poll_timeout = poll_timeout
+        self._owned = owned
+        self._model = FixedModel(self.spec, config.k, self.fmts, tangent="toper")
+        self._settings: dict[int, int] = {}
+        self._samples_run = 0      # samples of every INFER/TRAIN this host started (SAMPLES_DONE's count)
+        self._check_identity()
+        if not 1 <= self.batch <= self.max_batch:
+            raise DpfmError(f"batch {self.batch} does not fit the core's {self.max_batch}-sample buffer",
+                            f"use --batch 1..{self.max_batch} or build the core with a larger max_batch")
+        self._rng = np.random.default_rng(int(seed))
+        self.epoch = 0
+        self.history = {"train_loss": [], "val_loss": []}
+        self.seed = int(seed)
+        self.set_weights(init_weights(self.spec, self._rng, init))
+
+    # --- registers --------------------------------------------------------------------------------------
+
+    def _reg(self, index: int) -> int:
+        return self.client.read(R.address(R.REGION_REGS, index), 1)[0]
+
+    def _set_reg(self, index: int, value: int) -> None:
+        self.client.write(R.address(R.REGION_REGS, index), [value])
+
+    def _set_setting(self, index: int, value: int) -> None:
+        """A RW register that only this host writes: skipped when it already holds `value` (saves a
+        round trip per batch)."""
+        if self._settings.get(index) != value:
+            self._set_reg(index, value)
+            self._settings[index] = value
+
+    def _check_identity(self):
+        core_id = self._reg(R.REG_ID)
+        if core_id != R.CORE_ID:
+            raise DpfmError(f"the device reports core id {core_id:#010x}, not {R.CORE_ID:#010x}",
+                            "program the board with a dpfm bitstream")
+        config0, n_params = self._reg(R.REG_CONFIG0), self._reg(R.REG_CONFIG1)
+        self.max_batch = self._reg(R.REG_CONFIG2)
+        k, n_layers = config0 & 0xFF, (config0 >> 8) & 0xFF
+        if (k, n_layers, n_params) != (self.config.k, self.spec.n_layers, self.spec.n_params):
+            raise DpfmError(f"the device is built for K={k}, {n_layers} layers, {n_params} parameters; the run "
+                            f"needs K={self.config.k}, {self.spec.n_layers} layers, {self.spec.n_params}",
+                            "build and load the bitstream for this task and K")
+
+    def _run(self, ctrl: int) -> None:
+        """Start an operation and wait until the core reports it done."""
+        self._set_reg(R.REG_CTRL, ctrl)
+        self._samples_run += self._settings[R.REG_N_SAMPLES]
+        deadline = time.monotonic() + self.poll_timeout
+        while True:
+            status = self._reg(R.REG_STATUS)
+            if status & R.STATUS_DONE and not status & R.STATUS_BUSY:
+                return
+            if time.monotonic() > deadline:
+                raise DpfmError(f"the core is still busy after {self.poll_timeout:g} s (status {status:#x})",
+                                "check the bitstream; reset the board and resume from the checkpoint")
+            time.sleep(0.0005)
+
+    # --- weights ----------------------------------------------------------------------------------------
+
+    @property
+    def weights_raw(self) -> np.ndarray:
+        words = self.client.read(R.address(R.REGION_WEIGHTS, 0), self.spec.n_params)
+        raw = _signed(words)
+        w = self.fmts.w
+        if np.any(raw < w.min_raw) or np.any(raw > w.max_raw):
+            raise DpfmError(f"the device returned weights outside format {w}", "the core or link is faulty")
+        return raw
+
+    def set_weights_raw(self, raw) -> None:
+        raw = np.asarray(raw, dtype=np.int64)
+        self.client.write(R.address(R.REGION_WEIGHTS, 0), [int(v) & 0xFFFFFFFF for v in raw])
+        if not np.array_equal(self.weights_raw, raw):
+            raise DpfmError("the weights read back differ from those written", "the link or core is faulty")
+
+    @property
+    def weights(self) -> list:
+        return unflatten(self.spec, to_float(self.weights_raw, self.fmts.w))
+
+    def set_weights(self, layers) -> None:
+        self.set_weights_raw(self._model.quantize_weights(flatten(self.spec, layers).astype(np.float64)))
+
+    # --- samples ----------------------------------------------------------------------------------------
+
+    def _upload(self, X_raw, Y_raw) -> None:
+        rows = np.concatenate([X_raw, Y_raw], axis=1)
+        self.client.write(R.address(R.REGION_SAMPLES, 0), [int(v) & 0xFFFFFFFF for v in rows.ravel()])
+        self._set_setting(R.REG_N_SAMPLES, len(rows))
+
+    def _outputs(self, n: int) -> np.ndarray:
+        words = self.client.read(R.address(R.REGION_OUTPUTS, 0), n * self.spec.n_outputs)
+        return _signed(words).reshape(n, self.spec.n_outputs)
+
+    def _check_data(self, X, Y):
+        X = np.asarray(X, dtype=np.float64)
+        Y = np.asarray(Y, dtype=np.float64)
+        if Y.ndim == 1:
+            Y = Y[:, None]
+        if X.ndim != 2 or X.shape[1] != self.spec.n_inputs or Y.shape != (len(X), self.spec.n_outputs):
+            raise DpfmError(f"data X{X.shape}, Y{Y.shape} does not fit network {list(self.spec.sizes)}",
+                            "match the data to the first and last layer sizes")
+        return X, Y
+
+    def _batch_step(self, X_raw, Y_raw, Y) -> float:
+        """Loss as golden computes it: the fixed-point outputs in float against the float targets."""
+        self._upload(X_raw, Y_raw)
+        self._run(R.CTRL_INFER)
+        out = to_float(self._outputs(len(X_raw)), self.fmts.x)
+        loss = float(np.mean((out - Y) ** 2))
+        self._set_setting(R.REG_LR, self._model.lr_raw(self.lr, len(X_raw)))
+        self._run(R.CTRL_TRAIN)
+        return loss
+
+    def train_batch(self, X, Y) -> float:
+        """One SGD step on the mini-batch; its mean loss before the update."""
+        X, Y = self._check_data(X, Y)
+        if len(X) > self.max_batch:
+            raise DpfmError(f"a batch of {len(X)} exceeds the core's {self.max_batch}-sample buffer",
+                            f"use batches of at most {self.max_batch}")
+        return self._batch_step(quantize(X, self.fmts.x, what="batch inputs"),
+                                quantize(Y, self.fmts.x, what="batch targets"), Y)
+
+    def train(self, X, Y, epochs, X_val=None, Y_val=None, progress=True, on_epoch=None,
+              checkpoint=None) -> dict:
+        """As `GoldenTrainer.train`; `checkpoint` (a path) is rewritten atomically after every epoch."""
+        from tqdm import tqdm
+        X, Y = self._check_data(X, Y)
+        X_raw = quantize(X, self.fmts.x, what="training inputs")
+        Y_raw = quantize(Y, self.fmts.x, what="training targets")
+        n = len(X)
+        new = {"train_loss": [], "val_loss": []}
+        counts_before = (self._reg(R.REG_SAMPLES_DONE), self._samples_run)
+        for _ in tqdm(range(int(epochs)), disable=not progress, unit="epoch", leave=False):
+            order = self._rng.permutation(n)
+            total = 0.0
+            for start in range(0, n, self.batch):
+                idx = order[start:start + self.batch]
+                total += self._batch_step(X_raw[idx], Y_raw[idx], Y[idx]) * len(idx)
+            train_loss = total / n
+            val_loss = self.evaluate(X_val, Y_val) if X_val is not None else None
+            self.epoch += 1
+            for h in (new, self.history):
+                h["train_loss"].append(train_loss)
+                h["val_loss"].append(val_loss)
+            if checkpoint is not None:
+                self.save(checkpoint)
+            if on_epoch is not None:
+                on_epoch(self.epoch, train_loss, val_loss)
+        self._verify_counters(*counts_before)
+        return new
+
+    def _verify_counters(self, device_before: int, host_before: int) -> None:
+        """The core processed exactly the samples of the operations the host started (its own count,
+        SAMPLES_DONE, wraps at 32 bits): no operation was lost or, through a retried command, run twice."""
+        done = (self._reg(R.REG_SAMPLES_DONE) - device_before) & 0xFFFFFFFF
+        sent = self._samples_run - host_before
+        if done != sent:
+            raise DpfmError(f"the core reports {done} samples processed, the host started {sent}",
+                            "the link lost or repeated a command: resume from the last checkpoint")
+
+    def predict(self, X) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != self.spec.n_inputs:
+            raise DpfmError(f"inputs have shape {X.shape}; the network needs (N, {self.spec.n_inputs})",
+                            "match the data to the first layer size")
+        X_raw = quantize(X, self.fmts.x, what="inputs")
+        out = []
+        for start in range(0, len(X_raw), self.max_batch):
+            chunk = X_raw[start:start + self.max_batch]
+            self._upload(chunk, np.zeros((len(chunk), self.spec.n_outputs), dtype=np.int64))
+            self._run(R.CTRL_INFER)
+            out.append(self._outputs(len(chunk)))
+        return to_float(np.concatenate(out), self.fmts.x)
+
+    def evaluate(self, X, Y) -> float:
+        X, Y = self._check_data(X, Y)
+        return float(np.mean((self.predict(X) - Y) ** 2))
+
+    # --- checkpoints ------------------------------------------------------------------------------------
+
+    def save(self, path) -> None:
+        meta = {"kind": CHECKPOINT_KIND, "sizes": list(self.spec.sizes), "k": self.config.k, "epoch": self.epoch,
+                "lr": self.lr, "batch": self.batch, "seed": self.seed, "fmts": str(self.fmts),
+                "rng": self._rng.bit_generator.state, "history": self.history}
+        write_checkpoint(path, meta, {"weights_raw": self.weights_raw})
+
+    def resume(self, path) -> None:
+        """Continue from a checkpoint written by `save` (weights, epoch, shuffle state, history)."""
+        meta, arrays = read_checkpoint(path)
+        if meta.get("kind") != CHECKPOINT_KIND or meta.get("sizes") != list(self.spec.sizes) \
+                or meta.get("k") != self.config.k:
+            raise DpfmError(f"{path} is not a device checkpoint of this network and K",
+                            "resume with the task and --k the checkpoint was written with")
+        self.set_weights_raw(arrays["weights_raw"])
+        self._rng.bit_generator.state = meta["rng"]
+        self.epoch = int(meta["epoch"])
+        self.history = {"train_loss": list(meta["history"]["train_loss"]),
+                        "val_loss": list(meta["history"]["val_loss"])}
+
+    def close(self) -> None:
+        self.client.close()
+        if self._owned is not None:
+            self._owned.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def open_device(backend: str, config, port: str | None = None, baud: int = DEFAULT_BAUD, **trainer) -> Device:
+    """A `Device` on the co-simulation ("sim": built, started here and stopped by `close`) or on a board
+    behind the serial port `port` ("board"). `trainer` holds lr, batch, init, seed."""
+    if backend == "sim":
+        from sim.cosim import Cosim, build, core_slave
+        sim = Cosim(build(core_slave(config)))
+        try:
+            return Device(LinkClient(SerialPort(sim.url)), config, owned=sim, **trainer)
+        except BaseException:
+            sim.close()
+            raise
+    if backend == "board":
+        if port is None:
+            raise DpfmError("the board backend needs a serial port", "pass --port /dev/ttyUSB1 (see ls /dev/ttyUSB*)")
+        return Device(LinkClient(SerialPort(port, baud)), config, **trainer)
+    raise DpfmError(f"unknown backend '{backend}'", "use sim or board")

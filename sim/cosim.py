@@ -1,0 +1,205 @@
+"""Verilator co-simulation of (Link + core): the simulated board behind a local TCP socket.
+
+The Verilog of `CosimTop` (the gateware link wired to a training core, or to `MemorySlave` in link tests)
+is compiled with Verilator together with sim/cosim/harness.cpp, which bridges 127.0.0.1:PORT to the UART
+pins bit by bit. The host reaches it as `socket://127.0.0.1:PORT` through exactly the code that drives a
+real serial port. Builds are cached under `$DPFM_CACHE` (default ~/.cache/dpfm) by a hash of the Verilog,
+the harness source and the Verilator version, so only a changed design is recompiled.
+"""
+
+import fcntl
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+from amaranth.back import verilog
+from amaranth.hdl import Cat, Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from golden.errors import DpfmError
+from hw import regmap
+from hw.bus import CoreBusSignature
+from hw.link import Link
+
+HARNESS = Path(__file__).parent / "cosim" / "harness.cpp"
+TOP_NAME = "cosim_top"
+#: The simulated clock and UART: 3 Mbaud at 4 clock cycles per bit (the PHY's minimum), so the protocol
+#: runs as on a board while each byte costs only 40 simulated cycles.
+SIM_CLK_FREQ = 12_000_000
+SIM_BAUD = 3_000_000
+VERILATOR_FLAGS = ["-O3", "--x-assign", "fast", "--x-initial", "fast", "--noassert", "-Wno-fatal", "-Wno-lint",
+                   "-Wno-style", "-MAKEFLAGS", "OPT_FAST=-O2 OPT_SLOW=-O1 OPT_GLOBAL=-O2"]
+
+
+class MemorySlave(wiring.Component):
+    """TEST FIXTURE standing in for the core in link tests: a word memory on the bus, answering one cycle
+    after `valid`. Each region keeps its low `index_bits` index bits (higher ones alias), so weights,
+    samples and registers are separate words; REG_STATUS reads whatever was last written to it (0 after
+    reset, so the link never sees a busy core)."""
+
+    bus: In(CoreBusSignature())
+
+    def __init__(self, index_bits: int = 10):
+        self.index_bits = index_bits
+        super().__init__()
+
+    def elaborate(self, platform):
+        m = Module()
+        bits = self.index_bits
+        m.submodules.mem = mem = Memory(shape=regmap.DATA_BITS, depth=4 << bits, init=[])
+        rp, wp = mem.read_port(), mem.write_port()
+        ack = Signal()
+        bus = self.bus
+        index = Cat(bus.addr[:bits], bus.addr[regmap.REGION_SHIFT:])
+        m.d.comb += [rp.addr.eq(index), wp.addr.eq(index), wp.data.eq(bus.wdata), bus.rdata.eq(rp.data),
+                     bus.ready.eq(ack), wp.en.eq(bus.valid & bus.we & ack)]
+        m.d.sync += ack.eq(bus.valid & ~ack)
+        return m
+
+
+class CosimTop(wiring.Component):
+    """The simulated board: `Link` at SIM_BAUD wired to `slave` (a `DpfmCore` or a `MemorySlave`)."""
+
+    rx: In(1, init=1)
+    tx: Out(1, init=1)
+
+    def __init__(self, slave: wiring.Component):
+        self.slave = slave
+        super().__init__()
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.link = link = Link(SIM_CLK_FREQ, SIM_BAUD)
+        m.submodules.slave = self.slave
+        m.d.comb += [link.rx.eq(self.rx), self.tx.eq(link.tx)]
+        wiring.connect(m, link.bus, self.slave.bus)
+        return m
+
+
+def cosim_verilog(slave: wiring.Component) -> str:
+    return verilog.convert(CosimTop(slave), name=TOP_NAME)
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("DPFM_CACHE", Path.home() / ".cache" / "dpfm")) / "cosim"
+
+
+def _verilator() -> str:
+    exe = shutil.which("verilator")
+    if exe is None:
+        raise DpfmError("Verilator is not installed", "run ./setup.sh or apt-get install verilator g++ make")
+    return exe
+
+
+def build(slave: wiring.Component) -> Path:
+    """The co-simulation binary for `slave` behind the link, compiled unless cached; returns its path."""
+    exe = _verilator()
+    source = cosim_verilog(slave)
+    version = subprocess.run([exe, "--version"], capture_output=True, text=True).stdout.strip()
+    key = hashlib.sha256("\0".join([source, HARNESS.read_text(), version, " ".join(VERILATOR_FLAGS)]).encode())
+    target = cache_dir() / key.hexdigest()[:20]
+    binary = target / "cosim"
+    if binary.is_file():
+        return binary
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # One build per design at a time: parallel test workers wait for the first instead of compiling too.
+    with open(target.parent / f"{target.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not binary.is_file():
+            _compile(exe, source, target)
+    return binary
+
+
+def _compile(exe: str, source: str, target: Path) -> None:
+    """Verilate and compile into a fresh directory, then move it to `target` in one step."""
+    work = Path(tempfile.mkdtemp(prefix="build-", dir=target.parent))
+    try:
+        (work / f"{TOP_NAME}.v").write_text(source)
+        cmd = [exe, "--cc", "--exe", "--build", "-j", "2", *VERILATOR_FLAGS, "--top-module", TOP_NAME,
+               "-Mdir", str(work / "obj"), "-o", str(work / "cosim"), f"{TOP_NAME}.v", str(HARNESS)]
+        result = subprocess.run(cmd, cwd=work, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise DpfmError(f"Verilator failed to build the co-simulation (exit {result.returncode}):\n"
+                            f"{result.stderr[-3000:]}", "check the generated Verilog and the g++/make install")
+        os.rename(work, target)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+class Cosim:
+    """A running co-simulation process. Use as a context manager; `url` is what `host.link` opens.
+
+    `pause()`/`resume()` stop and continue the process (a silent device, for timeout tests); stderr lines
+    ("STATS cycles=... seconds=... cpu=..." after each client: simulated cycles, wall and CPU time) are collected in `stats`.
+    """
+
+    def __init__(self, binary: Path, *, port: int = 0, idle_cycles: int | None = None):
+        args = [str(binary), "--divisor", str(round(SIM_CLK_FREQ / SIM_BAUD)), "--port", str(port)]
+        if idle_cycles is not None:
+            args += ["--idle-cycles", str(idle_cycles)]
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        if not line.startswith("LISTENING "):
+            self.close()
+            raise DpfmError(f"the co-simulation did not start: {line.strip() or self.proc.stderr.read()[-500:]}",
+                            f"pick a free --port (or 0 for any) and check {binary} runs")
+        self.address = line.split()[1]
+        self.stats: list[dict] = []
+        self._stats_ready = threading.Condition()
+        self._reader = threading.Thread(target=self._read_stderr, daemon=True)
+        self._reader.start()
+
+    @property
+    def url(self) -> str:
+        return f"socket://{self.address}"
+
+    def _read_stderr(self):
+        for line in self.proc.stderr:
+            if line.startswith("STATS "):
+                fields = dict(item.split("=") for item in line.split()[1:])
+                with self._stats_ready:
+                    self.stats.append({"cycles": int(fields["cycles"]), "seconds": float(fields["seconds"]),
+                                       "cpu_seconds": float(fields["cpu"])})
+                    self._stats_ready.notify_all()
+
+    def wait_stats(self, count: int, timeout: float = 10.0) -> dict:
+        """The `count`-th client's statistics (the harness reports them when that client disconnects)."""
+        with self._stats_ready:
+            if not self._stats_ready.wait_for(lambda: len(self.stats) >= count, timeout):
+                raise DpfmError("the co-simulation reported no statistics", "close the link before asking")
+            return self.stats[count - 1]
+
+    def pause(self):
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self):
+        self.proc.send_signal(signal.SIGCONT)
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def core_slave(config):
+    """The training core for `config` (a `hw.config.CoreConfig`)."""
+    from hw.core import DpfmCore
+    return DpfmCore(config)

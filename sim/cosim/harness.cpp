@@ -1,0 +1,188 @@
+// Co-simulation harness: the Verilated (Link + core) design with its UART pins bridged to one TCP client.
+//
+// Bytes from the client are shifted into the `rx` pin bit by bit (8N1, DIVISOR cycles per bit); the `tx`
+// pin is sampled mid-bit and the bytes go back to the client, so the gateware UART PHY is exercised. Only
+// 127.0.0.1 is listened on. The first stdout line is "LISTENING 127.0.0.1:<port>". While no client is
+// connected, or when the line has been quiet for --idle-cycles and the client sends nothing, the clock
+// stops (the design keeps its state) and the process sleeps in poll(): an idle co-simulation costs no CPU.
+// When a client disconnects, "STATS cycles=<n> seconds=<wall> cpu=<cpu>" goes to stderr and the next client is accepted.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/resource.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <string>
+#include <vector>
+
+#include "Vcosim_top.h"
+#include "verilated.h"
+
+static Vcosim_top *top;
+static uint64_t cycles = 0;
+static const int BATCH = 256;  // cycles between socket polls
+
+static double cpu_seconds() {  // user + system CPU time of this process: a load-independent speed measure
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    return u.ru_utime.tv_sec + u.ru_stime.tv_sec + (u.ru_utime.tv_usec + u.ru_stime.tv_usec) * 1e-6;
+}
+
+static void tick() {
+    top->clk = 0;
+    top->eval();
+    top->clk = 1;
+    top->eval();
+    cycles++;
+}
+
+struct UartDriver {  // host -> rx pin
+    int divisor, bit = -1, count = 0;
+    uint16_t frame = 0;
+    std::deque<uint8_t> queue;
+    bool busy() const { return bit >= 0 || !queue.empty(); }
+    int pin() {
+        if (bit < 0) {
+            if (queue.empty()) return 1;
+            frame = (uint16_t)((1u << 9) | (queue.front() << 1));
+            queue.pop_front();
+            bit = 0;
+            count = 0;
+        }
+        int level = (frame >> bit) & 1;
+        if (++count == divisor) {
+            count = 0;
+            if (++bit == 10) bit = -1;
+        }
+        return level;
+    }
+};
+
+struct UartReceiver {  // tx pin -> host
+    int divisor, state = -1, count = 0;  // state -1 idle, 0 start bit, 1..8 data, 9 stop
+    uint8_t value = 0;
+    bool busy() const { return state >= 0; }
+    // Returns a byte (0..255) when one completes, -1 otherwise.
+    int sample(int level) {
+        if (state < 0) {
+            if (level == 0) { state = 0; count = divisor / 2; }
+            return -1;
+        }
+        if (--count > 0) return -1;
+        count = divisor;
+        if (state == 0) {
+            if (level != 0) state = -1;  // glitch
+            else state = 1;
+            return -1;
+        }
+        if (state <= 8) {
+            value = (uint8_t)((value >> 1) | (level << 7));
+            state++;
+            return -1;
+        }
+        state = -1;
+        return level ? value : -1;  // a missing stop bit drops the byte
+    }
+};
+
+static bool send_all(int fd, std::vector<uint8_t> &out) {
+    size_t done = 0;
+    while (done < out.size()) {
+        ssize_t n = send(fd, out.data() + done, out.size() - done, MSG_NOSIGNAL);
+        if (n <= 0) return false;
+        done += (size_t)n;
+    }
+    out.clear();
+    return true;
+}
+
+int main(int argc, char **argv) {
+    int divisor = 4, port = 0;
+    uint64_t idle_limit = 1u << 22;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        std::string a = argv[i];
+        if (a == "--divisor") divisor = atoi(argv[i + 1]);
+        else if (a == "--port") port = atoi(argv[i + 1]);
+        else if (a == "--idle-cycles") idle_limit = strtoull(argv[i + 1], nullptr, 10);
+        else { fprintf(stderr, "unknown option %s\n", argv[i]); return 2; }
+    }
+    Verilated::commandArgs(argc, argv);
+    top = new Vcosim_top;
+    top->rx = 1;
+    top->rst = 1;
+    for (int i = 0; i < 4; i++) tick();
+    top->rst = 0;
+
+    int ls = socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons((uint16_t)port);
+    if (bind(ls, (sockaddr *)&addr, sizeof addr) != 0 || listen(ls, 1) != 0) {
+        perror("cosim: bind/listen");
+        return 1;
+    }
+    socklen_t len = sizeof addr;
+    getsockname(ls, (sockaddr *)&addr, &len);
+    printf("LISTENING 127.0.0.1:%d\n", ntohs(addr.sin_port));
+    fflush(stdout);
+
+    UartDriver drv{divisor};
+    UartReceiver rcv{divisor};
+    std::vector<uint8_t> out;
+    uint8_t buf[4096];
+    for (;;) {
+        int fd = accept(ls, nullptr, nullptr);
+        if (fd < 0) continue;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        auto t0 = std::chrono::steady_clock::now();
+        uint64_t c0 = cycles, quiet = 0, last_byte = cycles;
+        double cpu0 = cpu_seconds();
+        bool open = true;
+        while (open) {
+            bool idle = !drv.busy() && !rcv.busy() && out.empty() && quiet >= idle_limit;
+            pollfd p{fd, POLLIN, 0};
+            // Poll the socket once per batch of cycles; block when the design has been quiet long enough.
+            if (poll(&p, 1, idle ? -1 : 0) > 0) {
+                ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+                if (n <= 0) break;
+                drv.queue.insert(drv.queue.end(), buf, buf + n);
+                quiet = 0;
+            }
+            for (int i = 0; i < BATCH; i++) {
+                top->rx = drv.pin();
+                tick();
+                int byte = rcv.sample(top->tx);
+                if (byte >= 0) {
+                    out.push_back((uint8_t)byte);
+                    last_byte = cycles;
+                }
+                if (drv.busy() || rcv.busy()) quiet = 0;
+                else quiet++;
+            }
+            // Send once tx has been quiet for two byte times, so a reply usually travels in one piece.
+            if (!out.empty() && (cycles - last_byte >= 20u * divisor || out.size() >= sizeof buf)) {
+                if (!send_all(fd, out)) open = false;
+            }
+        }
+        close(fd);
+        out.clear();
+        drv.queue.clear();
+        drv.bit = -1;
+        double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        fprintf(stderr, "STATS cycles=%llu seconds=%.6f cpu=%.6f\n", (unsigned long long)(cycles - c0), s,
+                cpu_seconds() - cpu0);
+        fflush(stderr);
+    }
+}

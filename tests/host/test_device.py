@@ -1,0 +1,145 @@
+"""`host.device.Device` on the co-simulated board (Verilator: gateware link + DpfmCore, over socket://):
+seed-sum trained through it equals the golden fixed-point toper trainer bit for bit, checkpoints resume
+exactly, and wrong use is refused with a DpfmError."""
+
+import random
+
+import numpy as np
+import pytest
+
+from golden.errors import DpfmError
+from golden.fixedpoint import HwFormats, quantize
+from golden.mlp import GoldenTrainer
+from golden.net import flatten
+from golden.tasks import get_task
+from hw.config import CoreConfig
+from host.device import Device, open_device
+from host.link import ByteLink, LinkClient, SerialPort
+
+pytestmark = pytest.mark.slow
+K = 4
+TASK = get_task("seed-sum")
+
+
+@pytest.fixture(scope="module")
+def cosim():
+    from sim.cosim import Cosim, build, core_slave
+    with Cosim(build(core_slave(CoreConfig.from_task("seed-sum", K)))) as sim:
+        yield sim
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, Y, X_val, Y_val = TASK.load()
+    return X[:60], Y[:60], X_val[:20], Y_val[:20]
+
+
+def device(cosim, **kw):
+    kw = {"lr": TASK.lr, "batch": TASK.batch, "seed": 3, **kw}
+    return Device(LinkClient(SerialPort(cosim.url)), CoreConfig.from_task("seed-sum", K), **kw)
+
+
+def golden(seed=3):
+    return GoldenTrainer(TASK.spec, K, lr=TASK.lr, batch=TASK.batch, seed=seed, fixed=HwFormats(), tangent="toper")
+
+
+def raw(layers):
+    return quantize(flatten(TASK.spec, layers), HwFormats().w)
+
+
+def test_training_equals_golden_toper_bit_for_bit(cosim, data):
+    X, Y, X_val, Y_val = data
+    gold = golden()
+    with device(cosim) as dev:
+        assert np.array_equal(dev.weights_raw, raw(gold.weights))
+        history = dev.train(X, Y, 3, X_val, Y_val, progress=False)
+        expected = gold.train(X, Y, 3, X_val, Y_val, progress=False)
+        assert np.array_equal(dev.weights_raw, raw(gold.weights))
+        assert history == expected
+        assert np.array_equal(dev.predict(X_val), gold.predict(X_val))
+        assert dev.train_batch(X[:7], Y[:7]) == gold.train_batch(X[:7], Y[:7])
+        assert np.array_equal(dev.weights_raw, raw(gold.weights))
+
+
+def test_checkpoint_resume_continues_exactly(cosim, data, tmp_path):
+    X, Y, _, _ = data
+    path = tmp_path / "device.npz"
+    with device(cosim) as dev:
+        dev.train(X, Y, 1, progress=False, checkpoint=path)
+        dev.train(X, Y, 1, progress=False)
+        straight = dev.weights_raw
+    with device(cosim, seed=99) as dev:          # a different start, replaced by the checkpoint
+        dev.resume(path)
+        assert dev.epoch == 1
+        dev.train(X, Y, 1, progress=False)
+        assert np.array_equal(dev.weights_raw, straight)
+        assert len(dev.history["train_loss"]) == 2
+
+
+def test_wrong_use_is_refused(cosim, tmp_path):
+    with pytest.raises(DpfmError, match="sample buffer"):
+        device(cosim, batch=17)
+    with pytest.raises(DpfmError, match="built for K=4"):
+        Device(LinkClient(SerialPort(cosim.url)), CoreConfig.from_task("seed-sum", 3))
+    with device(cosim) as dev:
+        with pytest.raises(DpfmError, match="does not fit network"):
+            dev.train(np.zeros((4, 3)), np.zeros(4), 1, progress=False)
+        golden().save(tmp_path / "golden.npz")
+        with pytest.raises(DpfmError, match="not a device checkpoint"):
+            dev.resume(tmp_path / "golden.npz")
+
+
+def test_open_device_arguments():
+    config = CoreConfig.from_task("seed-sum", K)
+    with pytest.raises(DpfmError, match="needs a serial port"):
+        open_device("board", config)
+    with pytest.raises(DpfmError, match="unknown backend"):
+        open_device("fpga", config)
+    with pytest.raises(DpfmError, match="ttyUSB"):
+        open_device("board", config, port="/dev/ttyDPFM-missing")
+
+
+class FaultyLink(ByteLink):
+    """Test fixture: a real port whose traffic is damaged on purpose, reproducibly. Some requests get one
+    bit flipped (the device refuses them or never sees their end); some reply chunks are lost (the host
+    times out and re-sends a command the device may already have executed)."""
+
+    def __init__(self, port: SerialPort, seed: int, p_corrupt: float, p_drop: float):
+        self.port = port
+        self.name = port.name
+        self.rng = random.Random(seed)
+        self.p_corrupt, self.p_drop = p_corrupt, p_drop
+        self.corrupted = self.dropped = 0
+
+    def write(self, data: bytes) -> None:
+        if self.rng.random() < self.p_corrupt:
+            data = bytearray(data)
+            data[self.rng.randrange(1, len(data) - 1)] ^= 1 << self.rng.randrange(8)
+            self.corrupted += 1
+        self.port.write(bytes(data))
+
+    def read(self, timeout: float) -> bytes:
+        chunk = self.port.read(timeout)
+        if chunk and self.rng.random() < self.p_drop:
+            self.dropped += 1
+            return b""
+        return chunk
+
+    def close(self) -> None:
+        self.port.close()
+
+
+def test_training_over_a_damaged_link_runs_every_command_once(cosim, data):
+    """Lost replies make the host re-send CTRL_TRAIN writes; the sequence rule must keep each training
+    step single (weights equal golden, SAMPLES_DONE equals what the host started)."""
+    X, Y, _, _ = data
+    link = FaultyLink(SerialPort(cosim.url), seed=5, p_corrupt=0.08, p_drop=0.08)
+    client = LinkClient(link, timeout=0.3, retries=8)
+    gold = golden()
+    with Device(client, CoreConfig.from_task("seed-sum", K), lr=TASK.lr, batch=TASK.batch, seed=3) as dev:
+        dev.train(X, Y, 2, progress=False)
+        gold.train(X, Y, 2, progress=False)
+        assert np.array_equal(dev.weights_raw, raw(gold.weights))
+    assert link.corrupted >= 2 and link.dropped >= 2
+    assert client.stats.retries >= link.corrupted
+    assert client.stats.duplicates >= 1, "no executed WRITE was re-sent: the test did not exercise the rule"
