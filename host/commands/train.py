@@ -241,10 +241,11 @@ def _prepare(args):
     seed = _number(args.seed, int, "seed") if args.seed is not None else 0
     trainer = make_trainer(args.backend, task, k, seed, parse_fixed(args.fixed), args.tangent, args.port)
     if args.resume is not None:  # a device checkpoint: the device restores weights, epoch and shuffle state
-        with contextlib.ExitStack() as on_error:
-            on_error.enter_context(closing(trainer))
+        try:
             trainer.resume(args.resume)
-            on_error.pop_all()
+        except BaseException:
+            trainer.close()
+            raise
         return task, data, trainer, (task.epochs if args.epochs is not None else max(task.epochs - trainer.epoch, 0))
     return task, data, trainer, task.epochs
 
@@ -254,7 +255,9 @@ def run(args) -> int:
     with closing(trainer):
         k = trainer.ks[0] if hasattr(trainer, "ks") else parse_k(args.k or "8")
         start = time.perf_counter()
-        trainer.train(X, Y, epochs, X_val, Y_val, progress=show_progress(args))
+        # A device rewrites its --save checkpoint after every epoch, so an interrupted run loses at most one.
+        per_epoch = {} if isinstance(trainer, GoldenTrainer) else {"checkpoint": args.save}
+        trainer.train(X, Y, epochs, X_val, Y_val, progress=show_progress(args), **per_epoch)
         seconds = time.perf_counter() - start
         history = trainer.history
         train_loss = history["train_loss"][-1] if history["train_loss"] else trainer.evaluate(X, Y)
