@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from golden.activations import activate
 from golden.errors import DpfmError
 
 
@@ -169,16 +170,10 @@ LUT_Z_RANGE = 8.0  # the tables cover z in [-8, 8)
 
 
 def _activation_and_slope(kind: str, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    if kind == "sigmoid":
-        s = 1.0 / (1.0 + np.exp(-z))
-        return s, s * (1.0 - s)
-    if kind == "tanh":
-        t = np.tanh(z)
-        return t, 1.0 - t * t
-    if kind == "relu":
-        return np.maximum(z, 0.0), (z > 0).astype(np.float64)
-    raise DpfmError(f"activation '{kind}' has no lookup table",
-                    f"use one of {', '.join(LUT_ACTIVATIONS)} (identity needs no table)")
+    if kind not in LUT_ACTIVATIONS:
+        raise DpfmError(f"activation '{kind}' has no lookup table",
+                        f"use one of {', '.join(LUT_ACTIVATIONS)} (identity needs no table)")
+    return activate(kind, z)
 
 
 def lut_bin_centres(fmts: HwFormats) -> np.ndarray:

@@ -23,6 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from golden import checkpoint
+from golden.activations import activate
 from golden.dual import BCE_EPS
 from golden.errors import DpfmError
 from golden.fixedpoint import HwFormats, quantize, to_float
@@ -99,19 +100,6 @@ def _prune_block(T: np.ndarray, ks: np.ndarray, uniform: int | None) -> None:
 # --------------------------------------------------------------------------------------------------------
 # float kernels
 # --------------------------------------------------------------------------------------------------------
-def activate(name: str, z: np.ndarray):
-    """`(f(z), f'(z))`; the slope is None for identity (its tangent passes unchanged)."""
-    if name == "sigmoid":
-        a = 0.5 * (1.0 + np.tanh(0.5 * z))  # the logistic function without overflow
-        return a, a * (1.0 - a)
-    if name == "tanh":
-        a = np.tanh(z)
-        return a, 1.0 - a * a
-    if name == "relu":
-        return np.maximum(z, 0.0), (z > 0.0).astype(z.dtype)
-    return z, None
-
-
 def loss_and_slope(loss: str, a: np.ndarray, y: np.ndarray):
     """Per-sample loss (mean over outputs) and dLoss/da, as in `golden.dual.mse` / `golden.dual.bce`."""
     n = a.shape[-1]
