@@ -1,0 +1,33 @@
+"""`dpfm verilog`: write the synthesizable Verilog of the training core for one configuration."""
+
+from pathlib import Path
+
+from golden.errors import DpfmError
+
+VERILOG_TOP = "dpfm_core"
+
+
+def register(subparsers):
+    from hw.config import add_core_arguments
+    p = subparsers.add_parser("verilog", help="generate synthesizable Verilog for a configuration",
+                              description="Write the training core (bus slave of hw/regmap.py) as Verilog "
+                                          f"module {VERILOG_TOP}.")
+    add_core_arguments(p)
+    p.add_argument("-o", "--output", required=True, help="Verilog file to write")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from amaranth.back import verilog
+
+    from hw.config import config_from_args
+    from hw.core import DpfmCore
+
+    cfg = config_from_args(args)
+    out = Path(args.output)
+    if not out.parent.is_dir():
+        raise DpfmError(f"directory {out.parent} does not exist", "create it or choose another -o path")
+    out.write_text(verilog.convert(DpfmCore(cfg), name=VERILOG_TOP))
+    print(f"wrote {out}: {VERILOG_TOP} for {list(cfg.spec.sizes)} K={cfg.k} max_batch={cfg.max_batch} "
+          f"({cfg.n_params} parameters)")
+    return 0

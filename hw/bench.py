@@ -1,0 +1,184 @@
+"""`dpfm bench hw`: cycles per sample of the training core, board builds, and samples/s against PyTorch.
+
+Cycles are *measured*: the core's Verilog runs one training batch and one inference batch of the task's
+own data in cocotb/Icarus (sim/tb_core.py), the results are checked bit for bit against the hardware-exact
+golden model, and the CYCLES register gives the count. The ideal is one MAC step per cycle per lane
+(`MAC steps per sample / lanes`); the toper takes one candidate per cycle, so a step with n nonzero
+candidates costs n cycles and the ideal is a bound the lane design cannot reach for K > 0 slots in use.
+Builds give LUTs / DSPs / block RAM / Fmax; samples/s = Fmax / cycles per training sample. PyTorch is
+timed on the CPU at batch 1 (forward, MSE, backward, SGD step) on the same network in the same run.
+"""
+
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from golden.errors import DpfmError
+from hw.config import CoreConfig
+
+#: (board, task, K, lanes, formats) built and simulated by default. lr=u16.20 (lr / batch < 1/16): the SGD
+#: multiplier then fits two 16x16 DSPs, and the golden model's 62-bit width check accepts digits.
+DEFAULT_CONFIGS = [("icebreaker", "seed-sum", 8, 1, "lr=u16.20"), ("ulx3s-85f", "digits", 8, 1, "lr=u16.20")]
+
+
+def core_plan(cfg: CoreConfig, task_name: str, n_batches: int, batch: int, n_infer: int, seed: int,
+              lr: float | None = None, model_cls=None) -> dict:
+    """A testbench plan for sim/tb_core.py: Glorot weights, `n_batches` training batches of the task's
+    training data, one inference over validation samples, and every result the golden model expects
+    (weights after each batch, outputs, saturation and eviction totals)."""
+    from golden.fixed_mlp import FixedModel
+    from golden.net import flatten, init_weights
+    from golden.tasks import get_task
+
+    task = get_task(task_name)
+    if batch > cfg.max_batch or n_infer > cfg.max_batch:
+        raise DpfmError(f"a batch of {max(batch, n_infer)} does not fit max_batch={cfg.max_batch}",
+                        "use a smaller batch or a larger max_batch")
+    X_tr, Y_tr, X_va, _ = task.load()
+    model = (model_cls or FixedModel)(cfg.spec, cfg.k, cfg.fmts, tangent="toper")
+    w = model.quantize_weights(flatten(cfg.spec, init_weights(cfg.spec, np.random.default_rng(seed))))
+    w0 = w.copy()
+    lr_raw = model.lr_raw(task.lr if lr is None else lr, batch)
+    ops = []
+    for b in range(n_batches):
+        X = model.quantize_inputs(X_tr[b * batch:(b + 1) * batch])
+        Y = model.quantize_inputs(Y_tr[b * batch:(b + 1) * batch], "targets")
+        w = model.sgd_update(w, model.batch_gradient(w, X, Y), lr_raw)
+        ops.append({"op": "train", "X": X.tolist(), "Y": Y.tolist(), "lr": lr_raw, "expect_w": w.tolist()})
+    X = model.quantize_inputs(X_va[:n_infer])
+    model.output_tangents(w, X)  # the hardware's forward pass counts saturations and evictions too
+    ops.append({"op": "infer", "X": X.tolist(), "expect_out": model.predict(w, X).ravel().tolist()})
+    return {"sizes": list(cfg.spec.sizes), "k": cfg.k, "lanes": cfg.lanes, "max_batch": cfg.max_batch,
+            "w0": w0.tolist(), "ops": ops, "expect_sat": model.sat.count, "expect_evictions": model.evictions}
+
+
+def run_core_sim(core, build_dir: Path, plan: dict, seed: int = 1, max_idle: int = 3):
+    """Simulate `core` with sim/tb_core.py on `plan`; returns the `SimResult` (cycles in cycles.json)."""
+    from sim.runner import run_cocotb
+    build_dir = Path(build_dir)
+    params = dict(plan, seed=seed, max_idle=max_idle, cycles_file=str(build_dir / "cycles.json"))
+    return run_cocotb(core, name="dpfm_core", test_module="sim.tb_core", build_dir=build_dir, params=params,
+                      seed=seed)
+
+
+def measure_cycles(cfg: CoreConfig, task_name: str, build_dir: Path) -> dict:
+    """Cycles of one full training batch (`max_batch` samples, SGD included) and one inference batch, from
+    a bit-exact simulation of the core; raises `DpfmError` if the core disagrees with the golden model."""
+    from golden.tasks import get_task
+    from hw.core import DpfmCore
+    batch = cfg.max_batch
+    # the task's lr, unless lr / batch overflows the lr format (cycles do not depend on it)
+    lr = min(get_task(task_name).lr, cfg.fmts.lr.max_value * batch / 2)
+    plan = core_plan(cfg, task_name, n_batches=1, batch=batch, n_infer=batch, seed=0, lr=lr)
+    result = run_core_sim(DpfmCore(cfg), build_dir, plan, max_idle=0)
+    if not result.passed:
+        raise DpfmError(f"the core simulation disagrees with the golden model: {result.failures}",
+                        f"see {result.log}")
+    log = json.loads((Path(build_dir) / "cycles.json").read_text())
+    train, infer = log[0], log[1]
+    return {"train_cycles_per_sample": train["cycles"] / train["samples"],
+            "infer_cycles_per_sample": infer["cycles"] / infer["samples"],
+            "ideal_cycles_per_sample": cfg.macs_per_sample / cfg.lanes,
+            "batch": train["samples"]}
+
+
+def torch_samples_per_s(spec, seconds: float = 2.0) -> float:
+    """PyTorch CPU training throughput at batch 1 on `spec` (float32, MSE, plain SGD)."""
+    import torch
+    layers = []
+    acts = {"sigmoid": torch.nn.Sigmoid, "tanh": torch.nn.Tanh, "relu": torch.nn.ReLU, "identity": torch.nn.Identity}
+    for l, act in enumerate(spec.activations):
+        n_out, n_in = spec.layer_shape(l)
+        layers += [torch.nn.Linear(n_in, n_out), acts[act]()]
+    net = torch.nn.Sequential(*layers)
+    opt = torch.optim.SGD(net.parameters(), lr=0.01)
+    loss_fn = torch.nn.MSELoss()
+    gen = torch.Generator().manual_seed(0)
+    X = torch.rand(256, spec.n_inputs, generator=gen)
+    Y = torch.rand(256, spec.n_outputs, generator=gen)
+
+    def step(i):
+        opt.zero_grad()
+        loss_fn(net(X[i:i + 1]), Y[i:i + 1]).backward()
+        opt.step()
+
+    for i in range(200):  # warm-up
+        step(i % 256)
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for i in range(100):
+            step((n + i) % 256)
+        n += 100
+    return n / (time.perf_counter() - start)
+
+
+def bench_config(board: str, task: str, k: int, lanes: int, formats: str, work: Path, build: bool) -> dict:
+    from boards.build import build_board
+    from golden.fixedpoint import HwFormats
+    from golden.tasks import get_task
+    cfg = CoreConfig.from_task(task, k, HwFormats.parse(formats), max_batch=16, lanes=lanes)
+    row = {"board": board, "task": task, "sizes": list(cfg.spec.sizes), "k": k, "lanes": lanes,
+           "formats": str(cfg.fmts), "max_batch": cfg.max_batch}
+    row.update(measure_cycles(cfg, task, work / f"sim_{board}_{task}_k{k}_l{lanes}"))
+    row["cycles_vs_ideal"] = row["train_cycles_per_sample"] / row["ideal_cycles_per_sample"]
+    if build:
+        report = build_board(board, cfg, work / f"build_{board}_{task}_k{k}_l{lanes}")
+        row["build"] = report.to_json()
+        if report.fits:
+            row["samples_per_s"] = report.fmax_mhz * 1e6 / row["train_cycles_per_sample"]
+    row["torch_cpu_batch1_samples_per_s"] = torch_samples_per_s(get_task(task).spec)
+    return row
+
+
+def format_table(rows: list) -> str:
+    head = (f"{'board':<11} {'task':<9} {'K':>2} {'L':>2} {'cyc/sample':>10} {'ideal':>6} {'ratio':>5} "
+            f"{'LUTs':>12} {'DSP':>7} {'BRAM':>7} {'Fmax MHz':>8} {'samples/s':>10} {'torch/s':>9}")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        b = r.get("build")
+        res = (lambda n: f"{b['resources'][n]['used']}/{b['resources'][n]['available']}"
+               if b and n in b["resources"] else "-")
+        fmax = f"{b['fmax_mhz']:.1f}" if b and b["fmax_mhz"] else ("no fit" if b else "-")
+        sps = f"{r['samples_per_s']:.0f}" if "samples_per_s" in r else "-"
+        lines.append(f"{r['board']:<11} {r['task']:<9} {r['k']:>2} {r['lanes']:>2} "
+                     f"{r['train_cycles_per_sample']:>10.1f} {r['ideal_cycles_per_sample']:>6.1f} "
+                     f"{r['cycles_vs_ideal']:>5.2f} {res('luts'):>12} {res('dsps'):>7} {res('bram'):>7} "
+                     f"{fmax:>8} {sps:>10} {r['torch_cpu_batch1_samples_per_s']:>9.0f}")
+    return "\n".join(lines)
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--config", action="append", default=None, metavar="BOARD:TASK:K:LANES[:FORMATS]",
+                        help="a configuration to measure (repeatable); default: "
+                             + ", ".join(":".join(map(str, c)) for c in DEFAULT_CONFIGS))
+    parser.add_argument("--no-build", action="store_true", help="simulate only (no synthesis / place and route)")
+    parser.add_argument("--work-dir", default=None, help="where simulations and builds go (default: a temp dir)")
+    parser.add_argument("--json", default="bench_hw.json", help="JSON output path")
+
+
+def _parse_config(text: str) -> tuple:
+    try:
+        board, task, k, lanes, *formats = text.split(":")
+        if len(formats) > 1:
+            raise ValueError
+        return board, task, int(k), int(lanes), formats[0] if formats else ""
+    except ValueError:
+        raise DpfmError(f"cannot read configuration '{text}'",
+                        "write BOARD:TASK:K:LANES[:FORMATS], e.g. icebreaker:seed-sum:8:1:lr=u16.20") from None
+
+
+def run(args) -> int:
+    configs = [_parse_config(c) for c in args.config] if args.config else DEFAULT_CONFIGS
+    with tempfile.TemporaryDirectory(prefix="dpfm_bench_hw_") as tmp:
+        work = Path(args.work_dir or tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        rows = []
+        for board, task, k, lanes, formats in configs:
+            rows.append(bench_config(board, task, k, lanes, formats, work, not args.no_build))
+            Path(args.json).write_text(json.dumps(rows, indent=2))  # after each row: builds take long
+    print(format_table(rows))
+    print(f"wrote {args.json}")
+    return 0

@@ -1,0 +1,152 @@
+"""One training-core configuration: the network, K, number formats and buffer sizes, validated once.
+
+Every width the gateware needs (weight-id bits, address bits, accumulator widths) is derived here so the
+core, the board flow and the host agree on them; anything the core cannot build raises `DpfmError` before
+Amaranth sees it.
+"""
+
+from dataclasses import dataclass, field
+
+from golden.errors import DpfmError
+from golden.fixedpoint import HwFormats, quantize
+from golden.net import NetSpec
+from hw import regmap
+
+#: Activations the core has a datapath for (LUT activations plus the identity pass-through).
+SUPPORTED_ACTIVATIONS = ("sigmoid", "tanh", "relu", "identity")
+
+#: Usable on-chip RAM bits per board (block RAM only; what the core's memories must fit in).
+BOARD_RAM_BITS = {
+    "icebreaker": 30 * 4096,     # UP5K: 30 EBR of 4 kbit (yosys does not infer the SPRAMs for these memories)
+    "ulx3s-85f": 208 * 18 * 1024,              # ECP5-85: 208 DP16KD of 18 kbit
+}
+
+
+def _bits_for(n: int) -> int:
+    """Bits to hold values 0 .. n-1 (at least 1)."""
+    return max(1, (n - 1).bit_length())
+
+
+@dataclass(frozen=True)
+class CoreConfig:
+    """A validated training-core configuration.
+
+    `max_batch` is the number of samples the on-chip buffer holds (one CTRL_TRAIN uses up to that many);
+    `lanes` is the number of neurons computed in parallel.
+    """
+
+    spec: NetSpec
+    k: int
+    fmts: HwFormats = field(default_factory=HwFormats)
+    max_batch: int = 16
+    lanes: int = 1
+
+    def __post_init__(self):
+        spec = self.spec
+        if not isinstance(self.k, int) or self.k < 1:
+            raise DpfmError(f"the core needs K >= 1 tangent slots, got K={self.k}",
+                            "pass --k 1 or more (K=full is only available in the golden model)")
+        if self.k > 255:
+            raise DpfmError(f"K={self.k} does not fit the CONFIG0 register", "use K <= 255")
+        if spec.loss != "mse":
+            raise DpfmError(f"the core implements the MSE loss only, the network uses '{spec.loss}'",
+                            "train with --loss mse on hardware")
+        for a in spec.activations:
+            if a not in SUPPORTED_ACTIVATIONS:
+                raise DpfmError(f"the core has no datapath for activation '{a}'",
+                                f"use one of {', '.join(SUPPORTED_ACTIVATIONS)}")
+        if not isinstance(self.lanes, int) or not 1 <= self.lanes <= min(255, max(spec.sizes[1:])):
+            raise DpfmError(f"lanes={self.lanes} does not fit a network whose widest layer has "
+                            f"{max(spec.sizes[1:])} units", "use 1 <= lanes <= the widest layer")
+        if not 1 <= self.max_batch:
+            raise DpfmError(f"max_batch must be >= 1, got {self.max_batch}", "use a positive batch buffer size")
+        if spec.n_layers > 15 or max(spec.sizes) > 0xFFFF:
+            raise DpfmError(f"network {list(spec.sizes)} does not fit the layer-size registers",
+                            "use at most 15 layers of at most 65535 units")
+        limit = regmap.INDEX_MASK + 1
+        if spec.n_params > limit:
+            raise DpfmError(f"{spec.n_params} parameters exceed the {limit}-word weight region",
+                            "use a smaller network")
+        for what, words in (("sample", self.max_batch * (spec.n_inputs + spec.n_outputs)),
+                            ("output", self.max_batch * spec.n_outputs)):
+            if words > limit:
+                raise DpfmError(f"max_batch={self.max_batch} needs {words} {what} words, more than the "
+                                f"{limit}-word region", "use a smaller max_batch")
+        if max(self.fmts.w.bits, self.fmts.x.bits, self.fmts.lr.bits) > regmap.DATA_BITS:
+            raise DpfmError("weights, samples and lr must fit a 32-bit bus word", "use formats of at most 32 bits")
+
+    # --- derived widths -------------------------------------------------------------------------------
+
+    @property
+    def n_params(self) -> int:
+        return self.spec.n_params
+
+    @property
+    def id_bits(self) -> int:
+        """Bits of a weight-id (0 .. P-1)."""
+        return _bits_for(self.spec.n_params)
+
+    @property
+    def max_width(self) -> int:
+        """Widest layer output (units per scratch bank)."""
+        return max(self.spec.sizes[1:])
+
+    @property
+    def sample_words(self) -> int:
+        return self.spec.n_inputs + self.spec.n_outputs
+
+    @property
+    def delta_scale_raw(self) -> int:
+        """`c = quantize(2 / n_out, x)` of the MSE gradient (docs/ARITHMETIC.md 3.5)."""
+        return int(quantize(2.0 / self.spec.n_outputs, self.fmts.x))
+
+    @property
+    def macs_per_sample(self) -> int:
+        """MAC steps of one forward pass (bias steps included): the work the lanes share."""
+        return sum(o * (i + 1) for o, i in (self.spec.layer_shape(l) for l in range(self.spec.n_layers)))
+
+    def memory_bits(self) -> int:
+        """On-chip RAM bits of the core's memories (weights, gradients, samples, outputs, scratch, LUTs)."""
+        f = self.fmts
+        spec = self.spec
+        slot = f.t.bits + self.id_bits + 1
+        lut_kinds = len({a for a in spec.activations if a != "identity"})
+        return (spec.n_params * (f.w.bits * (self.lanes + 1) + f.g.bits)  # W copies (+ bus port) and G
+                + self.max_batch * self.sample_words * f.x.bits
+                + self.max_batch * spec.n_outputs * f.x.bits
+                + 2 * self.max_width * (f.x.bits + self.k * slot)
+                + lut_kinds * 2 * (1 << f.lut_bits) * f.x.bits)
+
+    def check_fits(self, board: str) -> None:
+        """Raise `DpfmError` if the memories cannot fit `board`'s block RAM (a lower bound: block granularity
+        can need more, which the build then reports)."""
+        if board not in BOARD_RAM_BITS:
+            raise DpfmError(f"unknown board '{board}'", f"use one of {', '.join(BOARD_RAM_BITS)}")
+        need, have = self.memory_bits(), BOARD_RAM_BITS[board]
+        if need > have:
+            raise DpfmError(f"the core needs at least {need} RAM bits, {board} has {have}",
+                            "lower max_batch, K or the network size")
+
+    @classmethod
+    def from_task(cls, name: str, k: int, fmts: HwFormats | None = None, max_batch: int = 16,
+                  lanes: int = 1) -> "CoreConfig":
+        """The configuration for a named task of `golden.tasks` (its network shape)."""
+        from golden.tasks import get_task
+        task = get_task(name)
+        spec = task.spec if hasattr(task, "spec") else task[0]
+        return cls(spec=spec, k=k, fmts=fmts or HwFormats(), max_batch=max_batch, lanes=lanes)
+
+
+def add_core_arguments(parser, default_task: str | None = "seed-sum", default_k: int = 8) -> None:
+    """The options that pick a core configuration (shared by `dpfm verilog`, `dpfm build`, `dpfm bench hw`)."""
+    parser.add_argument("--task", default=default_task, help="task whose network the core is built for")
+    parser.add_argument("--k", type=int, default=default_k, help="tangent slots K (toper size)")
+    parser.add_argument("--max-batch", type=int, default=16, help="samples held on chip per operation")
+    parser.add_argument("--lanes", type=int, default=1, help="MAC lanes (neurons of a layer in parallel)")
+    parser.add_argument("--formats", default="", help="number formats, e.g. x=s16.12,t=s16.12 (default: contract)")
+
+
+def config_from_args(args, task: str | None = None) -> CoreConfig:
+    """The `CoreConfig` the `add_core_arguments` options describe (`task` overrides `args.task`)."""
+    return CoreConfig.from_task(task or args.task, args.k, HwFormats.parse(args.formats), args.max_batch,
+                                args.lanes)

@@ -1,0 +1,209 @@
+"""The DPFM training core: memories, the bus slave of hw/regmap.py, and the operation sequencing.
+
+Weights W (index = weight-id) and the gradient accumulator G live in block RAM, as do the sample buffer
+and the output buffer. An operation (CTRL_TRAIN / CTRL_INFER) runs the forward sequencer over the
+buffered samples; in training the gradient unit accumulates G from every output neuron, and after the last
+sample one SGD pass updates W and clears G. The bus has its own read ports on W, the samples and the
+outputs, so reads complete (two cycles) even while an operation runs; writes to W and the samples are
+ignored while busy, as hw/bus.py specifies.
+
+With `lanes` > 1, W is kept in one copy per lane (written together, each read by its lane), so every lane
+gets its weight in the same cycle. N_SAMPLES is used clamped to 1 .. max_batch, so an operation always
+terminates; a CTRL write with both TRAIN and INFER trains. Index past the end of a region read as 0 and
+are not written.
+"""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In
+
+from hw import regmap
+from hw.bus import CoreBusSignature
+from hw.config import CoreConfig
+from hw.sequencer import Forward
+from hw.update import GradientUnit, SgdUnit
+
+
+def _addr_bits(depth: int) -> int:
+    return max(1, (depth - 1).bit_length())
+
+
+class DpfmCore(wiring.Component):
+    """The training core of one `CoreConfig`; its only interface is `bus` (a CoreBusSignature slave)."""
+
+    #: The SGD pass implementation (a class attribute so a test can substitute a deliberately wrong one).
+    sgd_unit = SgdUnit
+
+    def __init__(self, cfg: CoreConfig):
+        self.cfg = cfg
+        super().__init__({"bus": In(CoreBusSignature())})
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, f, spec = self.cfg, self.cfg.fmts, self.cfg.spec
+        bus = self.bus
+        p = cfg.n_params
+        n_sample_words = cfg.max_batch * cfg.sample_words
+        n_out_words = cfg.max_batch * spec.n_outputs
+        sample_bits, out_bits = _addr_bits(n_sample_words), _addr_bits(n_out_words)
+
+        # W: one copy per lane (lane l reads its own); all copies are written together.
+        wmems = [Memory(shape=signed(f.w.bits), depth=p, init=[]) for _ in range(cfg.lanes)]
+        for l, mem in enumerate(wmems):
+            m.submodules[f"wmem{l}"] = mem
+        wmem = wmems[0]
+        m.submodules.gmem = gmem = Memory(shape=signed(f.g.bits), depth=p, init=[])
+        m.submodules.smem = smem = Memory(shape=signed(f.x.bits), depth=n_sample_words, init=[])
+        m.submodules.omem = omem = Memory(shape=signed(f.x.bits), depth=n_out_words, init=[])
+        w_bus, w_core = wmem.read_port(), wmem.read_port()
+        w_wrs = [mem.write_port() for mem in wmems]
+        w_wr = w_wrs[0]
+        g_rd, g_wr = gmem.read_port(), gmem.write_port()
+        s_bus, s_fwd, s_grad, s_wr = smem.read_port(), smem.read_port(), smem.read_port(), smem.write_port()
+        o_bus, o_wr = omem.read_port(), omem.write_port()
+
+        m.submodules.fwd = fwd = Forward(cfg, sample_bits, out_bits)
+        m.submodules.grad = grad = GradientUnit(cfg, sample_bits, cfg.id_bits)
+        m.submodules.sgd = sgd = self.sgd_unit(cfg, cfg.id_bits)
+        for l, mem in enumerate(wmems[1:], start=1):
+            wiring.connect(m, getattr(fwd, f"w_rd{l}"), mem.read_port())
+        for port in w_wrs[1:]:
+            m.d.comb += [port.addr.eq(w_wr.addr), port.data.eq(w_wr.data), port.en.eq(w_wr.en)]
+        wiring.connect(m, fwd.x_rd, s_fwd)
+        wiring.connect(m, fwd.out_wr, o_wr)
+        wiring.connect(m, grad.y_rd, s_grad)
+        wiring.connect(m, fwd.grad, grad.req)
+
+        # ---- registers and operation state ------------------------------------------------------------
+        n_samples = Signal(16, init=cfg.max_batch)
+        lr = Signal(f.lr.bits)
+        cycles = Signal(32)
+        samples_done = Signal(32)
+        saturations = Signal(32)
+        evictions = Signal(32)
+        done = Signal()
+        clear = Signal()
+        train = Signal()
+        n_eff = Signal(range(cfg.max_batch + 1))
+        m.d.comb += n_eff.eq(Mux(n_samples == 0, 1, Mux(n_samples > cfg.max_batch, cfg.max_batch, n_samples)))
+
+        m.d.comb += [fwd.train.eq(train), fwd.n_samples.eq(n_eff), sgd.lr.eq(lr)]
+        # Operation state as a plain register with continuous assignments (no FSM/If on the comb side): Icarus
+        # (-g2012) never evaluates an `always @*` block whose inputs keep their initial values, so comb logic
+        # under control flow that depends only on an idle state register would read as X until the first
+        # operation.
+        IDLE, FORWARD, SGD, FINISH = range(4)
+        state = Signal(range(4), init=IDLE)
+        busy = Signal()
+        in_sgd = Signal()
+        start = Signal()
+        start_train = Signal()
+        forward_done = ~fwd.busy & ~grad.busy & ~grad.req.valid
+        m.d.comb += [
+            busy.eq(state != IDLE),
+            in_sgd.eq(state == SGD),
+            fwd.start.eq((state == IDLE) & start),
+            sgd.start.eq((state == FORWARD) & forward_done & train),
+        ]
+        with m.Switch(state):
+            with m.Case(IDLE):
+                with m.If(start):
+                    m.d.sync += [state.eq(FORWARD), train.eq(start_train), cycles.eq(0), done.eq(0)]
+            with m.Case(FORWARD):
+                with m.If(forward_done):
+                    m.d.sync += state.eq(Mux(train, SGD, FINISH))
+            with m.Case(SGD):
+                with m.If(~sgd.busy):
+                    m.d.sync += state.eq(FINISH)
+            with m.Case(FINISH):
+                m.d.sync += [state.eq(IDLE), done.eq(1), samples_done.eq(samples_done + n_eff)]
+        with m.If(busy):
+            m.d.sync += cycles.eq(cycles + 1)
+
+        # ---- shared memory ports -------------------------------------------------------------------------
+        m.d.comb += [
+            w_core.addr.eq(Mux(in_sgd, sgd.w_rd.addr, fwd.w_rd0.addr)),
+            w_core.en.eq(Mux(in_sgd, sgd.w_rd.en, fwd.w_rd0.en)),
+            fwd.w_rd0.data.eq(w_core.data), sgd.w_rd.data.eq(w_core.data),
+            g_rd.addr.eq(Mux(in_sgd, sgd.g_rd.addr, grad.g_rd.addr)),
+            g_rd.en.eq(Mux(in_sgd, sgd.g_rd.en, grad.g_rd.en)),
+            grad.g_rd.data.eq(g_rd.data), sgd.g_rd.data.eq(g_rd.data),
+            g_wr.addr.eq(Mux(in_sgd, sgd.g_wr.addr, grad.g_wr.addr)),
+            g_wr.data.eq(Mux(in_sgd, sgd.g_wr.data, grad.g_wr.data)),
+            g_wr.en.eq(Mux(in_sgd, sgd.g_wr.en, grad.g_wr.en)),
+        ]
+
+        # ---- counters --------------------------------------------------------------------------------------
+        # This cycle's events are registered before the 32-bit additions (off the datapath's timing paths).
+        sat_events = Signal((fwd.sat + grad.sat + sgd.sat).shape())
+        evict_events = Signal(fwd.evict.shape())
+        with m.If(clear):
+            m.d.sync += [samples_done.eq(0), saturations.eq(0), evictions.eq(0), sat_events.eq(0),
+                         evict_events.eq(0)]
+        with m.Else():
+            m.d.sync += [sat_events.eq(fwd.sat + grad.sat + sgd.sat), evict_events.eq(fwd.evict),
+                         saturations.eq(saturations + sat_events), evictions.eq(evictions + evict_events)]
+
+        # ---- bus slave -------------------------------------------------------------------------------------
+        region = bus.addr[regmap.REGION_SHIFT:]
+        index = bus.addr[:regmap.REGION_SHIFT]
+        ack = Signal()
+        capture = bus.valid & ~ack
+        m.d.sync += ack.eq(capture)
+        m.d.comb += [
+            bus.ready.eq(ack),
+            w_bus.addr.eq(index), s_bus.addr.eq(index), o_bus.addr.eq(index),
+        ]
+        in_w = (region == regmap.REGION_WEIGHTS) & (index < p)
+        in_s = (region == regmap.REGION_SAMPLES) & (index < n_sample_words)
+        in_o = (region == regmap.REGION_OUTPUTS) & (index < n_out_words)
+        write = capture & bus.we & ~busy
+        m.d.comb += [
+            w_wr.addr.eq(Mux(in_sgd, sgd.w_wr.addr, index)),
+            w_wr.data.eq(Mux(in_sgd, sgd.w_wr.data, bus.wdata[:f.w.bits])),
+            w_wr.en.eq(Mux(in_sgd, sgd.w_wr.en, write & in_w)),
+            s_wr.addr.eq(index), s_wr.data.eq(bus.wdata[:f.x.bits]), s_wr.en.eq(write & in_s),
+        ]
+        reg_write = capture & bus.we & (region == regmap.REGION_REGS)
+        with m.If(reg_write & ~busy & (index == regmap.REG_N_SAMPLES)):
+            m.d.sync += n_samples.eq(bus.wdata)
+        with m.If(reg_write & ~busy & (index == regmap.REG_LR)):
+            m.d.sync += lr.eq(bus.wdata)
+        ctrl = reg_write & (index == regmap.REG_CTRL)
+        m.d.comb += [
+            start.eq(ctrl & ~busy & (bus.wdata & (regmap.CTRL_TRAIN | regmap.CTRL_INFER)).any()),
+            start_train.eq((bus.wdata & regmap.CTRL_TRAIN).any()),
+            clear.eq(ctrl & (bus.wdata & regmap.CTRL_CLEAR_COUNTERS).any()),
+        ]
+
+        reg_rdata = Signal(32)
+        config0 = cfg.k | (spec.n_layers << 8) | (cfg.lanes << 16)
+        with m.Switch(index):
+            for addr, value in [(regmap.REG_ID, Const(regmap.CORE_ID, 32)), (regmap.REG_CONFIG0, config0),
+                                (regmap.REG_CONFIG1, p), (regmap.REG_CONFIG2, cfg.max_batch),
+                                (regmap.REG_STATUS, Cat(busy, done)), (regmap.REG_N_SAMPLES, n_samples),
+                                (regmap.REG_LR, lr), (regmap.REG_CYCLES, cycles),
+                                (regmap.REG_SAMPLES_DONE, samples_done), (regmap.REG_SATURATIONS, saturations),
+                                (regmap.REG_EVICTIONS, evictions)]:
+                with m.Case(addr):
+                    m.d.comb += reg_rdata.eq(value)
+            for i, size in enumerate(spec.sizes):
+                with m.Case(regmap.REG_LAYER_SIZE0 + i):
+                    m.d.comb += reg_rdata.eq(size)
+
+        # Read data: memories answer one cycle after the (held) address; registers are read in the ack cycle.
+        with m.If(ack & ~bus.we):
+            with m.Switch(region):
+                with m.Case(regmap.REGION_REGS):
+                    m.d.comb += bus.rdata.eq(reg_rdata)
+                with m.Case(regmap.REGION_WEIGHTS):
+                    with m.If(in_w):
+                        m.d.comb += bus.rdata.eq(w_bus.data)
+                with m.Case(regmap.REGION_SAMPLES):
+                    with m.If(in_s):
+                        m.d.comb += bus.rdata.eq(s_bus.data)
+                with m.Case(regmap.REGION_OUTPUTS):
+                    with m.If(in_o):
+                        m.d.comb += bus.rdata.eq(o_bus.data)
+        return m

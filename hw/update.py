@@ -1,0 +1,176 @@
+"""The two writers of the learning state: the MSE gradient accumulator and the end-of-batch SGD pass.
+
+`GradientUnit` turns one output neuron's dual `(a, slots)` into G read-modify-writes (docs/ARITHMETIC.md
+3.5); `SgdUnit` walks every weight-id once, applying `w <- sat_w(w - round_w(lr * G))` and clearing G
+(section 3.6). Both drive memory ports handed to them by the core, which arbitrates the shared ones.
+"""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import ReadPort, WritePort
+from amaranth.lib.wiring import In, Out
+
+from hw.config import CoreConfig
+from hw.streams import round_shift, saturate, slots_layout
+
+
+def read_port(addr_width: int, shape) -> wiring.FlippedSignature:
+    """A memory read port as seen by the block that drives its address."""
+    return ReadPort.Signature(addr_width=addr_width, shape=shape).flip()
+
+
+def write_port(addr_width: int, shape) -> wiring.FlippedSignature:
+    """A memory write port as seen by the block that writes through it."""
+    return WritePort.Signature(addr_width=addr_width, shape=shape).flip()
+
+
+def grad_request_layout(cfg: CoreConfig, sample_addr_bits: int) -> data.StructLayout:
+    """One output neuron handed to the gradient unit: its activation, tangent, and where its target is."""
+    return data.StructLayout({
+        "a": signed(cfg.fmts.x.bits),
+        "slots": slots_layout(cfg.k, cfg.fmts.t, cfg.id_bits),
+        "y_addr": unsigned(sample_addr_bits),
+    })
+
+
+class GradientUnit(wiring.Component):
+    """MSE delta and G accumulation for one output at a time (section 3.5).
+
+    `e = sat_x(a - y)`, `delta = sat_x(round_x(c * e))`, then for each valid slot in order
+    `G[id] <- sat_g(G[id] + delta * v)`. One register stage per arithmetic step (error, delta, product,
+    sum, saturate) keeps the unit off the critical path. A valid slot costs three cycles (read with the
+    product, add, saturate and write) and the next slot is read only after the write, so two slots naming
+    the same id (possible after in-place merges) see each other's result without forwarding logic. `busy` is low only when no request is held. `sat` counts this cycle's
+    saturation events.
+    """
+
+    def __init__(self, cfg: CoreConfig, sample_addr_bits: int, g_addr_bits: int):
+        self.cfg = cfg
+        f = cfg.fmts
+        super().__init__({
+            "req": In(stream.Signature(grad_request_layout(cfg, sample_addr_bits))),
+            "y_rd": Out(read_port(sample_addr_bits, signed(f.x.bits))),
+            "g_rd": Out(read_port(g_addr_bits, signed(f.g.bits))),
+            "g_wr": Out(write_port(g_addr_bits, signed(f.g.bits))),
+            "busy": Out(1),
+            "sat": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, f = self.cfg, self.cfg.fmts
+        a = Signal(signed(f.x.bits))
+        e = Signal(signed(f.x.bits))
+        delta = Signal(signed(f.x.bits))
+        prod = Signal(signed(f.x.bits + f.t.bits))
+        slots = Signal(slots_layout(cfg.k, f.t, cfg.id_bits))
+        left = Signal(range(cfg.k + 1))
+        head = slots[0]
+
+        e_new, e_sat = saturate(a - self.y_rd.data, f.x)
+        c = Const(cfg.delta_scale_raw, signed(f.x.bits))
+        d_new, d_sat = saturate(round_shift(c * e, f.x.frac), f.x)
+        g_sum = Signal(signed(f.g.bits + 1))
+        g_new, g_sat = saturate(g_sum, f.g)
+
+        # State as a plain register and continuous assignments (see hw/core.py on Icarus and `always @*`).
+        IDLE, ERROR, DELTA, SLOT, ADD, RMW = range(6)
+        state = Signal(range(6), init=IDLE)
+        idle = state == IDLE
+        m.d.comb += [
+            self.req.ready.eq(idle),
+            self.y_rd.addr.eq(self.req.p.y_addr), self.y_rd.en.eq(idle),
+            self.g_rd.addr.eq(head.id), self.g_wr.addr.eq(head.id), self.g_wr.data.eq(g_new),
+            self.g_wr.en.eq(state == RMW),
+            self.busy.eq(~idle),
+            self.sat.eq(((state == ERROR) & e_sat) | ((state == DELTA) & d_sat) | ((state == RMW) & g_sat)),
+        ]
+
+        shift_slot = (state == RMW) | ((state == SLOT) & ~head.valid)
+        with m.If(shift_slot):
+            m.d.sync += [slots.eq(slots.as_value() >> len(head.as_value())), left.eq(left - 1)]
+        with m.Switch(state):
+            with m.Case(IDLE):
+                with m.If(self.req.valid):
+                    m.d.sync += [a.eq(self.req.p.a), slots.eq(self.req.p.slots), left.eq(cfg.k), state.eq(ERROR)]
+            with m.Case(ERROR):
+                m.d.sync += [e.eq(e_new), state.eq(DELTA)]
+            with m.Case(DELTA):
+                m.d.sync += [delta.eq(d_new), state.eq(SLOT)]
+            with m.Case(SLOT):
+                m.d.sync += prod.eq(delta * head.value)
+                with m.If(head.valid):
+                    m.d.sync += state.eq(ADD)
+                with m.Elif(left == 1):
+                    m.d.sync += state.eq(IDLE)
+            with m.Case(ADD):
+                m.d.sync += [g_sum.eq(self.g_rd.data + prod), state.eq(RMW)]
+            with m.Case(RMW):
+                m.d.sync += state.eq(Mux(left == 1, IDLE, SLOT))
+        return m
+
+
+class SgdUnit(wiring.Component):
+    """One pass over all P weight-ids after a training batch (section 3.6), one id per cycle, pipelined.
+
+    Cycle n reads `W[n]`, `G[n]`; n+1 registers the exact product `lr * G[n]`; n+2 rounds it to format w;
+    n+3 writes `W[n] <- sat_w(W[n] - round_w(lr * G[n]))` and `G[n] <- 0`. Reads and writes in flight
+    always name different ids, so there is no hazard. `start` pulses to begin; `busy` stays high until the
+    last write.
+    """
+
+    def __init__(self, cfg: CoreConfig, addr_bits: int):
+        self.cfg = cfg
+        f = cfg.fmts
+        super().__init__({
+            "start": In(1),
+            "lr": In(unsigned(f.lr.bits)),
+            "w_rd": Out(read_port(addr_bits, signed(f.w.bits))),
+            "g_rd": Out(read_port(addr_bits, signed(f.g.bits))),
+            "w_wr": Out(write_port(addr_bits, signed(f.w.bits))),
+            "g_wr": Out(write_port(addr_bits, signed(f.g.bits))),
+            "busy": Out(1),
+            "sat": Out(1),
+        })
+
+    def round_step(self, product):
+        """`round_w(lr * G)` from the exact product (frac lr.frac + g.frac): round half up to format w."""
+        f = self.cfg.fmts
+        return round_shift(product, f.lr.frac + f.g.frac - f.w.frac)
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, f = self.cfg, self.cfg.fmts
+        p = cfg.n_params
+        stages = 3
+        rd_id = Signal(range(p + 1))
+        reading = Signal()
+        ids = [Signal(range(p), name=f"id{s}") for s in range(1, stages + 1)]
+        valid = [Signal(name=f"valid{s}") for s in range(1, stages + 1)]
+        ws = [Signal(signed(f.w.bits), name=f"w{s}") for s in range(1, stages + 1)]
+        product = self.lr * self.g_rd.data
+        product1 = Signal(signed(len(product) + 1))
+        step = self.round_step(product1)
+        step2 = Signal(signed(len(step)))
+        w_new, w_sat = saturate(ws[1] - step2, f.w)
+
+        m.d.comb += [
+            self.w_rd.addr.eq(rd_id), self.g_rd.addr.eq(rd_id),
+            self.w_wr.addr.eq(ids[2]), self.g_wr.addr.eq(ids[2]),
+            self.w_wr.data.eq(w_new), self.g_wr.data.eq(0),
+            self.w_wr.en.eq(valid[2]), self.g_wr.en.eq(valid[2]),
+            self.sat.eq(valid[2] & w_sat),
+            self.busy.eq(reading | Cat(valid).any()),
+        ]
+        m.d.sync += [valid[0].eq(reading), ids[0].eq(rd_id), ws[0].eq(self.w_rd.data), product1.eq(product)]
+        m.d.sync += [valid[s].eq(valid[s - 1]) for s in range(1, stages)]
+        m.d.sync += [ids[s].eq(ids[s - 1]) for s in range(1, stages)]
+        m.d.sync += [ws[s].eq(ws[s - 1]) for s in range(1, stages)]
+        m.d.sync += step2.eq(step)
+        with m.If(self.start):
+            m.d.sync += [reading.eq(1), rd_id.eq(0)]
+        with m.Elif(reading):
+            m.d.sync += rd_id.eq(rd_id + 1)
+            with m.If(rd_id == p - 1):
+                m.d.sync += reading.eq(0)
+        return m

@@ -1,0 +1,163 @@
+"""cocotb testbench of the whole training core (`hw.core.DpfmCore`), driven only through its word bus.
+
+The pytest side (tests/sim/test_core.py) computes the expected results with the hardware-exact golden
+model and passes a *plan* in the parameters: the configuration, the initial raw weights and a list of
+operations (`train` with samples, targets, raw lr and the weights expected afterwards; `infer` with samples
+and the outputs expected), plus the saturation and eviction totals expected at the end. Every comparison is
+exact. Each bus transaction is preceded by 0..`max_idle` idle cycles (seeded), and during every operation
+the testbench tries to overwrite a weight and a sample, which the core must ignore while busy.
+
+Cycles of every operation (the CYCLES register) are written to the file named by `cycles_file`.
+"""
+
+import json
+from pathlib import Path
+
+import cocotb
+from cocotb.triggers import ReadOnly, RisingEdge
+
+from hw import regmap
+from sim.tb import TB, load_params
+
+MASK32 = (1 << 32) - 1
+
+
+def _signed32(v: int) -> int:
+    return v - (1 << 32) if v >> 31 else v
+
+
+class BusMaster:
+    """Initiator of hw/bus.py: holds valid/addr/wdata/we until ready, then returns rdata.
+
+    `ready`/`rdata` are sampled in the ReadOnly phase (settled combinational values of the cycle), not right
+    after the clock edge, where Icarus may not yet have re-evaluated the core's combinational read mux."""
+
+    def __init__(self, dut, rng, max_idle: int):
+        self.dut, self.rng, self.max_idle = dut, rng, max_idle
+        dut.bus__valid.value = 0
+        dut.bus__we.value = 0
+        dut.bus__addr.value = 0
+        dut.bus__wdata.value = 0
+
+    async def _transact(self, we: int, addr: int, wdata: int, timeout: int = 1000) -> int:
+        dut = self.dut
+        dut.bus__valid.value = 0
+        for _ in range(self.rng.randint(0, self.max_idle)):
+            await RisingEdge(dut.clk)
+        dut.bus__valid.value = 1
+        dut.bus__we.value = we
+        dut.bus__addr.value = addr
+        dut.bus__wdata.value = wdata & MASK32
+        for _ in range(timeout):
+            await ReadOnly()  # settled values of this cycle: ready high means the transfer ends at the next edge
+            ready, rdata = dut.bus__ready.value == 1, dut.bus__rdata.value
+            await RisingEdge(dut.clk)
+            if ready:
+                dut.bus__valid.value = 0
+                return int(rdata) if not we else 0
+        raise AssertionError(f"bus transaction at {addr:#06x} got no ready in {timeout} cycles")
+
+    async def write(self, region: int, index: int, value: int):
+        await self._transact(1, regmap.address(region, index), value)
+
+    async def read(self, region: int, index: int) -> int:
+        return await self._transact(0, regmap.address(region, index), 0)
+
+    async def reg(self, index: int) -> int:
+        return await self.read(regmap.REGION_REGS, index)
+
+
+class CoreTB(TB):
+    def __init__(self, dut):
+        self.p = p = load_params()
+        super().__init__(dut, p["seed"])
+        self.bus = BusMaster(dut, self.rng, p["max_idle"])
+        self.sizes = p["sizes"]
+        self.n_in, self.n_out = self.sizes[0], self.sizes[-1]
+
+    async def check_identity(self):
+        p, reg = self.p, self.bus.reg
+        assert await reg(regmap.REG_ID) == regmap.CORE_ID, "REG_ID"
+        assert await reg(regmap.REG_CONFIG0) == p["k"] | (len(self.sizes) - 1) << 8 | p["lanes"] << 16, "REG_CONFIG0"
+        assert await reg(regmap.REG_CONFIG1) == len(p["w0"]), "REG_CONFIG1 (P)"
+        assert await reg(regmap.REG_CONFIG2) == p["max_batch"], "REG_CONFIG2 (max batch)"
+        for i in range(len(self.sizes) + 1):
+            want = self.sizes[i] if i < len(self.sizes) else 0
+            assert await reg(regmap.REG_LAYER_SIZE0 + i) == want, f"layer size {i}"
+        assert await reg(regmap.REG_STATUS) == 0, "STATUS after reset"
+
+    async def write_weights(self, w):
+        for i, v in enumerate(w):
+            await self.bus.write(regmap.REGION_WEIGHTS, i, v)
+
+    async def read_weights(self, n: int) -> list[int]:
+        return [_signed32(await self.bus.read(regmap.REGION_WEIGHTS, i)) for i in range(n)]
+
+    async def write_samples(self, X, Y):
+        words = self.n_in + self.n_out
+        for s, (x, y) in enumerate(zip(X, Y)):
+            for j, v in enumerate(list(x) + list(y)):
+                await self.bus.write(regmap.REGION_SAMPLES, s * words + j, v)
+
+    async def run_op(self, ctrl: int, n: int, lr: int) -> int:
+        """Start one operation, poke the busy core, wait for DONE; return the CYCLES register, checked against
+        the testbench's own view: no more than the cycles from the CTRL write to the DONE read, no fewer than
+        from the CTRL write to the last read that still saw BUSY."""
+        bus = self.bus
+        await bus.write(regmap.REGION_REGS, regmap.REG_N_SAMPLES, n)
+        await bus.write(regmap.REGION_REGS, regmap.REG_LR, lr)
+        await bus.write(regmap.REGION_REGS, regmap.REG_CTRL, ctrl)
+        started = last_busy = self.cycle
+        # Writes while busy must be ignored; reads must still complete.
+        await bus.write(regmap.REGION_WEIGHTS, 0, 0x1234)
+        await bus.write(regmap.REGION_SAMPLES, 0, 0x777)
+        await bus.read(regmap.REGION_WEIGHTS, 0)
+        for _ in range(200000):
+            status = await bus.reg(regmap.REG_STATUS)
+            if status == regmap.STATUS_DONE:
+                cycles = await bus.reg(regmap.REG_CYCLES)
+                assert last_busy - started <= cycles <= self.cycle - started, \
+                    f"CYCLES={cycles} outside the observed window [{last_busy - started}, {self.cycle - started}]"
+                return cycles
+            assert status == regmap.STATUS_BUSY, f"STATUS={status:#x} during an operation"
+            last_busy = self.cycle
+        raise AssertionError("operation did not finish")
+
+
+def _first_mismatch(got, want, what):
+    for i, (g, w) in enumerate(zip(got, want)):
+        if g != w:
+            raise AssertionError(f"{what}: index {i} got {g}, expected {w} ({sum(a != b for a, b in zip(got, want))}"
+                                 f" of {len(want)} differ)")
+    assert len(got) == len(want), f"{what}: {len(got)} values, expected {len(want)}"
+
+
+@cocotb.test()
+async def run_plan(dut):
+    tb = CoreTB(dut)
+    p, bus = tb.p, tb.bus
+    await tb.reset()
+    await tb.check_identity()
+    await tb.write_weights(p["w0"])
+    _first_mismatch(await tb.read_weights(len(p["w0"])), p["w0"], "weights written")
+    samples, log = 0, []
+    for n_op, op in enumerate(p["ops"]):
+        X = op["X"]
+        Y = op.get("Y", [[0] * tb.n_out for _ in X])
+        await tb.write_samples(X, Y)
+        ctrl = regmap.CTRL_TRAIN if op["op"] == "train" else regmap.CTRL_INFER
+        cycles = await tb.run_op(ctrl, len(X), op.get("lr", 0))
+        samples += len(X)
+        log.append({"op": op["op"], "samples": len(X), "cycles": cycles})
+        if "expect_w" in op:
+            _first_mismatch(await tb.read_weights(len(p["w0"])), op["expect_w"], f"weights after op {n_op}")
+        if "expect_out" in op:
+            got = [_signed32(await bus.read(regmap.REGION_OUTPUTS, i)) for i in range(len(op["expect_out"]))]
+            _first_mismatch(got, op["expect_out"], f"outputs of op {n_op}")
+    assert await bus.reg(regmap.REG_SAMPLES_DONE) == samples, "SAMPLES_DONE"
+    assert await bus.reg(regmap.REG_SATURATIONS) == p["expect_sat"], "SATURATIONS"
+    assert await bus.reg(regmap.REG_EVICTIONS) == p["expect_evictions"], "EVICTIONS"
+    await bus.write(regmap.REGION_REGS, regmap.REG_CTRL, regmap.CTRL_CLEAR_COUNTERS)
+    for reg in (regmap.REG_SAMPLES_DONE, regmap.REG_SATURATIONS, regmap.REG_EVICTIONS):
+        assert await bus.reg(reg) == 0, f"register {reg:#x} after CLEAR_COUNTERS"
+    Path(p["cycles_file"]).write_text(json.dumps(log))
