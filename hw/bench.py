@@ -19,9 +19,8 @@ import numpy as np
 from golden.errors import DpfmError
 from hw.config import CoreConfig
 
-#: (board, task, K, lanes, formats) built and simulated by default. lr=u16.20 (lr / batch < 1/16): the SGD
-#: multiplier then fits two 16x16 DSPs, and the golden model's 62-bit width check accepts digits.
-DEFAULT_CONFIGS = [("icebreaker", "seed-sum", 8, 1, "lr=u16.20"), ("ulx3s-85f", "digits", 8, 1, "lr=u16.20")]
+#: (board, task, K, lanes, formats) built and simulated by default; "" = the contract's default formats.
+DEFAULT_CONFIGS = [("icebreaker", "seed-sum", 8, 1, ""), ("ulx3s-85f", "digits", 8, 1, "")]
 
 
 def core_plan(cfg: CoreConfig, task_name: str, n_batches: int, batch: int, n_infer: int, seed: int,
@@ -167,7 +166,7 @@ def _parse_config(text: str) -> tuple:
         return board, task, int(k), int(lanes), formats[0] if formats else ""
     except ValueError:
         raise DpfmError(f"cannot read configuration '{text}'",
-                        "write BOARD:TASK:K:LANES[:FORMATS], e.g. icebreaker:seed-sum:8:1:lr=u16.20") from None
+                        "write BOARD:TASK:K:LANES[:FORMATS], e.g. icebreaker:seed-sum:8:1:t=s16.12") from None
 
 
 def run(args) -> int:

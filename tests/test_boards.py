@@ -96,7 +96,7 @@ def test_missing_programmer_is_a_clear_error():
                     reason="needs the iCE40 toolchain")
 def test_icebreaker_build_of_seed_sum_core(tmp_path):
     """Real synthesis, place and route of link + seed-sum core (K=1: see the report on K=8) for the UP5K."""
-    fmts = HwFormats.parse(get_target("icebreaker").default_formats)
+    fmts = HwFormats()
     report = build_board("icebreaker", CoreConfig.from_task("seed-sum", 1, fmts), tmp_path)
     assert report.fits, report.error
     for name in ("luts", "dsps", "bram"):

@@ -26,7 +26,6 @@ def run(args) -> int:
 
     target = get_target(args.board)
     task = args.task or target.default_task
-    args.formats = args.formats or target.default_formats
     cfg = config_from_args(args, task=task)
     build_dir = Path(args.build_dir or Path("build") / args.board)
     report = build_board(args.board, cfg, build_dir, program=args.program)

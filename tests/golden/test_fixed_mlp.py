@@ -223,7 +223,7 @@ def test_mse_delta_and_gradient_by_hand():
 def test_sgd_update_rounds_half_up_and_saturates():
     spec = NetSpec((1, 1), ("identity",))
     m = FixedModel(spec, 1)
-    lr = 1 << 19                               # 0.5 in u24.20
+    lr = 1 << 15                               # 0.5 in u16.16
     # step = 0.5 * G; G = 3 LSB of w (3 << 12 at frac 24) -> 1.5 LSB -> 2; G = -3 LSB -> -1.5 -> -1
     w = m.sgd_update(np.array([0, 0]), np.array([3 << 12, -3 << 12]), lr)
     assert w.tolist() == [-2, 1]
@@ -233,7 +233,7 @@ def test_sgd_update_rounds_half_up_and_saturates():
 
 def test_lr_raw():
     m = FixedModel(NetSpec((1, 1), ("identity",)), 1)
-    assert m.lr_raw(0.01, 10) == 1049   # 0.001 * 2**20 = 1048.576
+    assert m.lr_raw(0.01, 10) == 66     # 0.001 * 2**16 = 65.536
     for lr, batch in [(1e-9, 10), (0.5, 0), (-0.1, 1), (float("nan"), 1), (20.0, 1)]:
         with pytest.raises(DpfmError):
             m.lr_raw(lr, batch)
