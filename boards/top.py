@@ -16,7 +16,7 @@ class BoardTop(Elaboratable):
     """Link + core on a board platform; `uart` resource 0 is the FTDI UART on both supported boards
     (iCEBreaker: FT2232H channel B; ULX3S: the FT231X)."""
 
-    def __init__(self, cfg: CoreConfig, baud: int = 115200):
+    def __init__(self, cfg: CoreConfig, baud: int):
         self.cfg = cfg
         self.baud = baud
 

@@ -7,6 +7,9 @@
    flight, so both directions add up; the core's compute time is excluded).
 3. Seed-sum trained through the co-simulated board: wall time, and whether the weights equal
    `GoldenTrainer(fixed=HwFormats(), tangent="toper")` bit for bit.
+4. Beside the UART bound, the compute bound: the core's own cycle counter for the last training batch
+   gives cycles per sample; samples/s = clock / cycles at nextpnr's Fmax from a `dpfm build --json` report
+   (`--report`), and at the board clocks.
 Writes JSON and prints a table.
 """
 
@@ -16,6 +19,7 @@ import time
 import numpy as np
 
 from golden.checkpoint import check_writable, write_json
+from golden.errors import DpfmError
 
 UART_BAUD = 3_000_000
 BITS_PER_BYTE = 10  # 8N1
@@ -26,11 +30,31 @@ def add_arguments(parser) -> None:
                         help="directory for bench.json (default runs/bench-link)")
     parser.add_argument("--json", metavar="PATH", help="write the JSON here instead of DIR/bench.json")
     parser.add_argument("--task", default="seed-sum", help="task trained through the co-simulation")
-    parser.add_argument("--k", type=int, default=4, help="K of the core (default 4)")
+    parser.add_argument("--k", type=int, default=8, help="K of the core (default 8)")
     parser.add_argument("--epochs", type=int, default=5,
                         help="epochs trained through the co-simulation (default 5; the task's full run is "
                              "--epochs 250 for seed-sum)")
     parser.add_argument("--words", type=int, default=20000, help="words streamed for the speed test")
+    parser.add_argument("--report", metavar="PATH",
+                        help="a `dpfm build --json` report of the same configuration, for the compute bound at Fmax")
+
+
+#: The board tops' clocks: iCEBreaker 12 MHz, ULX3S 25 MHz.
+BOARD_CLOCKS_MHZ = (12, 25)
+
+
+def _read_report(path):
+    """The `dpfm build --json` report named by --report, or None."""
+    if path is None:
+        return None
+    import json
+    try:
+        report = json.loads(open(path).read())
+        float(report["fmax_mhz"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DpfmError(f"cannot read build report {path}: {exc}",
+                        "pass the file written by `dpfm build --board ... --json PATH` for a design that fits") from None
+    return report
 
 
 def _stream_words(client, words: int) -> None:
@@ -55,6 +79,7 @@ def run(args) -> int:
 
     json_path = args.json or os.path.join(args.out, "bench.json")
     check_writable(json_path)
+    report = _read_report(args.report)
     task = get_task(args.task)
     X, Y, _, _ = task.load()
     config = CoreConfig.from_task(args.task, args.k)
@@ -75,6 +100,7 @@ def run(args) -> int:
         t0 = time.perf_counter()
         device.train(X, Y, args.epochs, progress=False)
         train_seconds = time.perf_counter() - t0
+        counters = device.counters()
         out_b, in_b, commands = (client.stats.bytes_out - before[0], client.stats.bytes_in - before[1],
                                  client.stats.commands - before[2])
         retries = client.stats.retries
@@ -87,6 +113,13 @@ def run(args) -> int:
 
     samples = len(X) * args.epochs
     bytes_per_sample = (out_b + in_b) / samples
+    cycles_per_sample = counters["last_op_cycles"] / max(counters["last_op_samples"], 1)
+    compute = {"cycles_per_train_sample": cycles_per_sample,
+               "samples_per_second_at_clock_mhz": {f"{mhz:g}": mhz * 1e6 / cycles_per_sample
+                                                   for mhz in BOARD_CLOCKS_MHZ}}
+    if report is not None:
+        compute["fmax_mhz"] = report["fmax_mhz"]
+        compute["samples_per_second_at_fmax"] = report["fmax_mhz"] * 1e6 / cycles_per_sample
     result = {
         "task": args.task, "k": args.k, "build_seconds": build_seconds,
         "cosim": {"cycles": speed["cycles"], "wall_seconds": speed["seconds"], "cpu_seconds": speed["cpu_seconds"],
@@ -99,6 +132,7 @@ def run(args) -> int:
         "train": {"epochs": args.epochs, "samples": samples, "wall_seconds": train_seconds,
                   "simulated_cycles": train_stats["cycles"], "harness_cpu_seconds": train_stats["cpu_seconds"],
                   "retries": retries, "bit_exact_vs_golden_toper": bit_exact},
+        "compute": compute,
     }
     write_json(json_path, result)
     c, w, t = result["cosim"], result["wire"], result["train"]
@@ -110,6 +144,12 @@ def run(args) -> int:
                                                   f"{w['bytes_from_device_per_sample']:.1f}"),
         ("commands per training sample", f"{w['commands_per_sample']:.2f}"),
         (f"UART-bound samples/s at {UART_BAUD / 1e6:g} Mbaud", f"{w['uart_bound_samples_per_second']:,.0f}"),
+        ("core cycles per training sample (co-simulated)", f"{cycles_per_sample:.1f}"),
+        *((f"compute-bound samples/s at {mhz} MHz", f"{v:,.0f}")
+          for mhz, v in compute["samples_per_second_at_clock_mhz"].items()),
+        *([(f"compute-bound samples/s at Fmax {report['fmax_mhz']:.1f} MHz",
+            f"{compute['samples_per_second_at_fmax']:,.0f}")] if report is not None else
+          [("compute-bound samples/s at Fmax", "pass --report (a dpfm build --json output)")]),
         (f"{args.task}: {args.epochs} epochs through the co-simulation (s)", f"{t['wall_seconds']:.2f}"),
         ("  simulated cycles / harness CPU s", f"{t['simulated_cycles']:,} / {t['harness_cpu_seconds']:.2f}"),
         ("  weights equal golden toper bit for bit", "yes" if bit_exact else "NO"),

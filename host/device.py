@@ -58,6 +58,14 @@ class Device:
     def _reg(self, index: int) -> int:
         return self.client.read(R.address(R.REGION_REGS, index), 1)[0]
 
+    def counters(self) -> dict:
+        """The core's counters: cycles and samples of the last operation, and the running totals."""
+        return {"last_op_cycles": self._reg(R.REG_CYCLES),
+                "last_op_samples": self._settings.get(R.REG_N_SAMPLES, 0),
+                "samples_done": self._reg(R.REG_SAMPLES_DONE),
+                "saturations": self._reg(R.REG_SATURATIONS),
+                "evictions": self._reg(R.REG_EVICTIONS)}
+
     def _set_reg(self, index: int, value: int) -> None:
         self.client.write(R.address(R.REGION_REGS, index), [value])
 

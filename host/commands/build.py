@@ -40,10 +40,13 @@ def run(args) -> int:
 def summarize(report, cfg, cycles: dict) -> dict:
     """The build report plus the throughput it implies: `cycles` is `hw.bench.measure_cycles`' result
     (one simulated training batch of the task's data, checked bit for bit)."""
+    from boards.targets import get_target
+
     per_sample = cycles["train_cycles_per_sample"]
     out = {
         **report.to_json(),
         "sizes": list(cfg.spec.sizes), "k": cfg.k, "lanes": cfg.lanes, "max_batch": cfg.max_batch,
+        "baud": get_target(report.board).baud,
         "cycles_per_train_sample": per_sample,
         "ideal_cycles_per_sample": cycles["ideal_cycles_per_sample"],
     }
@@ -70,4 +73,5 @@ def format_summary(s: dict) -> str:
         lines.append(f"  DOES NOT FIT: {s['error']}")
     if s.get("bitstream"):
         lines.append(f"  bitstream {s['bitstream']}")
+    lines.append(f"  UART {s['baud']} baud: train with --backend board --port PORT --baud {s['baud']}")
     return "\n".join(lines)

@@ -118,9 +118,9 @@ def resolve_task(args):
 # ----------------------------------------------------------------------------------------------------------
 # backends
 # ----------------------------------------------------------------------------------------------------------
-def golden_backend(spec, k, *, lr, batch, momentum, init, seed, fixed, tangent, port=None):
-    if port is not None:
-        raise DpfmError("--port only applies to --backend board", "drop --port")
+def golden_backend(spec, k, *, lr, batch, momentum, init, seed, fixed, tangent, port=None, baud=None):
+    if port is not None or baud is not None:
+        raise DpfmError("--port and --baud only apply to --backend board", "drop them")
     return GoldenTrainer(spec, k, lr=lr, batch=batch, momentum=momentum, init=init, seed=seed, fixed=fixed,
                          tangent=tangent or "exact")
 
@@ -128,7 +128,7 @@ def golden_backend(spec, k, *, lr, batch, momentum, init, seed, fixed, tangent, 
 def device_backend(kind):
     """A factory for the co-simulation / board backends of `host.device` (imported only when used): a
     training core configured for the network, K and formats, which computes the hardware toper tangent."""
-    def make(spec, k, *, lr, batch, momentum, init, seed, fixed, tangent, port=None):
+    def make(spec, k, *, lr, batch, momentum, init, seed, fixed, tangent, port=None, baud=None):
         try:
             device = importlib.import_module("host.device")
         except ModuleNotFoundError as exc:
@@ -137,7 +137,8 @@ def device_backend(kind):
             raise DpfmError(f"backend '{kind}' is not available yet (host/device.py is missing)",
                             "use --backend golden") from None
         config = core_config(kind, spec, k, momentum=momentum, fixed=fixed, tangent=tangent)
-        return device.open_device(kind, config, port=port, lr=lr, batch=batch, init=init, seed=seed)
+        link = {} if baud is None else {"baud": baud}
+        return device.open_device(kind, config, port=port, lr=lr, batch=batch, init=init, seed=seed, **link)
     return make
 
 
@@ -156,10 +157,10 @@ def core_config(kind, spec, k, *, momentum, fixed, tangent):
 BACKENDS = {"golden": golden_backend, "sim": device_backend("sim"), "board": device_backend("board")}
 
 
-def make_trainer(backend, task, k, seed, fixed, tangent, port=None):
+def make_trainer(backend, task, k, seed, fixed, tangent, port=None, baud=None):
     """A trainer for `task` on `backend`; `tangent=None` means the backend's natural mode."""
     return BACKENDS[backend](task.spec, k, lr=task.lr, batch=task.batch, momentum=task.momentum,
-                             init=task.init, seed=seed, fixed=fixed, tangent=tangent, port=port)
+                             init=task.init, seed=seed, fixed=fixed, tangent=tangent, port=port, baud=baud)
 
 
 @contextlib.contextmanager
@@ -182,6 +183,8 @@ def register(subparsers) -> None:
                                              "(default 8)")
     p.add_argument("--backend", choices=tuple(BACKENDS), default="golden", help="where to train (default golden)")
     p.add_argument("--port", help="serial port of the board (--backend board)")
+    p.add_argument("--baud", type=int, help="UART rate of the board's bitstream (--backend board; default 3000000, "
+                                            "`dpfm build` prints the rate of each board)")
     add_task_arguments(p)
     o = p.add_argument_group("outputs")
     o.add_argument("--json", metavar="PATH", help="write the result as JSON")
@@ -239,7 +242,8 @@ def _prepare(args):
         return task, data, trainer, (task.epochs if args.epochs is not None else max(task.epochs - trainer.epoch, 0))
     k = parse_k(args.k if args.k is not None else "8")
     seed = _number(args.seed, int, "seed") if args.seed is not None else 0
-    trainer = make_trainer(args.backend, task, k, seed, parse_fixed(args.fixed), args.tangent, args.port)
+    trainer = make_trainer(args.backend, task, k, seed, parse_fixed(args.fixed), args.tangent, args.port,
+                           args.baud)
     if args.resume is not None:  # a device checkpoint: the device restores weights, epoch and shuffle state
         try:
             trainer.resume(args.resume)
