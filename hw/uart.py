@@ -33,6 +33,12 @@ def bit_divisor(clk_freq: int, baud: int) -> int:
     return div
 
 
+def _checked_divisor(divisor: int) -> int:
+    if divisor < MIN_DIVISOR:
+        raise ValueError(f"divisor {divisor} < {MIN_DIVISOR}")
+    return divisor
+
+
 class UartRx(wiring.Component):
     """Receiver. `rx` is the asynchronous pin; each received byte appears on `o` (valid until taken or
     replaced by the next byte: the consumer must keep up, e.g. through a FIFO). A byte whose stop bit is 0 is
@@ -43,9 +49,7 @@ class UartRx(wiring.Component):
     frame_error: Out(1)
 
     def __init__(self, divisor: int):
-        if divisor < MIN_DIVISOR:
-            raise ValueError(f"divisor {divisor} < {MIN_DIVISOR}")
-        self.divisor = divisor
+        self.divisor = _checked_divisor(divisor)
         super().__init__()
 
     def elaborate(self, platform):
@@ -106,9 +110,7 @@ class UartTx(wiring.Component):
     tx: Out(1, init=1)
 
     def __init__(self, divisor: int):
-        if divisor < MIN_DIVISOR:
-            raise ValueError(f"divisor {divisor} < {MIN_DIVISOR}")
-        self.divisor = divisor
+        self.divisor = _checked_divisor(divisor)
         super().__init__()
 
     def elaborate(self, platform):
