@@ -9,12 +9,22 @@ activation_luts(kind, fmts)` (format x, `2**lut_bits` entries each, bin index
 Slot positions and ids are kept. `identity` passes `z` and the slots through unchanged (no tables). The
 model is `golden.toper.activation_slots`.
 
-Pipeline: two register stages (the ROM read, then the K parallel multiplies into the output register);
-one result per cycle with full backpressure: a stalled output holds the stage before it, and the input is
-ready whenever that stage can move on.
+Why one multiplier: a MAC lane delivers a neuron at most every K cycles (its toper read-out takes K), so the
+K slot products are done one per cycle through a single registered multiplier and the activation keeps
+pace with a lane. Pipeline, with full backpressure:
+
+- accept: the input's slots go into a shift register (`src`) and its table index to both ROMs;
+- K product cycles: `prod <- D[idx] * src[0].value` (registered), `src` shifts by one slot; the next input
+  is accepted in the cycle the last slot is multiplied, so a neuron occupies the stage exactly K cycles;
+- K shift cycles, one behind: the rounded, saturated product enters the output slots at the top and they
+  shift down by one, so after K shifts slot j is in place; with the last one `a = F[idx]` is set and the
+  result is offered on `o`.
+
+A result waiting on `o` holds the shift (and everything before it) until taken. Latency: the result is
+offered K + 2 cycles after its input was accepted. `identity` is one register stage.
 """
 
-from amaranth.hdl import Mux, Module, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -26,7 +36,7 @@ from hw.streams import dual_layout, round_shift, saturate
 
 
 class Activation(wiring.Component):
-    """Activation of one neuron's dual, with K parallel tangent multipliers.
+    """Activation of one neuron's dual through one shared slope multiplier.
 
     Ports: `i` (in stream, `dual_layout`: `z` and its K slots), `o` (out stream, same layout: `a` and its
     slots), `sat` (out): the number of tangent products clamped to the t range, reported in the cycle their
@@ -56,46 +66,62 @@ class Activation(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        fmts = self.fmts
-        stage = Signal.like(self.i.payload, name="stage")   # stage 1: the input, while its ROM read completes
-        stage_valid = Signal()
-        out_free = ~self.o.valid | self.o.ready
-        m.d.comb += self.i.ready.eq(~stage_valid | out_free)
-
-        with m.If(self.i.ready):
-            m.d.sync += [stage_valid.eq(self.i.valid), stage.eq(self.i.payload)]
-
         if self.kind == "identity":
-            result = stage
-            sat_flags = []
-        else:
-            table_f, table_d = activation_luts(self.kind, fmts)
-            m.submodules.rom_f = rom_f = Memory(shape=self.o.p.value.shape(),
-                                                depth=len(table_f), init=[int(v) for v in table_f])
-            m.submodules.rom_d = rom_d = Memory(shape=self.o.p.value.shape(),
-                                                depth=len(table_d), init=[int(v) for v in table_d])
-            read_f, read_d = rom_f.read_port(), rom_d.read_port()
-            idx = self.lut_index(self.i.p.value)
-            m.d.comb += [read_f.addr.eq(idx), read_d.addr.eq(idx), read_f.en.eq(self.i.ready),
-                         read_d.en.eq(self.i.ready)]
+            out_free = ~self.o.valid | self.o.ready
+            m.d.comb += self.i.ready.eq(out_free)
+            with m.If(out_free):
+                m.d.sync += [self.o.valid.eq(self.i.valid), self.o.payload.eq(self.i.payload)]
+            return m
 
-            result = Signal.like(self.o.payload, name="result")
-            m.d.comb += result.value.eq(read_f.data)
-            sat_flags = []
-            for j in range(self.k):
-                slot = stage.slots[j]
-                value, clamped = saturate(round_shift(read_d.data * slot.value, fmts.x.frac), fmts.t)
-                m.d.comb += [
-                    result.slots[j].value.eq(value),
-                    result.slots[j].id.eq(slot.id),
-                    result.slots[j].valid.eq(slot.valid & (value != 0)),
-                ]
-                sat_flags.append(slot.valid & clamped)
+        fmts, k = self.fmts, self.k
+        slots_t = self.i.p.slots.shape()
+        slot_t = slots_t.elem_shape
+        slot_w = len(Signal(slot_t).as_value())
 
-        with m.If(out_free):
-            m.d.sync += self.o.valid.eq(stage_valid)
-            with m.If(stage_valid):
-                m.d.sync += self.o.payload.eq(result)
-                if sat_flags:
-                    m.d.comb += self.sat.eq(sum(sat_flags))
+        table_f, table_d = activation_luts(self.kind, fmts)
+        m.submodules.rom_f = rom_f = Memory(shape=self.o.p.value.shape(), depth=len(table_f),
+                                            init=[int(v) for v in table_f])
+        m.submodules.rom_d = rom_d = Memory(shape=self.o.p.value.shape(), depth=len(table_d),
+                                            init=[int(v) for v in table_d])
+        read_f, read_d = rom_f.read_port(), rom_d.read_port()
+
+        src = Signal(slots_t, name="src")         # the slots still to be multiplied, next one in src[0]
+        left = Signal(range(k + 1))                # how many of them
+        prod = Signal(signed(fmts.x.bits + fmts.t.bits))
+        prod_valid, prod_slot, prod_last = Signal(), Signal(), Signal()   # a product / its slot was valid
+        prod_id = Signal.like(src[0].id)
+        prod_f = Signal.like(read_f.data)
+
+        # The shift into `o` may not overwrite a result that is offered and not taken: then everything holds.
+        hold = Signal()
+        m.d.comb += hold.eq(prod_valid & self.o.valid & ~self.o.ready)
+        advance = ~hold
+        m.d.comb += self.i.ready.eq(advance & (left <= 1))
+        accepted = self.i.valid & self.i.ready
+        idx = self.lut_index(self.i.p.value)
+        m.d.comb += [read_f.addr.eq(idx), read_d.addr.eq(idx), read_f.en.eq(accepted), read_d.en.eq(accepted)]
+
+        head = src[0]
+        with m.If(advance):
+            m.d.sync += [
+                prod_valid.eq(left != 0), prod_last.eq(left == 1), prod_slot.eq(head.valid),
+                prod_id.eq(head.id), prod.eq(read_d.data * head.value), prod_f.eq(read_f.data),
+                src.eq(src.as_value() >> slot_w),
+            ]
+            with m.If(left != 0):
+                m.d.sync += left.eq(left - 1)
+            with m.If(accepted):
+                m.d.sync += [src.eq(self.i.p.slots), left.eq(k)]
+
+        value, clamped = saturate(round_shift(prod, fmts.x.frac), fmts.t)
+        entry = Signal(slot_t, name="entry")
+        m.d.comb += [entry.valid.eq(prod_slot & (value != 0)), entry.value.eq(value), entry.id.eq(prod_id)]
+        shift = prod_valid & advance
+        with m.If(self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        with m.If(shift):
+            m.d.sync += self.o.p.slots.eq(Cat(self.o.p.slots.as_value()[slot_w:], entry.as_value()))
+            m.d.comb += self.sat.eq(prod_slot & clamped)
+            with m.If(prod_last):
+                m.d.sync += [self.o.valid.eq(1), self.o.p.value.eq(prod_f)]
         return m

@@ -12,27 +12,46 @@ emits `(z, z')`:
 
 The model is `golden.toper.mac_candidates` plus `golden.toper.Toper`.
 
-Timing (the lane's throughput is the machine's): a step is accepted in the cycle its predecessor's last
-candidate goes into the toper, all its candidates are computed in parallel in that cycle (K + 1
-multipliers), and they enter the toper one per cycle, so a step costs `max(1, n)` cycles, `n <= K + 1`
-being its number of nonzero candidates. The toper's flush token rides with the neuron's last candidate
-(or follows the last step alone if it had none) and reads the slots out cell by cell while the next
-neuron's candidates already follow it; `z` is latched in that cycle. The result is offered on `o` once the
-token has passed the last cell (K cycles later), and holds there until taken. A neuron whose steps have
-`n_i` nonzero candidates therefore costs exactly `max(sum_i max(1, n_i), K)` cycles when the output is
-taken at once: the flush waits only for the previous neuron's token to finish its K-cycle walk and for
-its result to be taken.
+Why one multiplier: the toper takes one candidate per cycle, so computing a step's K + 1 candidates in
+parallel buys no throughput. The lane instead *issues* one operation per cycle through a single multiplier:
+for a step, first its direct candidate (whose product slot computes the primal `w * x`; the candidate itself
+is only a rounding of `x`), then one per valid input slot (`w * x'[j].v`). Invalid slots are skipped, so a
+step occupies the issue stage for exactly `1 + v` cycles, `v` being its number of valid input slots (a
+candidate that rounds to 0 still takes its cycle; the toper ignores it).
 
-`sat` counts saturation events per cycle (candidate roundings, `z`, toper merges); `evict` is the toper's
-eviction pulse.
+Pipeline (every stage one register, so the multiplier is a registered-in, registered-out DSP product):
+
+- issue -> `s1`: the step offered on `i` stays there until its last operation issues (`ready` is high in
+  that cycle only); each cycle its lowest pending source selects the operands `(w, a)` (`a = x` for the
+  direct one, `x'[j].v` for a slot) and the candidate id into `s1`;
+- `s2`: the product `w * a`, and `a` itself;
+- `s3`: the rounded, saturated candidate; the primal `acc` takes the product of a direct operation here
+  (and hands the finished sum to `acc_final` with the neuron's last operation). `s3` enters the toper.
+
+The neuron's flush token rides with its last candidate (the last operation of the step marked `last`; every
+step has at least the direct one). It may enter the toper only when the previous token has passed the last
+cell and the previous result has been (or is being) taken; otherwise the whole pipeline holds. `z` is latched
+with the flush; the result is offered on `o` once the token has passed the last cell (K cycles later) and
+holds there until taken.
+
+Timing: a step is accepted in the cycle its last operation is issued, so with steps offered
+back to back and the output taken at once a neuron whose steps have `v_i` valid input slots costs exactly
+`max(sum_i (1 + v_i), K)` cycles; the three pipeline stages add a fixed latency of 3 cycles per neuron that
+overlaps with the next neuron's steps.
+
+`sat` counts saturation events per cycle (candidate roundings as they enter `s3`, `z`, toper merges);
+`evict` is the toper's eviction pulse.
 """
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.streams import dual_layout, entry_layout, mac_step_layout, round_shift, saturate
+from hw.streams import dual_layout, mac_step_layout, round_shift, saturate
 from hw.toper import Toper
+
+#: The direct candidate's entry in `MacLane.sources`.
+DIRECT = "direct"
 
 
 class MacLane(wiring.Component):
@@ -51,79 +70,125 @@ class MacLane(wiring.Component):
             "evict": Out(1),
         })
 
-    def candidates(self, m, step):
-        """The step's K + 1 candidates (direct first) as entry signals, their nonzero flags (slot valid and
-        value != 0) and their saturation flags (only for candidates that exist)."""
-        fmts = self.fmts
-        layout = entry_layout(fmts.t, self.id_bits)
-        entries, nonzero, clamps = [], [], []
-
-        direct, direct_clamped = saturate(round_shift(step.x, fmts.x.frac - fmts.t.frac), fmts.t)
-        cand = Signal(layout, name="cand_direct")
-        m.d.comb += [cand.value.eq(direct), cand.id.eq(step.wid)]
-        entries.append(cand)
-        nonzero.append(cand.value != 0)
-        clamps.append(direct_clamped)
-
-        for j in range(self.k):
-            slot = step.slots[j]
-            value, clamped = saturate(round_shift(step.w * slot.value, fmts.w.frac), fmts.t)
-            cand = Signal(layout, name=f"cand_slot{j}")
-            m.d.comb += [cand.value.eq(value), cand.id.eq(slot.id)]
-            entries.append(cand)
-            nonzero.append(slot.valid & (cand.value != 0))
-            clamps.append(slot.valid & clamped)
-        return entries, Cat(nonzero), clamps
+    def sources(self) -> list:
+        """A step's candidate sources in issue order (contract 3.2): the direct one, then slots 0 .. K-1."""
+        return [DIRECT] + list(range(self.k))
 
     def elaborate(self, platform):
         m = Module()
-        fmts = self.fmts
-        n = self.k + 1
-        m.submodules.toper = toper = Toper(self.k, fmts.t, self.id_bits)
+        fmts, k = self.fmts, self.k
+        sources = self.sources()
+        n = len(sources)
+        m.submodules.toper = toper = Toper(k, fmts.t, self.id_bits)
+        a_bits = max(fmts.x.bits, fmts.t.bits)
 
-        layout = entry_layout(fmts.t, self.id_bits)
-        buffer = [Signal(layout, name=f"buf{i}") for i in range(n)]   # the current step's candidates
-        pending = Signal(n)         # which of them still have to enter the toper
-        ending = Signal()           # the neuron's last step has been accepted
+        # ---- issue state and pipeline registers --------------------------------------------------------
+        step = self.i.p
+        started = Signal()         # the offered step has issued operations already; `pending` holds the rest
+        pending = Signal(n)        # its sources not issued yet (bit i = sources[i])
+        s1_valid, s1_direct, s1_end = Signal(), Signal(), Signal()
+        s1_w = Signal(signed(fmts.w.bits))
+        s1_a = Signal(signed(a_bits))
+        s1_id = Signal(unsigned(self.id_bits))
+        s2_valid, s2_direct, s2_end = Signal(), Signal(), Signal()
+        s2_a = Signal(signed(a_bits))
+        s2_id = Signal(unsigned(self.id_bits))
+        s2_prod = Signal(signed(fmts.w.bits + a_bits))
+        s3_valid, s3_end = Signal(), Signal()
+        s3_value = Signal(signed(fmts.t.bits))
+        s3_id = Signal(unsigned(self.id_bits))
         acc = Signal(signed(self.acc_bits))
+        acc_final = Signal(signed(self.acc_bits))   # the sum of the neuron whose last candidate is in s3
         z_out = Signal(signed(fmts.x.bits))   # z of the neuron whose read-out the toper is producing
 
-        # Emit the lowest pending candidate (one-hot select, AND-OR mux).
-        lowest = Signal(n)
-        m.d.comb += lowest.eq(pending & (~pending + 1))
-        remaining = pending & ~lowest
-        selected = 0
-        for i, b in enumerate(buffer):
-            selected = selected | (b.as_value() & lowest[i].replicate(len(b.as_value())))
-        m.d.comb += [toper.cand.valid.eq(pending.any()), toper.cand.payload.eq(selected)]
-
-        # Finish a neuron: its last candidate goes into the toper now (the flush token rides with it) or has
-        # gone already; the previous read-out has been taken (or is being taken) and its token has arrived.
+        # ---- flush and hold --------------------------------------------------------------------------------
+        # The last candidate of a neuron carries the flush token; it waits in s3 (and everything behind it
+        # holds) until the previous token has left the toper and the previous result is being taken.
         out_free = ~self.o.valid | self.o.ready
-        finishing = Signal()
-        m.d.comb += finishing.eq(ending & ~remaining.any() & ~toper.flushing & out_free)
-        m.d.comb += self.i.ready.eq(~remaining.any() & (~ending | finishing))
+        flush = Signal()
+        hold = Signal()
+        m.d.comb += [
+            hold.eq(s3_valid & s3_end & (toper.flushing | ~out_free)),
+            flush.eq(s3_valid & s3_end & ~hold),
+        ]
+        advance = ~hold
 
-        z, z_clamped = saturate(round_shift(acc, fmts.w.frac), fmts.x)
-        m.d.comb += [toper.flush.eq(finishing), self.o.p.value.eq(z_out), self.o.p.slots.eq(toper.result)]
+        # ---- issue: the lowest pending source of the offered step (one-hot select, AND-OR mux) ------------
+        # The step stays on `i` (not copied into the lane) until its last operation issues: the sender holds
+        # its payload while `ready` is low, which saves a K-slot register and its load mux.
+        fresh = Cat(1 if src == DIRECT else step.slots[src].valid for src in sources)
+        todo = Signal(n)
+        m.d.comb += todo.eq(Mux(started, pending, fresh))
+        lowest = Signal(n)
+        m.d.comb += lowest.eq(todo & (~todo + 1))
+        remaining = todo & ~lowest
+        sel_a, sel_id = 0, 0
+        for bit, src in enumerate(sources):
+            if src == DIRECT:
+                a, ident = step.x, step.wid
+            else:
+                a, ident = step.slots[src].value, step.slots[src].id
+            operand = Signal(signed(a_bits), name=f"operand{bit}")   # sign-extended to the multiplier width
+            m.d.comb += operand.eq(a)
+            sel_a = sel_a | (operand.as_unsigned() & lowest[bit].replicate(a_bits))
+            sel_id = sel_id | (ident & lowest[bit].replicate(self.id_bits))
+        direct_bit = sources.index(DIRECT)
+
+        m.d.comb += self.i.ready.eq(advance & ~remaining.any())
+        with m.If(advance):
+            m.d.sync += [
+                s1_valid.eq(self.i.valid), s1_direct.eq(lowest[direct_bit]),
+                s1_end.eq(step.last & ~remaining.any()),
+                s1_w.eq(step.w), s1_a.eq(sel_a.as_signed()), s1_id.eq(sel_id),
+            ]
+            with m.If(self.i.valid):
+                m.d.sync += [started.eq(remaining.any()), pending.eq(remaining)]
+
+        # ---- s2: the product ---------------------------------------------------------------------------
+        with m.If(advance):
+            m.d.sync += [
+                s2_valid.eq(s1_valid), s2_direct.eq(s1_direct), s2_end.eq(s1_end),
+                s2_a.eq(s1_a), s2_id.eq(s1_id), s2_prod.eq(s1_w * s1_a),
+            ]
+
+        # ---- s3: rounding, saturation, the primal accumulator --------------------------------------------
+        direct_v, direct_clamped = saturate(round_shift(s2_a, fmts.x.frac - fmts.t.frac), fmts.t)
+        slot_v, slot_clamped = saturate(round_shift(s2_prod, fmts.w.frac), fmts.t)
+        cand_clamped = Signal()
+        m.d.comb += cand_clamped.eq(advance & s2_valid & Mux(s2_direct, direct_clamped, slot_clamped))
+        with m.If(advance):
+            m.d.sync += [
+                s3_valid.eq(s2_valid), s3_end.eq(s2_end), s3_id.eq(s2_id),
+                s3_value.eq(Mux(s2_direct, direct_v, slot_v)),
+            ]
+        # The neuron's sum is complete when its last operation enters s3; it is parked in `acc_final` (read
+        # at the flush) and `acc` restarts, so the accumulator's carry chain never waits for the flush
+        # decision, which depends on the consumer's `ready`.
+        acc_sum = Signal.like(acc)
+        m.d.comb += acc_sum.eq(Mux(s2_direct, acc + s2_prod, acc))
+        with m.If(advance & s2_valid):
+            with m.If(s2_end):
+                m.d.sync += [acc_final.eq(acc_sum), acc.eq(0)]
+            with m.Else():
+                m.d.sync += acc.eq(acc_sum)
+
+        # ---- toper and result --------------------------------------------------------------------------
+        z, z_clamped = saturate(round_shift(acc_final, fmts.w.frac), fmts.x)
+        m.d.comb += [
+            toper.cand.valid.eq(s3_valid & advance),
+            toper.cand.p.value.eq(s3_value), toper.cand.p.id.eq(s3_id),
+            toper.flush.eq(flush),
+            self.o.p.value.eq(z_out), self.o.p.slots.eq(toper.result),
+        ]
         with m.If(self.o.ready):
             m.d.sync += self.o.valid.eq(0)
         with m.If(toper.done):
             m.d.sync += self.o.valid.eq(1)
-        with m.If(finishing):
-            m.d.sync += [z_out.eq(z), acc.eq(0), ending.eq(0)]
-
-        entries, nonzero, clamps = self.candidates(m, self.i.p)
-        accepted = self.i.valid & self.i.ready
-        with m.If(accepted):
-            base = Mux(finishing, 0, acc)
-            m.d.sync += [pending.eq(nonzero), acc.eq(base + self.i.p.w * self.i.p.x), ending.eq(self.i.p.last)]
-            m.d.sync += [b.eq(e) for b, e in zip(buffer, entries)]
-        with m.Else():
-            m.d.sync += pending.eq(remaining)
+        with m.If(flush):
+            m.d.sync += z_out.eq(z)
 
         m.d.comb += [
-            self.sat.eq(sum(c & accepted for c in clamps) + (z_clamped & finishing) + toper.merge_sat),
+            self.sat.eq(cand_clamped + (z_clamped & flush) + toper.merge_sat),
             self.evict.eq(toper.evict),
         ]
         return m

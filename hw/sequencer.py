@@ -171,14 +171,17 @@ class Forward(wiring.Component):
                 m.d.sync += i_i.eq(i_i + 1)
 
         x1 = Mux(bias1, Const(1 << f.x.frac, signed(f.x.bits)), Mux(l0_1, self.x_rd.data, scr_rd.data.value))
-        slots1 = Mux(bias1 | l0_1, 0, scr_rd.data.slots.as_value())
+        # No tangent in layer 0 or for the bias: only the slots' valid bits are cleared (the rest of an
+        # invalid slot is don't-care), which costs K gates instead of a mux on the whole tangent.
+        no_tangent = bias1 | l0_1
         for l, lane in enumerate(lanes):
             m.d.comb += [
                 lane.i.valid.eq(lane_valid[l]),
                 lane.i.p.w.eq(w_rds[l].data),
                 lane.i.p.wid.eq(wid1[l]),
                 lane.i.p.x.eq(x1),
-                lane.i.p.slots.eq(slots1),
+                lane.i.p.slots.eq(scr_rd.data.slots),
+                *[lane.i.p.slots[j].valid.eq(scr_rd.data.slots[j].valid & ~no_tangent) for j in range(cfg.k)],
                 lane.i.p.last.eq(bias1),
             ]
 

@@ -10,7 +10,7 @@ an arithmetic shift, symmetric saturation) for the RTL, mirroring `golden.fixedp
 `golden.fixedpoint.saturate`.
 """
 
-from amaranth.hdl import Const, Mux, Shape, signed, unsigned
+from amaranth.hdl import Cat, Const, Mux, Shape, Value, signed, unsigned
 from amaranth.lib import data
 
 from golden.errors import DpfmError
@@ -77,13 +77,31 @@ def round_shift(value, shift: int):
 
 def saturate(value, fmt: Fmt):
     """`(clamped, saturated)`: `value` clamped to `fmt`'s symmetric range (as `signed(fmt.bits)`), and a
-    1-bit flag that is high when the clamp changed it (one saturation event)."""
-    hi = Const(fmt.max_raw, signed(fmt.bits + 1))
-    lo = Const(fmt.min_raw, signed(fmt.bits + 1))
+    1-bit flag that is high when the clamp changed it (one saturation event).
+
+    For a signed value and a signed format of n bits (range `[-(2**(n-1) - 1), 2**(n-1) - 1]`) the flags are
+    bit tests, not magnitude comparisons (which synthesize to two carry chains): the value is above the
+    range when it is non-negative and a bit from n-1 up is set, below it when it is negative and either not
+    all those bits are set or it is exactly `-2**(n-1)`. Both clamp limits are then `sign, ~sign * (n-2), 1`.
+    """
+    value = Value.cast(value)
+    n = fmt.bits
+    if fmt.signed and value.shape().signed:
+        if len(value) < n:      # every value of a narrower signed shape is inside the range
+            return value.as_signed(), Const(0, 1)
+        sign = value[-1]
+        top = value[n - 1:]
+        over = ~sign & top.any()
+        under = sign & (~top.all() | ~value[:n - 1].any())
+        limit = Cat(Const(1, 1), (~sign).replicate(n - 2), sign)
+        clamped = Mux(over | under, limit, value[:n])
+        return clamped.as_signed(), over | under
+    hi = Const(fmt.max_raw, signed(n + 1))
+    lo = Const(fmt.min_raw, signed(n + 1))
     over = value > hi
     under = value < lo
     clamped = Mux(over, hi, Mux(under, lo, value))
-    return clamped[:fmt.bits].as_signed(), over | under
+    return clamped[:n].as_signed(), over | under
 
 
 # --- Python codec for the flattened Verilog vectors -------------------------------------------------------

@@ -27,7 +27,7 @@ Magnitudes are compared as `|v|` in `t.bits - 1` unsigned bits: the signed range
 cannot overflow.
 """
 
-from amaranth.hdl import Cat, Module, Signal, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -71,8 +71,14 @@ class Toper(wiring.Component):
         })
 
     def ranks_above(self, e_mag, e_id, c_mag, c_id):
-        """The order key: entry e (magnitude, id) ranks above entry c."""
-        return (e_mag > c_mag) | ((e_mag == c_mag) & (e_id < c_id))
+        """The order key: entry e (magnitude, id) ranks above entry c: `|e| > |c|`, or equal magnitudes and
+        the lower id. One unsigned comparison of `(magnitude, ~id)` does both (a single carry chain)."""
+        return Cat(~e_id, e_mag) > Cat(~c_id, c_mag)
+
+    def magnitude(self, value):
+        """`|value|` as `(value ^ sign) + sign`: one adder, where `abs` builds a negation and a mux."""
+        sign = value[-1]
+        return (value ^ sign.replicate(len(value))).as_unsigned() + sign
 
     def elaborate(self, platform):
         m = Module()
@@ -101,21 +107,28 @@ class Toper(wiring.Component):
 
             inc_mag = Signal(mag_shape, name=f"inc_mag{j}")
             cur_mag = Signal(mag_shape, name=f"cur_mag{j}")
-            m.d.comb += [inc_mag.eq(abs(inc.value)), cur_mag.eq(abs(cur.value))]
+            m.d.comb += [inc_mag.eq(self.magnitude(inc.value)), cur_mag.eq(self.magnitude(cur.value))]
             merged, merge_clamped = saturate(cur.value + inc.value, self.t_fmt)
             sat = Signal(name=f"merge_sat{j}")
             sat_flags.append(sat)
 
-            m.d.comb += nxt.eq(cur)
-            with m.If(inc.valid):
-                with m.If(~cur.valid):
-                    m.d.comb += nxt.eq(inc)
-                with m.Elif(cur.id == inc.id):
-                    m.d.comb += [nxt.value.eq(merged), sat.eq(merge_clamped)]
-                with m.Elif(self.ranks_above(inc_mag, inc.id, cur_mag, cur.id)):
-                    m.d.comb += [nxt.eq(inc), out.eq(cur)]
-                with m.Else():
-                    m.d.comb += out.eq(inc)
+            # The cell's decision as three flags, then one plain mux per field.
+            same = cur.valid & (cur.id == inc.id)
+            take = Signal(name=f"take{j}")      # the cell takes the arriving entry (empty cell or swap)
+            merge = Signal(name=f"merge{j}")    # the arriving entry merges into the cell
+            swap = Signal(name=f"swap{j}")      # the cell's old entry leaves towards c_{j+1}
+            m.d.comb += [
+                swap.eq(inc.valid & cur.valid & ~same & self.ranks_above(inc_mag, inc.id, cur_mag, cur.id)),
+                take.eq(inc.valid & ~cur.valid | swap),
+                merge.eq(inc.valid & same),
+                sat.eq(merge & merge_clamped),
+                nxt.valid.eq(cur.valid | inc.valid),
+                nxt.id.eq(Mux(take, inc.id, cur.id)),
+                nxt.value.eq(Mux(merge, merged, Mux(take, inc.value, cur.value))),
+                out.valid.eq(inc.valid & cur.valid & ~same),
+                out.id.eq(Mux(swap, cur.id, inc.id)),
+                out.value.eq(Mux(swap, cur.value, inc.value)),
+            ]
 
             with m.If(token[j]):
                 m.d.sync += [self.result[j].eq(nxt), cells[j].valid.eq(0)]

@@ -52,8 +52,8 @@ async def matches_golden(dut):
     expected = [activation_slots(z, slots, kind, fmts, golden_sat) for z, slots in stimulus]
     for z, slots in stimulus:
         source.send({"value": z, "slots": slots_from_python(slots)})
-    await sink.wait_for(len(stimulus), max_cycles=20 * len(stimulus) + 100)
-    await tb.cycles(2)
+    await sink.wait_for(len(stimulus), max_cycles=(k + 20) * len(stimulus) + 100)  # K cycles per result
+    await tb.cycles(k + 4)
 
     got = [(item["value"], slots_to_python(item["slots"])) for item in sink.items]
     assert_transactions(got, expected, f"{kind} K={k} ({fmts})", describe=lambda i: stimulus[i])

@@ -1,10 +1,8 @@
 """The MAC lane RTL equals the golden hardware-exact neuron, over K and formats (sim/tb_mac_lane.py)."""
 
 import pytest
-from amaranth.hdl import Cat
-
 from golden.fixedpoint import HwFormats
-from hw.mac_lane import MacLane
+from hw.mac_lane import DIRECT, MacLane
 from sim.runner import run_cocotb
 
 ID_BITS = 8
@@ -29,9 +27,8 @@ class DirectLastMacLane(MacLane):
     """MUTANT for the test below only: the direct candidate goes into the toper after the slot candidates
     (the contract puts it first; the order decides ties and evictions)."""
 
-    def candidates(self, m, step):
-        entries, nonzero, clamps = super().candidates(m, step)
-        return entries[1:] + entries[:1], Cat(nonzero[1:], nonzero[0]), clamps[1:] + clamps[:1]
+    def sources(self):
+        return list(range(self.k)) + [DIRECT]
 
 
 def test_candidate_order_mutant_is_caught(tmp_path):
