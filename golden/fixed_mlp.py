@@ -9,6 +9,9 @@ computes:
   and 3.6 literally. The RTL must equal it bit for bit (final weights, saturation count, evictions).
   All neurons of a layer and all samples of a batch are independent, so they run side by side as the rows
   of one `BatchToper`; `tests/golden/test_fixed_mlp.py` checks this against a literal per-neuron loop.
+- `tangent="toper-parallel"` is the hardware-exact model of the parallel lane (section 3b): per neuron, K + 1
+  source topers (the direct terms, and each input slot's products) fed in step order, then the fixed merge
+  tree of fresh topers; everything else as `"toper"`.
 - `tangent="exact"` is the golden "exact top-K" reference: the same formats and rounding points, except that
   each neuron's pre-activation tangent is the exact sum of its contributions (direct terms `x_i` and products
   `w * x'`, at full precision), rounded once to `t`, then `prune_K` (zeros dropped, K highest by the order
@@ -23,7 +26,7 @@ Loss. MSE (section 3.5): `e = sat_x(a - y)`, `delta = sat_x(round_x(c * e))`, `c
 Binary cross-entropy (exact mode only; a sigmoid output): the standard fused form `dL/dz = (a - y) / n_out`,
 i.e. `delta = sat_x(round_x(c * e))` with `c = quantize(1 / n_out)`, applied to the output layer's
 *pre-activation* tangent `z'` (the sigmoid's slope cancels against the loss derivative, so it is not
-applied). The hardware has no BCE path, so `tangent="toper"` rejects it.
+applied). The hardware has no BCE path, so the toper modes reject it.
 
 Saturation counter `sat` counts every clamp of a training step (candidates, merges, z, activation slots,
 errors, deltas, G, weights), per neuron and per sample, as the hardware's counter does; `predict` and
@@ -39,9 +42,9 @@ from golden.errors import DpfmError
 from golden.fixedpoint import (HwFormats, SatCounter, activation_luts, lut_index, quantize, requantize, saturate,
                                shift_round)
 from golden.net import NetSpec
-from golden.toper import EMPTY_ID, BatchToper
+from golden.toper import EMPTY_ID, BatchToper, merge_tree_order
 
-TANGENT_MODES = ("exact", "toper")
+TANGENT_MODES = ("exact", "toper", "toper-parallel")
 
 
 class FixedModel:
@@ -54,13 +57,14 @@ class FixedModel:
             raise DpfmError(f"unknown tangent mode '{tangent}'", f"use one of {', '.join(TANGENT_MODES)}")
         if k is not None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1):
             raise DpfmError(f"K must be a positive integer or full, got {k!r}", "use e.g. --k 8")
-        if tangent == "toper" and k is None:
+        hardware = tangent != "exact"
+        if hardware and k is None:
             raise DpfmError("the hardware toper needs a finite K", "give K (e.g. 8) or use the exact tangent mode")
-        if tangent == "toper" and spec.loss != "mse":
+        if hardware and spec.loss != "mse":
             raise DpfmError(f"the hardware computes MSE only, not '{spec.loss}'",
                             "use --loss mse for hardware-exact training, or the exact tangent mode")
         self.k = None if k is None else int(k)
-        if tangent == "toper":
+        if hardware:
             BatchToper.check_fits(self.k, fmts.t)
         self.tangent = tangent
         self.sat = SatCounter()
@@ -148,12 +152,12 @@ class FixedModel:
         """`(a, values, ids)`: outputs `(B, n_out)` and the tangent entries the loss uses, `(B, n_out, S)`
         each, in accumulation order; invalid entries are `(0, EMPTY_ID)`. Counts in `sat`/`evictions`."""
         w_raw, X_raw = self._check(w_raw, X_raw)
-        if self.tangent == "toper":
+        if self.tangent != "exact":
             return self._toper_pass(w_raw, X_raw)
         return self._exact_pass(w_raw, X_raw)
 
     def _toper_pass(self, w_raw, X_raw):
-        """Hardware-exact: per neuron, MAC steps in order, candidates in order, one toper per neuron."""
+        """Hardware-exact: per neuron, MAC steps in order, candidates in order, into the lane's topers."""
         f, k, B = self.fmts, self.k, X_raw.shape[0]
         a = X_raw
         tv = np.zeros((B, X_raw.shape[1], 0), dtype=np.int64)
@@ -161,28 +165,60 @@ class FixedModel:
         for layer, act in enumerate(self.spec.activations):
             n_out, n_in = self.spec.layer_shape(layer)
             rows, ids = self._rows(layer, w_raw), self.spec.weight_ids(layer)
-            toper = BatchToper(B * n_out, k, f.t, self.sat)
-            # every candidate of the layer in emission order: per MAC step i the direct term, then one per
-            # input slot j (the bias step has no slots); row r = b * n_out + u is neuron u of sample b
+            # the candidates of every MAC step; row r = b * n_out + u is neuron u of sample b. Source 0: the
+            # direct terms `(R, n_in + 1)` (the bias step last); source j + 1: slot j's products `(R, n_in, S)`.
             R, S = B * n_out, tv.shape[2]
             inputs = np.concatenate([a, np.full((B, 1), self._one, dtype=np.int64)], axis=1)
             direct = requantize(np.repeat(inputs, n_out, axis=0), f.x.frac, f.t, self.sat)
+            direct_id = np.tile(ids, (B, 1))
             prod = rows[None, :, :n_in, None] * tv[:, None, :, :]
             via = requantize(prod, f.w.frac + f.t.frac, f.t, self.sat).reshape(R, n_in, S)
-            steps_v = np.concatenate([direct[:, :n_in, None], via], axis=2).reshape(R, n_in * (1 + S))
-            steps_id = np.concatenate([np.tile(ids[:, :n_in, None], (B, 1, 1)), np.repeat(tid, n_out, axis=0)],
-                                      axis=2).reshape(R, n_in * (1 + S))
-            toper.insert_all(np.concatenate([steps_v, direct[:, n_in:]], axis=1),
-                             np.concatenate([steps_id, np.tile(ids[:, n_in:], (B, 1))], axis=1))
-            self.evictions += toper.evictions
+            via_id = np.repeat(tid, n_out, axis=0)
+            if self.tangent == "toper":
+                zv, zid = self._serial_toper(direct, direct_id, via, via_id)
+            else:
+                zv, zid = self._parallel_toper(direct, direct_id, via, via_id)
             z, a_out = self._layer_primal(layer, w_raw, a, self.sat)
-            tv, tid = toper.values.reshape(B, n_out, k), toper.ids.reshape(B, n_out, k)
+            tv, tid = zv.reshape(B, n_out, k), zid.reshape(B, n_out, k)
             if act != "identity":
                 d = self._luts[layer][1][lut_index(z, f)]
                 tv = requantize(d[:, :, None] * tv, f.x.frac + f.t.frac, f.t, self.sat)
                 tid = np.where(tv == 0, EMPTY_ID, tid)
             a = a_out
         return a, tv, tid
+
+    def _serial_toper(self, direct, direct_id, via, via_id):
+        """Section 3.3: one toper per neuron, fed per MAC step the direct term, then the slot products."""
+        R, n_in, S = via.shape
+        toper = BatchToper(R, self.k, self.fmts.t, self.sat)
+        steps_v = np.concatenate([direct[:, :n_in, None], via], axis=2).reshape(R, n_in * (1 + S))
+        steps_id = np.concatenate([direct_id[:, :n_in, None], via_id], axis=2).reshape(R, n_in * (1 + S))
+        toper.insert_all(np.concatenate([steps_v, direct[:, n_in:]], axis=1),
+                         np.concatenate([steps_id, direct_id[:, n_in:]], axis=1))
+        self.evictions += toper.evictions
+        return toper.values, toper.ids
+
+    def _parallel_toper(self, direct, direct_id, via, via_id):
+        """Section 3b: source toper s takes source s's candidates in step order, then the merge tree."""
+        R, k, t = via.shape[0], self.k, self.fmts.t
+
+        def run(values, wids):
+            toper = BatchToper(R, k, t, self.sat)
+            toper.insert_all(values, wids)
+            self.evictions += toper.evictions
+            return toper.values, toper.ids
+
+        sources = [(direct, direct_id)] + [(via[:, :, j], via_id[:, :, j]) for j in range(via.shape[2])]
+        leaves = [run(v, i) for v, i in sources]
+        empty = (np.zeros((R, k), dtype=np.int64), np.full((R, k), EMPTY_ID))
+        leaves += [empty] * (k + 1 - len(leaves))   # layer 0: the inputs carry no slots
+
+        def tree(node):
+            if isinstance(node, int):
+                return leaves[node]
+            (lv, lid), (rv, rid) = tree(node[0]), tree(node[1])
+            return run(np.concatenate([lv, rv], axis=1), np.concatenate([lid, rid], axis=1))
+        return tree(merge_tree_order(k + 1))
 
     def _exact_pass(self, w_raw, X_raw):
         """Golden exact top-K: dense tangents `(B, n, ids so far)`; each neuron's tangent is summed exactly,

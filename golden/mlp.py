@@ -29,7 +29,7 @@ from golden.errors import DpfmError
 from golden.fixedpoint import HwFormats, quantize, to_float
 from golden.net import NetSpec, flatten, init_weights, unflatten
 
-TANGENTS = ("exact", "toper")
+TANGENTS = ("exact", "toper", "toper-parallel")
 _TINY = np.nextafter(0.0, 1.0)  # smallest positive float: "|v| >= _TINY" means "v != 0"
 
 
@@ -228,8 +228,8 @@ class GoldenTrainer:
         self.momentum = momentum
         if tangent not in TANGENTS:
             raise DpfmError(f"unknown tangent mode '{tangent}'", f"use one of {', '.join(TANGENTS)}")
-        if tangent == "toper" and fixed is None:
-            raise DpfmError("the toper tangent mode is a fixed-point hardware model",
+        if tangent != "exact" and fixed is None:
+            raise DpfmError(f"the {tangent} tangent mode is a fixed-point hardware model",
                             "add --fixed default (or formats) or use --tangent exact")
         if fixed is not None and momentum:
             raise DpfmError("momentum is not part of the fixed-point contract", "use --momentum 0 with --fixed")

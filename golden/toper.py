@@ -75,19 +75,90 @@ class Toper:
         return list(self._cells)
 
 
-def mac_candidates(w_raw: int, wid: int, x_raw: int, x_slots: list[Slot], fmts: HwFormats,
-                   sat: SatCounter | None = None) -> list[tuple[int, int]]:
-    """The toper candidates of one MAC step `w * x` (section 3.2), in the order the hardware emits them.
+def mac_candidate_sources(w_raw: int, wid: int, x_raw: int, x_slots: list[Slot], fmts: HwFormats,
+                          sat: SatCounter | None = None) -> list[tuple[int, int, int]]:
+    """The toper candidates of one MAC step `w * x` (section 3.2) as `(source, value, id)`, in emission order.
 
-    First the direct term `(conv_t(x), wid)` (d(w x)/dw = x), then `(round_t(w * v_j), id_j)` for each valid
-    input slot j in slot order. Candidates whose value is 0 are left out (the toper ignores them anyway).
+    Source 0 is the direct term `(conv_t(x), wid)` (d(w x)/dw = x); source `j + 1` is `(round_t(w * v_j), id_j)`
+    for valid input slot j. Candidates whose value is 0 are left out (every toper ignores them anyway). The
+    serial lane feeds them in this order into its one toper; the parallel lane (section 3b) feeds source s
+    into source toper `T_s`.
     """
-    out = [(requantize(int(x_raw), fmts.x.frac, fmts.t, sat), int(wid))]
-    for slot in x_slots:
+    out = [(0, requantize(int(x_raw), fmts.x.frac, fmts.t, sat), int(wid))]
+    for j, slot in enumerate(x_slots):
         if slot is not None:
             v, sid = slot
-            out.append((requantize(int(w_raw) * int(v), fmts.w.frac + fmts.t.frac, fmts.t, sat), int(sid)))
-    return [(v, i) for v, i in out if v != 0]
+            out.append((j + 1, requantize(int(w_raw) * int(v), fmts.w.frac + fmts.t.frac, fmts.t, sat), int(sid)))
+    return [c for c in out if c[1] != 0]
+
+
+def mac_candidates(w_raw: int, wid: int, x_raw: int, x_slots: list[Slot], fmts: HwFormats,
+                   sat: SatCounter | None = None) -> list[tuple[int, int]]:
+    """The candidates of `mac_candidate_sources` as `(value, id)`, in the order the serial lane emits them."""
+    return [(v, i) for _, v, i in mac_candidate_sources(w_raw, wid, x_raw, x_slots, fmts, sat)]
+
+
+def merge_tree_order(n: int) -> list:
+    """The merge tree of section 3b over leaves `0 .. n-1`: a leaf index, or a pair `(left, right)` of
+    subtrees. `tree(a..b) = merge(tree(a..m), tree(m+1..b))`, `m = (a + b) // 2`, so the left half is the
+    larger. Shared by the golden models and the RTL so the shape is defined once."""
+    def tree(a: int, b: int):
+        if a == b:
+            return a
+        m = (a + b) // 2
+        return (tree(a, m), tree(m + 1, b))
+    return tree(0, n - 1)
+
+
+class ParallelToper:
+    """The parallel lane's tangent path (section 3b): K + 1 source topers, then the merge tree.
+
+    `insert(source, value, wid)` sends a candidate of source `s` (0 = direct, `j + 1` = slot j) into `T_s`;
+    `slots()` runs the merge tree over the source topers' read-outs (each node a fresh `Toper` fed the left
+    read-out's valid slots, then the right one's, in slot order) and returns the root's read-out. Merge
+    clamps of every toper count in `sat`; `evictions` sums the source topers' and the tree's.
+    """
+
+    def __init__(self, k: int, t_fmt: Fmt, sat: SatCounter | None = None):
+        self.k = k
+        self.t_fmt = t_fmt
+        self.sat = sat
+        self._tree_evictions = 0
+        self._root: list[Slot] | None = None   # the merge tree's result, computed once per neuron
+        self.sources = [Toper(k, t_fmt, sat) for _ in range(k + 1)]
+
+    @property
+    def evictions(self) -> int:
+        return sum(t.evictions for t in self.sources) + self._tree_evictions
+
+    def clear(self) -> None:
+        """Empty every source toper (start of a neuron)."""
+        for t in self.sources:
+            t.clear()
+        self._root = None
+
+    def insert(self, source: int, value: int, wid: int) -> None:
+        if self._root is not None:
+            raise ValueError("the neuron's merge tree already ran; clear() before the next neuron")
+        self.sources[source].insert(value, wid)
+
+    def slots(self) -> list[Slot]:
+        """The neuron's tangent: the merge tree's root read-out (the tree runs once per neuron)."""
+        if self._root is None:
+            self._root = self._merge()
+        return list(self._root)
+
+    def _merge(self) -> list[Slot]:
+        def run(node) -> list[Slot]:
+            if isinstance(node, int):
+                return self.sources[node].slots()
+            merged = Toper(self.k, self.t_fmt, self.sat)
+            for slot in run(node[0]) + run(node[1]):
+                if slot is not None:
+                    merged.insert(*slot)
+            self._tree_evictions += merged.evictions
+            return merged.slots()
+        return run(merge_tree_order(self.k + 1))
 
 
 def activation_slots(z_raw: int, z_slots: list[Slot], kind: str, fmts: HwFormats,

@@ -9,17 +9,18 @@ from golden.errors import DpfmError
 from golden.fixed_mlp import FixedModel, _accumulate, _prune
 from golden.fixedpoint import Fmt, HwFormats, SatCounter, quantize, requantize, saturate
 from golden.net import NetSpec, flatten, init_weights
-from golden.toper import EMPTY_ID, Toper, activation_slots, mac_candidates
+from golden.toper import EMPTY_ID, ParallelToper, Toper, activation_slots, mac_candidate_sources
 
 # Narrow formats in which candidates, merges, z, deltas and G all saturate now and then.
 NARROW = HwFormats(x=Fmt(10, 6), w=Fmt(10, 6), t=Fmt(9, 6), g=Fmt(14, 12), lr=Fmt(12, 14, signed=False),
                    lut_bits=8)
 
 
-def literal_batch_gradient(spec, fmts, k, w_raw, X_raw, Y_raw):
-    """Section 3 read literally: one scalar Toper, neuron after neuron, sample after sample."""
-    sat, toper = SatCounter(), Toper(k, fmts.t)
-    toper.sat = sat
+def literal_batch_gradient(spec, fmts, k, w_raw, X_raw, Y_raw, mode="toper"):
+    """Section 3 read literally: one scalar Toper (or, in mode toper-parallel, one ParallelToper of section
+    3b), neuron after neuron, sample after sample."""
+    sat = SatCounter()
+    toper = Toper(k, fmts.t, sat) if mode == "toper" else ParallelToper(k, fmts.t, sat)
     c = quantize(2.0 / spec.n_outputs, fmts.x)
     G = [0] * spec.n_params
     for x_row, y_row in zip(X_raw.tolist(), Y_raw.tolist()):
@@ -35,8 +36,11 @@ def literal_batch_gradient(spec, fmts, k, w_raw, X_raw, Y_raw):
                     x, xs = (a[i], slots[i]) if i < n_in else (1 << fmts.x.frac, [])
                     w = int(w_raw[ids[u, i]])
                     acc += w * x
-                    for v, wid in mac_candidates(w, int(ids[u, i]), x, xs, fmts, sat):
-                        toper.insert(v, wid)
+                    for source, v, wid in mac_candidate_sources(w, int(ids[u, i]), x, xs, fmts, sat):
+                        if mode == "toper":
+                            toper.insert(v, wid)
+                        else:
+                            toper.insert(source, v, wid)
                 z = requantize(acc, fmts.w.frac + fmts.x.frac, fmts.x, sat)
                 av, s = activation_slots(z, toper.slots(), act, fmts, sat)
                 out_a.append(av)
@@ -68,17 +72,18 @@ CASES = [
 ]
 
 
+@pytest.mark.parametrize("mode", ["toper", "toper-parallel"])
 @pytest.mark.parametrize("fmts", [HwFormats(), NARROW], ids=["default", "narrow"])
 @pytest.mark.parametrize("spec, k", CASES)
-def test_toper_mode_equals_literal_section_3(spec, k, fmts):
-    """The vectorized hardware-exact model equals the per-neuron reading of the contract bit for bit:
+def test_toper_mode_equals_literal_section_3(spec, k, fmts, mode):
+    """The vectorized hardware-exact models equal the per-neuron reading of the contract bit for bit:
     gradient, saturation count and evictions (the narrow formats exercise every saturation point)."""
     total_sat = 0
     for seed in range(6):
         w, X, Y = random_case(spec, fmts, seed, scale=6.0 if fmts is NARROW else 1.0)
-        m = FixedModel(spec, k, fmts, "toper")
+        m = FixedModel(spec, k, fmts, mode)
         G = m.batch_gradient(w, X, Y)
-        G_ref, sat_ref, ev_ref = literal_batch_gradient(spec, fmts, k, w, X, Y)
+        G_ref, sat_ref, ev_ref = literal_batch_gradient(spec, fmts, k, w, X, Y, mode)
         assert G.tolist() == G_ref.tolist()
         assert m.sat.count == sat_ref
         assert m.evictions == ev_ref

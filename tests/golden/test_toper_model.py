@@ -5,7 +5,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from golden.fixedpoint import Fmt, HwFormats, SatCounter, activation_luts, lut_index
-from golden.toper import EMPTY_ID, BatchToper, Toper, activation_slots, mac_candidates, ranks_above
+from golden.toper import (EMPTY_ID, BatchToper, ParallelToper, Toper, activation_slots, mac_candidate_sources,
+                          mac_candidates, merge_tree_order, ranks_above)
 
 T = Fmt(16, 12)
 FMTS = HwFormats()
@@ -206,3 +207,79 @@ def test_batch_toper_insert_all_after_earlier_inserts_continues_the_same_topers(
     bt.insert(np.array([5]), np.array([1]))
     bt.insert_all(np.array([[7, 2, 6]]), np.array([[2, 3, 1]]))   # id 1 must merge, not be sorted in
     assert bt.values[0].tolist() == [7, 11, 2] and bt.ids[0].tolist() == [2, 1, 3]
+
+
+# --- the parallel lane's toper (section 3b) ----------------------------------------------------------------
+
+@pytest.mark.parametrize("n, shape", [
+    (2, (0, 1)),
+    (3, ((0, 1), 2)),                                        # the left half is the larger
+    (9, ((((0, 1), 2), (3, 4)), ((5, 6), (7, 8)))),          # K = 8
+])
+def test_merge_tree_shape(n, shape):
+    assert merge_tree_order(n) == shape
+
+
+def test_mac_candidate_sources_tag_direct_0_and_slot_j_as_j_plus_1():
+    slots = [(1 << 12, 7), None, (-(1 << 12), 9)]
+    got = mac_candidate_sources(1 << 12, 3, 2 << 12, slots, FMTS)
+    assert got == [(0, 2 << 12, 3), (1, 1 << 12, 7), (3, -(1 << 12), 9)]
+    assert [(v, i) for _, v, i in got] == mac_candidates(1 << 12, 3, 2 << 12, slots, FMTS)
+
+
+def test_parallel_toper_merges_an_id_that_two_sources_carry():
+    """K = 1: sources 0 and 1 each keep one entry; the merge node adds the same id's values."""
+    pt = ParallelToper(1, T)
+    pt.insert(0, 5, 3)
+    pt.insert(1, 4, 3)
+    assert pt.slots() == [(9, 3)]
+    assert pt.evictions == 0
+
+
+def test_parallel_toper_prunes_per_source_unlike_the_serial_toper():
+    """Each source toper prunes on its own, which is the approximation section 3b trades for speed. Step 0
+    emits 10@1 (direct) and 15@1 (slot 0), step 1 emits 20@2 (direct). Serially, 15@1 merges into 10@1
+    before 20@2 arrives; in parallel, T_0 evicts 10@1 for 20@2 and the merge node then drops 15@1."""
+    serial, parallel = Toper(1, T), ParallelToper(1, T)
+    for source, v, i in [(0, 10, 1), (1, 15, 1), (0, 20, 2)]:
+        serial.insert(v, i)
+        parallel.insert(source, v, i)
+    assert serial.slots() == [(25, 1)] and serial.evictions == 1
+    assert parallel.slots() == [(20, 2)] and parallel.evictions == 2
+
+
+def test_parallel_merge_node_feeds_left_before_right():
+    """Equal magnitudes, different ids: the order key decides, so check a merge that saturates instead:
+    left 200 then right 100 of one id clamps at the t maximum (255 in Fmt(9, 4)) and counts once."""
+    t, sat = Fmt(9, 4), SatCounter()
+    pt = ParallelToper(1, t, sat)
+    pt.insert(0, 200, 4)
+    pt.insert(1, 100, 4)
+    assert pt.slots() == [(255, 4)]
+    assert sat.count == 1
+
+
+def test_parallel_toper_runs_its_tree_once_per_neuron():
+    pt = ParallelToper(2, T)
+    for s, v, i in [(0, 3, 1), (1, 4, 2), (2, 5, 3), (2, 1, 4), (2, 2, 5)]:
+        pt.insert(s, v, i)
+    first, evicted = pt.slots(), pt.evictions
+    assert pt.slots() == first and pt.evictions == evicted
+    with pytest.raises(ValueError, match="clear"):
+        pt.insert(0, 1, 9)
+    pt.clear()
+    assert pt.slots() == [None, None]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 8), st.lists(st.integers(-2000, 2000).filter(bool), max_size=30), st.data())
+def test_parallel_toper_with_distinct_ids_gives_exact_top_k(k, values, data):
+    """Distinct ids never merge, so every toper keeps its best K sorted and the tree returns the top K of
+    all candidates, the same as the serial toper."""
+    ids = data.draw(st.permutations(range(len(values))))
+    sources = data.draw(st.lists(st.integers(0, k), min_size=len(values), max_size=len(values)))
+    pt = ParallelToper(k, T)
+    for s, v, i in zip(sources, values, ids):
+        pt.insert(s, v, i)
+    kept = top_k_exact(list(zip(values, ids)), k)
+    assert pt.slots() == kept + [None] * (k - len(kept))
