@@ -1,9 +1,11 @@
 """`dpfm bench approx`: what the hardware's toper approximation costs in training quality.
 
-Three gradients are compared at each K, from the same initial weights and the same shuffled batches
+Four gradients are compared at each K, from the same initial weights and the same shuffled batches
 (`golden.mlp.GoldenTrainer`, one seed):
 
-- `hw-toper`: the hardware-exact fixed-point model (`FixedModel(tangent="toper")`, what the RTL computes);
+- `hw-toper`: the hardware-exact fixed-point model of the serial lane (`FixedModel(tangent="toper")`);
+- `hw-parallel`: the same for the parallel lane (`tangent="toper-parallel"`: K + 1 source topers and a merge
+  tree, docs/ARITHMETIC.md section 3b);
 - `fixed-exact`: exact top-K in the same fixed-point formats (each neuron's tangent summed exactly, then
   pruned), the reference the toper approximates;
 - `float-topk`: exact top-K in float64 (`golden.dual` semantics, where the loss is one more top-K node);
@@ -12,7 +14,7 @@ against two full-gradient baselines, `float-full` and `fixed-full` (K = full, ex
 
 Two measurements per task:
 1. *gradient fidelity* at the initial weights, over the first training batches: cosine similarity of each
-   top-K batch gradient to the full fixed-point gradient, and the fraction of batches where the toper's
+   top-K batch gradient to the full fixed-point gradient, and the fraction of batches where each toper's
    gradient differs from exact top-K in any bit;
 2. *training*: final training / validation loss (and validation accuracy for classifiers) after a short,
    stated number of epochs, wall time per epoch, and the fixed-point saturation / eviction counts.
@@ -37,7 +39,9 @@ STUDY_DEFAULTS = {
     "digits": {"epochs": 5, "formats": ""},
 }
 FIDELITY_BATCHES = 20
-MODES = ("hw-toper", "fixed-exact", "float-topk")
+MODES = ("hw-toper", "hw-parallel", "fixed-exact", "float-topk")
+#: The hardware modes and their `FixedModel` tangent; the other modes use exact top-K.
+HW_TANGENTS = {"hw-toper": "toper", "hw-parallel": "toper-parallel"}
 BASELINES = ("fixed-full", "float-full")
 
 
@@ -107,9 +111,9 @@ def study_task(name: str, ks: list[int], epochs: int, fmts: HwFormats, seed: int
 
 
 def gradient_fidelity(task, X, Y, ks, fmts, seed) -> list[dict]:
-    """At the initial weights (same init as training): per K, mean cosine of the toper's and of exact top-K's
-    batch gradient to the full fixed-point gradient, and the fraction of batches where the two top-K
-    gradients differ at all."""
+    """At the initial weights (same init as training): per K, mean cosine of each hardware toper's and of
+    exact top-K's batch gradient to the full fixed-point gradient, and the fraction of batches where a
+    hardware gradient differs from exact top-K at all."""
     spec = task.spec
     flat = flatten(spec, init_weights(spec, np.random.default_rng(seed), task.init))
     full = FixedModel(spec, None, fmts)
@@ -119,15 +123,16 @@ def gradient_fidelity(task, X, Y, ks, fmts, seed) -> list[dict]:
     G_full = [full.batch_gradient(w, Xr[b], Yr[b]).astype(np.float64) for b in batches]
     out = []
     for k in ks:
-        hw, ex = FixedModel(spec, k, fmts, "toper"), FixedModel(spec, k, fmts, "exact")
-        cos_hw, cos_ex, differ = [], [], 0
-        for b, gf in zip(batches, G_full):
-            g_hw, g_ex = hw.batch_gradient(w, Xr[b], Yr[b]), ex.batch_gradient(w, Xr[b], Yr[b])
-            differ += bool(np.any(g_hw != g_ex))
-            cos_hw.append(_cosine(g_hw, gf))
-            cos_ex.append(_cosine(g_ex, gf))
-        out.append({"k": k, "cos_hw_toper": float(np.mean(cos_hw)), "cos_fixed_exact": float(np.mean(cos_ex)),
-                    "batches_differing": differ / len(batches)})
+        ex = FixedModel(spec, k, fmts, "exact")
+        g_ex = [ex.batch_gradient(w, Xr[b], Yr[b]) for b in batches]
+        rec = {"k": k, "cos_fixed_exact": float(np.mean([_cosine(g, gf) for g, gf in zip(g_ex, G_full)]))}
+        for mode, tangent in HW_TANGENTS.items():
+            hw = FixedModel(spec, k, fmts, tangent)
+            g_hw = [hw.batch_gradient(w, Xr[b], Yr[b]) for b in batches]
+            key = mode.replace("-", "_")
+            rec[f"cos_{key}"] = float(np.mean([_cosine(g, gf) for g, gf in zip(g_hw, G_full)]))
+            rec[f"differ_{key}"] = sum(bool(np.any(g != e)) for g, e in zip(g_hw, g_ex)) / len(batches)
+        out.append(rec)
     return out
 
 
@@ -141,7 +146,7 @@ def train_once(task, mode, k, epochs, fmts, seed, X, Y, X_val, Y_val) -> dict:
     from golden.mlp import GoldenTrainer
     from golden.tasks import accuracy
     fixed = None if mode.startswith("float") else fmts
-    tangent = "toper" if mode == "hw-toper" else "exact"
+    tangent = HW_TANGENTS.get(mode, "exact")
     trainer = GoldenTrainer(task.spec, k, lr=task.lr, batch=task.batch, init=task.init, seed=seed,
                             fixed=fixed, tangent=tangent)
     t0 = time.perf_counter()
@@ -168,10 +173,12 @@ def format_table(results: dict) -> str:
     for name, res in results["tasks"].items():
         lines.append(f"\n{name}: {res['epochs']} epochs, lr {res['lr']}, batch {res['batch']}, "
                      f"formats {res['formats']}")
-        lines.append(f"{'K':>5} {'cos(toper,full)':>16} {'cos(exact,full)':>16} {'batches differ':>15}")
+        lines.append(f"{'K':>5} {'cos(serial,full)':>17} {'cos(parallel,full)':>19} {'cos(exact,full)':>16} "
+                     f"{'serial != exact':>16} {'parallel != exact':>18}")
         for f in res["fidelity"]:
-            lines.append(f"{f['k']:>5} {f['cos_hw_toper']:>16.4f} {f['cos_fixed_exact']:>16.4f} "
-                         f"{f['batches_differing']:>15.0%}")
+            lines.append(f"{f['k']:>5} {f['cos_hw_toper']:>17.4f} {f['cos_hw_parallel']:>19.4f} "
+                         f"{f['cos_fixed_exact']:>16.4f} {f['differ_hw_toper']:>16.0%} "
+                         f"{f['differ_hw_parallel']:>18.0%}")
         acc = res["classifier"]
         head = f"{'mode':<12} {'K':>5} {'train loss':>11} {'val loss':>11}" + (f" {'val acc':>8}" if acc else "")
         lines.append(head + f" {'s/epoch':>8} {'saturations':>12} {'evictions':>12}")
@@ -193,7 +200,7 @@ def plot(results: dict, path) -> None:
     fig, axes = plt.subplots(len(tasks), 2, figsize=(11, 3.8 * len(tasks)), squeeze=False)
     for row, (name, res) in zip(axes, tasks.items()):
         ks = results["ks"]
-        for mode, style in zip(MODES, ("o-", "s--", "^:")):
+        for mode, style in zip(MODES, ("o-", "D-.", "s--", "^:")):
             vals = [next(r["val_loss"] for r in res["runs"] if r["mode"] == mode and r["k"] == k) for k in ks]
             row[0].plot(ks, vals, style, label=mode)
         for base, color in zip(BASELINES, ("gray", "black")):
@@ -203,6 +210,7 @@ def plot(results: dict, path) -> None:
         row[0].legend(fontsize=8)
         fid = res["fidelity"]
         row[1].plot(ks, [f["cos_hw_toper"] for f in fid], "o-", label="hw-toper")
+        row[1].plot(ks, [f["cos_hw_parallel"] for f in fid], "D-.", label="hw-parallel")
         row[1].plot(ks, [f["cos_fixed_exact"] for f in fid], "s--", label="fixed-exact")
         row[1].set(xlabel="K", ylabel="cosine to full gradient", title=f"{name}: gradient fidelity at init")
         row[1].legend(fontsize=8)
