@@ -40,7 +40,7 @@ class Device:
         self.batch = int(batch)
         self.poll_timeout = poll_timeout
         self._owned = owned
-        self._model = FixedModel(self.spec, config.k, self.fmts, tangent="toper")
+        self._model = FixedModel(self.spec, config.k, self.fmts, tangent=config.tangent)
         self._settings: dict[int, int] = {}
         self._samples_run = 0      # samples of every INFER/TRAIN this host started (SAMPLES_DONE's count)
         self._check_identity()
@@ -84,10 +84,13 @@ class Device:
         config0, n_params = self._reg(R.REG_CONFIG0), self._reg(R.REG_CONFIG1)
         self.max_batch = self._reg(R.REG_CONFIG2)
         k, n_layers = config0 & 0xFF, (config0 >> 8) & 0xFF
-        if (k, n_layers, n_params) != (self.config.k, self.spec.n_layers, self.spec.n_params):
-            raise DpfmError(f"the device is built for K={k}, {n_layers} layers, {n_params} parameters; the run "
-                            f"needs K={self.config.k}, {self.spec.n_layers} layers, {self.spec.n_params}",
-                            "build and load the bitstream for this task and K")
+        toper = "parallel" if config0 >> 24 & 1 else "serial"
+        if (k, n_layers, n_params, toper) != (self.config.k, self.spec.n_layers, self.spec.n_params,
+                                              self.config.toper):
+            raise DpfmError(f"the device is built for K={k}, {n_layers} layers, {n_params} parameters, {toper} "
+                            f"toper; the run needs K={self.config.k}, {self.spec.n_layers} layers, "
+                            f"{self.spec.n_params}, {self.config.toper} toper",
+                            "build and load the bitstream for this task, K and toper")
 
     def _run(self, ctrl: int) -> None:
         """Start an operation and wait until the core reports it done."""

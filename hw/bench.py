@@ -3,8 +3,10 @@
 Cycles are *measured*: the core's Verilog runs one training batch and one inference batch of the task's
 own data in cocotb/Icarus (sim/tb_core.py), the results are checked bit for bit against the hardware-exact
 golden model, and the CYCLES register gives the count. The ideal is one MAC step per cycle per lane
-(`MAC steps per sample / lanes`); the toper takes one candidate per cycle, so a step with n nonzero
-candidates costs n cycles and the ideal is a bound the lane design cannot reach for K > 0 slots in use.
+(`MAC steps per sample / lanes`). The serial lane's toper takes one candidate per cycle, so its steps cost
+1 + (valid input slots) cycles and it cannot reach the ideal once slots are in use; the parallel lane
+(`toper="parallel"`, docs/ARITHMETIC.md 3b) issues one step per cycle and is bound by the ideal plus its
+merge tree's 2K cycles per neuron and the per-layer drains.
 Builds give LUTs / DSPs / block RAM / Fmax; samples/s = Fmax / cycles per training sample. PyTorch is
 timed on the CPU at batch 1 (forward, MSE, backward, SGD step) on the same network in the same run.
 """
@@ -19,8 +21,8 @@ import numpy as np
 from golden.errors import DpfmError
 from hw.config import CoreConfig
 
-#: (board, task, K, lanes, formats) built and simulated by default; "" = the contract's default formats.
-DEFAULT_CONFIGS = [("icebreaker", "seed-sum", 8, 1, ""), ("ulx3s-85f", "digits", 8, 1, "")]
+#: (board, task, K, lanes, toper, formats) built and simulated by default; "" = the contract's formats.
+DEFAULT_CONFIGS = [("icebreaker", "seed-sum", 8, 1, "serial", ""), ("ulx3s-85f", "digits", 8, 1, "parallel", "")]
 
 
 def core_plan(cfg: CoreConfig, task_name: str, n_batches: int, batch: int, n_infer: int, seed: int,
@@ -37,7 +39,7 @@ def core_plan(cfg: CoreConfig, task_name: str, n_batches: int, batch: int, n_inf
         raise DpfmError(f"a batch of {max(batch, n_infer)} does not fit max_batch={cfg.max_batch}",
                         "use a smaller batch or a larger max_batch")
     X_tr, Y_tr, X_va, _ = task.load()
-    model = (model_cls or FixedModel)(cfg.spec, cfg.k, cfg.fmts, tangent="toper")
+    model = (model_cls or FixedModel)(cfg.spec, cfg.k, cfg.fmts, tangent=cfg.tangent)
     w = model.quantize_weights(flatten(cfg.spec, init_weights(cfg.spec, np.random.default_rng(seed))))
     w0 = w.copy()
     lr_raw = model.lr_raw(task.lr if lr is None else lr, batch)
@@ -114,17 +116,19 @@ def torch_samples_per_s(spec, seconds: float = 2.0) -> float:
     return n / (time.perf_counter() - start)
 
 
-def bench_config(board: str, task: str, k: int, lanes: int, formats: str, work: Path, build: bool) -> dict:
+def bench_config(board: str, task: str, k: int, lanes: int, toper: str, formats: str, work: Path,
+                 build: bool) -> dict:
     from boards.build import build_board
     from golden.fixedpoint import HwFormats
     from golden.tasks import get_task
-    cfg = CoreConfig.from_task(task, k, HwFormats.parse(formats), max_batch=16, lanes=lanes)
-    row = {"board": board, "task": task, "sizes": list(cfg.spec.sizes), "k": k, "lanes": lanes,
+    cfg = CoreConfig.from_task(task, k, HwFormats.parse(formats), max_batch=16, lanes=lanes, toper=toper)
+    row = {"board": board, "task": task, "sizes": list(cfg.spec.sizes), "k": k, "lanes": lanes, "toper": toper,
            "formats": str(cfg.fmts), "max_batch": cfg.max_batch}
-    row.update(measure_cycles(cfg, task, work / f"sim_{board}_{task}_k{k}_l{lanes}"))
+    name = f"{board}_{task}_k{k}_l{lanes}_{toper}"
+    row.update(measure_cycles(cfg, task, work / f"sim_{name}"))
     row["cycles_vs_ideal"] = row["train_cycles_per_sample"] / row["ideal_cycles_per_sample"]
     if build:
-        report = build_board(board, cfg, work / f"build_{board}_{task}_k{k}_l{lanes}")
+        report = build_board(board, cfg, work / f"build_{name}")
         row["build"] = report.to_json()
         if report.fits:
             row["samples_per_s"] = report.fmax_mhz * 1e6 / row["train_cycles_per_sample"]
@@ -133,7 +137,7 @@ def bench_config(board: str, task: str, k: int, lanes: int, formats: str, work: 
 
 
 def format_table(rows: list) -> str:
-    head = (f"{'board':<11} {'task':<9} {'K':>2} {'L':>2} {'cyc/sample':>10} {'ideal':>6} {'ratio':>5} "
+    head = (f"{'board':<11} {'task':<9} {'K':>2} {'L':>2} {'toper':<8} {'cyc/sample':>10} {'ideal':>6} {'ratio':>5} "
             f"{'LUTs':>12} {'DSP':>7} {'BRAM':>7} {'Fmax MHz':>8} {'samples/s':>10} {'torch/s':>9}")
     lines = [head, "-" * len(head)]
     for r in rows:
@@ -142,7 +146,7 @@ def format_table(rows: list) -> str:
                if b and n in b["resources"] else "-")
         fmax = f"{b['fmax_mhz']:.1f}" if b and b["fmax_mhz"] else ("no fit" if b else "-")
         sps = f"{r['samples_per_s']:.0f}" if "samples_per_s" in r else "-"
-        lines.append(f"{r['board']:<11} {r['task']:<9} {r['k']:>2} {r['lanes']:>2} "
+        lines.append(f"{r['board']:<11} {r['task']:<9} {r['k']:>2} {r['lanes']:>2} {r['toper']:<8} "
                      f"{r['train_cycles_per_sample']:>10.1f} {r['ideal_cycles_per_sample']:>6.1f} "
                      f"{r['cycles_vs_ideal']:>5.2f} {res('luts'):>12} {res('dsps'):>7} {res('bram'):>7} "
                      f"{fmax:>8} {sps:>10} {r['torch_cpu_batch1_samples_per_s']:>9.0f}")
@@ -150,7 +154,8 @@ def format_table(rows: list) -> str:
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--config", action="append", default=None, metavar="BOARD:TASK:K:LANES[:FORMATS]",
+    parser.add_argument("--config", action="append", default=None,
+                        metavar="BOARD:TASK:K:LANES[:TOPER][:FORMATS]",
                         help="a configuration to measure (repeatable); default: "
                              + ", ".join(":".join(map(str, c)) for c in DEFAULT_CONFIGS))
     parser.add_argument("--no-build", action="store_true", help="simulate only (no synthesis / place and route)")
@@ -159,14 +164,17 @@ def add_arguments(parser) -> None:
 
 
 def _parse_config(text: str) -> tuple:
+    from hw.config import TOPERS
     try:
-        board, task, k, lanes, *formats = text.split(":")
-        if len(formats) > 1:
+        board, task, k, lanes, *rest = text.split(":")
+        toper = rest.pop(0) if rest and rest[0] in TOPERS else "serial"
+        if len(rest) > 1:
             raise ValueError
-        return board, task, int(k), int(lanes), formats[0] if formats else ""
+        return board, task, int(k), int(lanes), toper, rest[0] if rest else ""
     except ValueError:
         raise DpfmError(f"cannot read configuration '{text}'",
-                        "write BOARD:TASK:K:LANES[:FORMATS], e.g. icebreaker:seed-sum:8:1:t=s16.12") from None
+                        "write BOARD:TASK:K:LANES[:TOPER][:FORMATS], e.g. ulx3s-85f:digits:8:1:parallel or "
+                        "icebreaker:seed-sum:8:1:t=s16.12") from None
 
 
 def run(args) -> int:
@@ -175,8 +183,8 @@ def run(args) -> int:
         work = Path(args.work_dir or tmp)
         work.mkdir(parents=True, exist_ok=True)
         rows = []
-        for board, task, k, lanes, formats in configs:
-            rows.append(bench_config(board, task, k, lanes, formats, work, not args.no_build))
+        for board, task, k, lanes, toper, formats in configs:
+            rows.append(bench_config(board, task, k, lanes, toper, formats, work, not args.no_build))
             Path(args.json).write_text(json.dumps(rows, indent=2))  # after each row: builds take long
     print(format_table(rows))
     print(f"wrote {args.json}")

@@ -12,6 +12,9 @@ from golden.fixedpoint import HwFormats, quantize
 from golden.net import NetSpec
 from hw import regmap
 
+#: The MAC lane's toper organisation (docs/ARITHMETIC.md 3.3 / 3b) and the golden tangent mode it computes.
+TOPERS = {"serial": "toper", "parallel": "toper-parallel"}
+
 #: Activations the core has a datapath for (LUT activations plus the identity pass-through).
 SUPPORTED_ACTIVATIONS = ("sigmoid", "tanh", "relu", "identity")
 
@@ -32,7 +35,9 @@ class CoreConfig:
     """A validated training-core configuration.
 
     `max_batch` is the number of samples the on-chip buffer holds (one CTRL_TRAIN uses up to that many);
-    `lanes` is the number of neurons computed in parallel.
+    `lanes` is the number of neurons computed in parallel; `toper` is "serial" (one multiplier and one toper
+    per lane, a MAC step costs 1 + valid slots cycles) or "parallel" (K + 1 multipliers, K + 1 source topers
+    and a merge tree per lane, one cycle per MAC step).
     """
 
     spec: NetSpec
@@ -40,9 +45,12 @@ class CoreConfig:
     fmts: HwFormats = field(default_factory=HwFormats)
     max_batch: int = 16
     lanes: int = 1
+    toper: str = "serial"
 
     def __post_init__(self):
         spec = self.spec
+        if self.toper not in TOPERS:
+            raise DpfmError(f"unknown toper organisation '{self.toper}'", f"use one of {', '.join(TOPERS)}")
         if not isinstance(self.k, int) or self.k < 1:
             raise DpfmError(f"the core needs K >= 1 tangent slots, got K={self.k}",
                             "pass --k 1 or more (K=full is only available in the golden model)")
@@ -76,6 +84,16 @@ class CoreConfig:
             raise DpfmError("weights, samples and lr must fit a 32-bit bus word", "use formats of at most 32 bits")
 
     # --- derived widths -------------------------------------------------------------------------------
+
+    @property
+    def tangent(self) -> str:
+        """The `golden.fixed_mlp.FixedModel` tangent mode this core computes bit for bit."""
+        return TOPERS[self.toper]
+
+    @property
+    def config0(self) -> int:
+        """The CONFIG0 register (hw/regmap.py): what the host checks before it trusts the core."""
+        return self.k | (self.spec.n_layers << 8) | (self.lanes << 16) | ((self.toper == "parallel") << 24)
 
     @property
     def n_params(self) -> int:
@@ -129,12 +147,12 @@ class CoreConfig:
 
     @classmethod
     def from_task(cls, name: str, k: int, fmts: HwFormats | None = None, max_batch: int = 16,
-                  lanes: int = 1) -> "CoreConfig":
+                  lanes: int = 1, toper: str = "serial") -> "CoreConfig":
         """The configuration for a named task of `golden.tasks` (its network shape)."""
         from golden.tasks import get_task
         task = get_task(name)
         spec = task.spec if hasattr(task, "spec") else task[0]
-        return cls(spec=spec, k=k, fmts=fmts or HwFormats(), max_batch=max_batch, lanes=lanes)
+        return cls(spec=spec, k=k, fmts=fmts or HwFormats(), max_batch=max_batch, lanes=lanes, toper=toper)
 
 
 def add_core_arguments(parser, default_task: str | None = "seed-sum", default_k: int = 8) -> None:
@@ -143,10 +161,13 @@ def add_core_arguments(parser, default_task: str | None = "seed-sum", default_k:
     parser.add_argument("--k", type=int, default=default_k, help="tangent slots K (toper size)")
     parser.add_argument("--max-batch", type=int, default=16, help="samples held on chip per operation")
     parser.add_argument("--lanes", type=int, default=1, help="MAC lanes (neurons of a layer in parallel)")
+    parser.add_argument("--toper", choices=TOPERS, default="serial",
+                        help="serial: one multiplier and toper per lane; parallel: K+1 of each and a merge tree, "
+                             "one cycle per MAC step (default: %(default)s)")
     parser.add_argument("--formats", default="", help="number formats, e.g. x=s16.12,t=s16.12 (default: contract)")
 
 
 def config_from_args(args, task: str | None = None) -> CoreConfig:
     """The `CoreConfig` the `add_core_arguments` options describe (`task` overrides `args.task`)."""
     return CoreConfig.from_task(task or args.task, args.k, HwFormats.parse(args.formats), args.max_batch,
-                                args.lanes)
+                                args.lanes, args.toper)

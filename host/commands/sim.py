@@ -16,6 +16,9 @@ def register(subparsers):
     serve.add_argument("--task", default="seed-sum", help="task whose network the core is built for")
     serve.add_argument("--k", type=int, default=4, help="tangent slots K of the core (default 4)")
     serve.add_argument("--max-batch", type=int, default=16, help="samples the core buffers (default 16)")
+    from hw.config import TOPERS
+    serve.add_argument("--toper", choices=TOPERS, default="serial",
+                       help="the MAC lane's toper organisation (docs/ARITHMETIC.md 3.3 / 3b; default serial)")
     serve.add_argument("--formats", default="", help="number formats, e.g. x=s16.12,w=s16.12 (default: all defaults)")
     serve.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (default: any free port)")
     serve.add_argument("--fixture", action="store_true",
@@ -34,8 +37,8 @@ def run_serve(args) -> int:
         slave, what = MemorySlave(), "memory fixture"
     else:
         config = CoreConfig.from_task(args.task, args.k, fmts=HwFormats.parse(args.formats),
-                                      max_batch=args.max_batch)
-        slave, what = core_slave(config), f"{args.task} core, K={args.k}"
+                                      max_batch=args.max_batch, toper=args.toper)
+        slave, what = core_slave(config), f"{args.task} core, K={args.k}, {args.toper} toper"
     print(f"building the co-simulation ({what}) ...", flush=True)
     binary = build(slave)
     signal.signal(signal.SIGTERM, _interrupt)   # stop the simulator process on `kill` as on Ctrl-C

@@ -148,10 +148,12 @@ def core_config(kind, spec, k, *, momentum, fixed, tangent):
     from hw.config import CoreConfig
     if momentum:
         raise DpfmError("the training core has no momentum", f"use --momentum 0 with --backend {kind}")
-    if tangent not in (None, "toper"):
-        raise DpfmError("the training core computes the hardware toper tangent, not the exact one",
-                        f"drop --tangent (or use --tangent toper) with --backend {kind}")
-    return CoreConfig(spec, k, fixed or HwFormats())
+    from hw.config import TOPERS
+    toper = {tangent: name for name, tangent in TOPERS.items()}.get(tangent or "toper")
+    if toper is None:
+        raise DpfmError(f"the training core computes a hardware toper tangent, not the {tangent} one",
+                        f"drop --tangent (serial toper) or use --tangent toper-parallel with --backend {kind}")
+    return CoreConfig(spec, k, fixed or HwFormats(), toper=toper)
 
 
 BACKENDS = {"golden": golden_backend, "sim": device_backend("sim"), "board": device_backend("board")}
