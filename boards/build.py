@@ -1,7 +1,8 @@
 """Build (and optionally program) the board top for one core configuration.
 
 Amaranth writes the build scripts into `build/<board>/` and runs them with the target's tools; nextpnr is
-asked for its JSON report, which `boards.report` turns into LUTs / DSPs / block RAM / Fmax.
+asked for its JSON report, which `boards.report` turns into LUTs / DSPs / block RAM / Fmax of the clock the
+core runs at (`boards.clocks`: the board oscillator or a PLL output).
 """
 
 import os
@@ -12,6 +13,7 @@ from pathlib import Path
 from golden.errors import DpfmError
 from hw.config import CoreConfig
 
+from boards.clocks import sync_clock
 from boards.report import BuildReport, parse_failed_nextpnr_log, parse_nextpnr_report
 from boards.targets import get_target
 
@@ -38,12 +40,14 @@ def build_board(board: str, cfg: CoreConfig, build_dir: Path | None = None, *, p
     platform = target.platform()
     overrides = dict(target.overrides)
     overrides["nextpnr_opts"] = (overrides.get("nextpnr_opts", "") + f" --report {REPORT_NAME}").strip()
-    design = top if top is not None else BoardTop(cfg, baud=target.baud)
+    clock = sync_clock(board)
+    run_clock_hz, clock_source = clock.sync_hz(platform), clock.describe(platform)
+    design = top if top is not None else BoardTop(cfg, baud=target.baud, clock=clock)
     plan = platform.build(design, name=TOP_NAME, build_dir=str(build_dir), do_build=False, **overrides)
     try:
         products = plan.execute_local(str(build_dir), env=env)
     except subprocess.CalledProcessError as exc:
-        failed = parse_failed_nextpnr_log(build_dir / f"{TOP_NAME}.tim", target.family, board)
+        failed = parse_failed_nextpnr_log(build_dir / f"{TOP_NAME}.tim", target.family, board, clock_source)
         if failed is not None:
             if program:
                 raise DpfmError(f"the design does not fit the {board} ({failed.error})",
@@ -52,7 +56,7 @@ def build_board(board: str, cfg: CoreConfig, build_dir: Path | None = None, *, p
         raise DpfmError(f"the {board} build failed (exit {exc.returncode})",
                         f"see the logs in {build_dir}") from None
     bitstream = build_dir / f"{TOP_NAME}.{target.bitstream_ext}"
-    report = parse_nextpnr_report(build_dir / REPORT_NAME, target.family, board,
+    report = parse_nextpnr_report(build_dir / REPORT_NAME, target.family, board, run_clock_hz, clock_source,
                                   str(bitstream) if bitstream.is_file() else None)
     if program:
         program_board(target, platform, products)

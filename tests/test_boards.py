@@ -1,5 +1,8 @@
-"""Board targets, build reports and the real iCE40 flow.
+"""Board targets, clock plans, board tops, build reports and the real iCE40 flow.
 
+The ECP5 PLL arithmetic is checked exactly at the TN1263 limits; the ULX3S top is elaborated for its
+platform (small seed-sum core: the clocking does not depend on the core) to check the EHXPLLL it
+instantiates, the reset it drives, the UART divisor and the clock constraint that reaches nextpnr.
 Report parsing is checked on nextpnr's own formats (a `--report` JSON and the log of a design that did not
 fit, as nextpnr 0.4 writes them); the `synth` test runs the whole iCEBreaker flow (yosys `synth_ice40 -dsp`,
 nextpnr-ice40, icepack) on the seed-sum core and takes a few minutes.
@@ -7,15 +10,21 @@ nextpnr-ice40, icepack) on the seed-sum core and takes a few minutes.
 
 import json
 import shutil
+from fractions import Fraction
 
 import pytest
+from amaranth.hdl import Fragment, Instance
+from amaranth.lib.cdc import AsyncFFSynchronizer
 
 from boards.build import build_board, program_board
+from boards.clocks import BoardClock, Ecp5Pll, exact_bit_divisor, sync_clock
 from boards.report import parse_failed_nextpnr_log, parse_nextpnr_report
 from boards.targets import TARGETS, Target, get_target
+from boards.top import BoardTop
 from golden.errors import DpfmError
 from golden.fixedpoint import HwFormats
 from hw.config import CoreConfig
+from hw.link import Link
 
 ICE40_REPORT = {
     "fmax": {"cd_sync_clk12_0__io": {"achieved": 31.25, "constraint": 12.0},
@@ -38,13 +47,55 @@ ERROR: Unable to place cell 'core.x_SB_MAC16_O_DSP', no BELs remaining to implem
 """
 
 
-def test_report_json_gives_resources_and_slowest_clock(tmp_path):
+def test_report_json_gives_resources_and_slowest_run_clock(tmp_path):
     path = tmp_path / "r.json"
     path.write_text(json.dumps(ICE40_REPORT))
-    report = parse_nextpnr_report(path, "ice40", "icebreaker")
-    assert report.fits and report.fmax_mhz == 31.25 and report.clock_mhz == 12.0
+    report = parse_nextpnr_report(path, "ice40", "icebreaker", 12_000_000)
+    assert report.fits and report.timing_met and report.fmax_mhz == 31.25 and report.clock_mhz == 12.0
     assert {k: (u.used, u.available) for k, u in report.resources.items()} == {
         "luts": (3011, 5280), "dsps": (6, 8), "bram": (17, 30), "spram": (0, 4)}
+
+
+# nextpnr-ecp5's report of the ULX3S build (digits, K=8) at 45 MHz from the PLL ("$glbnet$clk" is the LPF's
+# `clocks.pll_clk` once promoted to a global), plus the 25 MHz input pin's figure: the input only feeds the
+# PLL and must not be taken for the core's clock even though it is listed.
+ECP5_PLL_REPORT = {
+    "fmax": {"$glbnet$clk": {"achieved": 56.36025619506836, "constraint": 45.000450134277344},
+             "$glbnet$clk25_0__io": {"achieved": 400.0, "constraint": 25.0}},
+    "utilization": {"TRELLIS_COMB": {"available": 83640, "used": 6796},
+                    "MULT18X18D": {"available": 156, "used": 6}, "DP16KD": {"available": 208, "used": 17},
+                    "TRELLIS_FF": {"available": 83640, "used": 2875}, "EHXPLLL": {"available": 4, "used": 1}},
+}
+
+
+def _write_report(tmp_path, fmax: dict):
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(dict(ECP5_PLL_REPORT, fmax=fmax)))
+    return path
+
+
+def test_report_takes_the_clock_constrained_at_the_run_clock(tmp_path):
+    report = parse_nextpnr_report(_write_report(tmp_path, ECP5_PLL_REPORT["fmax"]), "ecp5", "ulx3s-85f",
+                                  45_000_000, "ECP5 PLL 45 MHz")
+    assert (report.fmax_mhz, report.clock_mhz, report.clock_source) == (56.36025619506836, 45.0, "ECP5 PLL 45 MHz")
+    assert report.timing_met and report.to_json()["timing_met"] is True
+    assert {k: (u.used, u.available) for k, u in report.resources.items()} == {
+        "luts": (6796, 83640), "dsps": (6, 156), "bram": (17, 208), "ffs": (2875, 83640)}
+
+
+def test_report_says_when_the_run_clock_misses_timing(tmp_path):
+    slow = {"$glbnet$clk": {"achieved": 44.9, "constraint": 45.000450134277344}}
+    report = parse_nextpnr_report(_write_report(tmp_path, slow), "ecp5", "ulx3s-85f", 45_000_000)
+    assert report.fits and not report.timing_met
+
+
+def test_report_without_the_run_clock_constraint_is_an_error(tmp_path):
+    """A constraint lost on the way to nextpnr (only the 25 MHz pin constrained) must not pass as a Fmax."""
+    only_pin = {"$glbnet$clk25_0__io": {"achieved": 60.0, "constraint": 25.0}}
+    with pytest.raises(DpfmError, match=r"no clock constrained at 45 MHz \(clocks: \$glbnet\$clk25_0__io at 25 MHz\)"):
+        parse_nextpnr_report(_write_report(tmp_path, only_pin), "ecp5", "ulx3s-85f", 45_000_000)
+    with pytest.raises(DpfmError, match=r"\(clocks: none\)"):
+        parse_nextpnr_report(_write_report(tmp_path, {}), "ecp5", "ulx3s-85f", 45_000_000)
 
 
 def test_failed_log_gives_utilisation_and_error(tmp_path):
@@ -66,7 +117,7 @@ def test_log_without_error_is_not_a_report(tmp_path):
 
 def test_missing_report_is_a_user_error(tmp_path):
     with pytest.raises(DpfmError, match="no report"):
-        parse_nextpnr_report(tmp_path / "none.json", "ecp5", "ulx3s-85f")
+        parse_nextpnr_report(tmp_path / "none.json", "ecp5", "ulx3s-85f", 45_000_000)
 
 
 def test_targets_name_their_platforms():
@@ -75,6 +126,129 @@ def test_targets_name_their_platforms():
     assert get_target("ulx3s-85f").platform().device == "LFE5U-85F"
     with pytest.raises(DpfmError, match="unknown board"):
         get_target("de0")
+
+
+def test_ulx3s_pll_makes_45_mhz_exactly():
+    pll = sync_clock("ulx3s-85f")
+    assert pll == Ecp5Pll(input_hz=25_000_000, clki_div=5, clkfb_div=9, clkop_div=12)
+    assert (pll.pfd_hz, pll.output_hz, pll.vco_hz) == (5_000_000, 45_000_000, 540_000_000)
+    assert pll.sync_hz(get_target("ulx3s-85f").platform()) == 45_000_000
+    assert sync_clock("icebreaker") == BoardClock()
+
+
+@pytest.mark.parametrize("dividers", [
+    (8, 16, 12),     # PFD exactly 3.125 MHz (the minimum): 50 MHz, VCO 600
+    (5, 10, 16),     # VCO exactly 800 MHz (the maximum)
+    (5, 10, 8),      # VCO exactly 400 MHz (the minimum)
+    (1, 16, 2),      # PFD 25 MHz, 400 MHz output (the maximum), VCO 800
+])
+def test_pll_limits_are_inclusive(dividers):
+    Ecp5Pll(25_000_000, *dividers)
+
+
+@pytest.mark.parametrize("input_hz, dividers, problem", [
+    (25_000_000, (9, 18, 12), "PFD frequency 2.77778 MHz"),    # 25 / 9 < 3.125 MHz
+    (25_000_000, (5, 9, 18), "VCO frequency 810 MHz"),
+    (25_000_000, (5, 9, 8), "VCO frequency 360 MHz"),
+    (25_000_000, (5, 1, 100), "output clock 5 MHz"),          # VCO 500 MHz is fine, CLKOP < 10 MHz is not
+    (5_000_000, (1, 9, 12), "input clock 5 MHz"),
+    (25_000_000, (0, 9, 12), "clki_div 0"),
+    (25_000_000, (5, 129, 4), "clkfb_div 129"),
+    (25_000_000, (5, 9, 12.0), "clkop_div 12.0"),
+])
+def test_impossible_pll_is_a_user_error(input_hz, dividers, problem):
+    with pytest.raises(DpfmError, match=problem.replace(".", r"\.")):
+        Ecp5Pll(input_hz, *dividers)
+
+
+def test_pll_must_match_the_board_oscillator_and_give_whole_hz():
+    platform = get_target("ulx3s-85f").platform()
+    with pytest.raises(DpfmError, match="12 MHz input but the board clock is 25 MHz"):
+        Ecp5Pll(12_000_000, 1, 4, 12).sync_hz(platform)
+    thirds = Ecp5Pll(25_000_000, 3, 5, 12)      # 41.666... MHz: a valid PLL, but no exact bit time
+    assert thirds.output_hz == Fraction(125_000_000, 3)
+    with pytest.raises(DpfmError, match="not a whole number of Hz"):
+        thirds.sync_hz(platform)
+
+
+def test_bit_divisor_must_be_exact():
+    assert exact_bit_divisor(45_000_000, 3_000_000) == 15
+    assert exact_bit_divisor(12_000_000, 3_000_000) == 4
+    assert exact_bit_divisor(Fraction(90_000_000, 2), 3_000_000) == 15
+    with pytest.raises(DpfmError, match="25 MHz is not a whole multiple of 3000000 baud"):
+        exact_bit_divisor(25_000_000, 3_000_000)     # divisor 8 would be 4% fast
+    with pytest.raises(DpfmError, match="not a whole multiple"):
+        exact_bit_divisor(Fraction(125_000_000, 3), 3_000_000)
+    with pytest.raises(DpfmError, match="needs >= 4"):
+        exact_bit_divisor(9_000_000, 3_000_000)      # exact, but 3 cycles per bit is too few for the receiver
+
+
+@pytest.mark.parametrize("board", sorted(TARGETS))
+def test_every_target_has_an_exact_uart_divisor_at_its_run_clock(board):
+    target = get_target(board)
+    hz = sync_clock(board).sync_hz(target.platform())
+    assert target.baud >= 3_000_000 and exact_bit_divisor(hz, target.baud) * target.baud == hz
+
+
+def _walk(fragment, path=()):
+    yield path, fragment
+    for sub, name, _ in fragment.subfragments:
+        yield from _walk(sub, path + (name,))
+
+
+def _elaborate(board):
+    """The board top (seed-sum core, K=1) elaborated for the board's platform: {path: fragment}."""
+    target = get_target(board)
+    top = BoardTop(CoreConfig.from_task("seed-sum", 1), target.baud, sync_clock(board))
+    platform = target.platform()
+    return dict(_walk(Fragment.get(top, platform))), platform
+
+
+def _links(fragments):
+    return [o for f in fragments.values() for o in (f.origins or ()) if isinstance(o, Link)]
+
+
+def test_ulx3s_top_runs_sync_from_an_ehxplll_at_45_mhz():
+    fragments, platform = _elaborate("ulx3s-85f")
+    plls = {path: f for path, f in fragments.items() if isinstance(f, Instance) and f.type == "EHXPLLL"}
+    assert list(plls) == [("clocks", "pll")]
+    pll = plls["clocks", "pll"]
+    assert {k: pll.parameters[k] for k in ("CLKI_DIV", "CLKFB_DIV", "CLKOP_DIV", "CLKOP_CPHASE", "FEEDBK_PATH",
+                                          "CLKOP_ENABLE")} == {
+        "CLKI_DIV": 5, "CLKFB_DIV": 9, "CLKOP_DIV": 12, "CLKOP_CPHASE": 11, "FEEDBK_PATH": "CLKOP",
+        "CLKOP_ENABLE": "ENABLED"}
+    assert (pll.attrs["FREQUENCY_PIN_CLKI"], pll.attrs["FREQUENCY_PIN_CLKOP"]) == ("25", "45")
+    clkop, lock = pll.ports["CLKOP"][0], pll.ports["LOCK"][0]
+    assert pll.ports["CLKFB"][0] is clkop                       # feedback from CLKOP, as FEEDBK_PATH says
+    # sync (defined in the top, with a reset) is clocked by CLKOP, its reset released by a synchronizer on LOCK
+    assert fragments[()].domains["sync"].rst is not None
+    assert "(eq (clk sync) (sig pll_clk))" in [repr(s) for s in fragments["clocks",].statements["comb"]]
+    syncs = [o for f in fragments.values() for o in (f.origins or ()) if isinstance(o, AsyncFFSynchronizer)]
+    assert [(repr(o.i), repr(o.o)) for o in syncs] == [(repr(~lock), "(rst sync)")]
+    assert [link.divisor for link in _links(fragments)] == [15]   # 45 MHz / 3 Mbaud
+    assert platform.default_clk_frequency == 25e6
+
+
+def test_ulx3s_clock_constraint_reaches_nextpnr():
+    """The LPF constrains the PLL output net at 45 MHz (besides the 25 MHz pin), so nextpnr times sync."""
+    target = get_target("ulx3s-85f")
+    top = BoardTop(CoreConfig.from_task("seed-sum", 1), target.baud, sync_clock("ulx3s-85f"))
+    lpf = target.platform().prepare(top, name="dpfm_top").files["dpfm_top.lpf"]
+    assert 'FREQUENCY NET "clocks.pll_clk" 45000000.0 HZ;' in lpf.splitlines()
+    assert 'FREQUENCY PORT "clk25_0__io" 25000000.0 HZ;' in lpf.splitlines()
+
+
+def test_icebreaker_top_runs_on_its_oscillator():
+    fragments, _ = _elaborate("icebreaker")
+    assert not any(isinstance(f, Instance) and "PLL" in f.type for f in fragments.values())
+    assert [link.divisor for link in _links(fragments)] == [4]    # 12 MHz / 3 Mbaud
+
+
+def test_board_top_refuses_an_inexact_bit_time():
+    """The ULX3S oscillator without its PLL cannot make 3 Mbaud: refused at elaboration, before any build."""
+    top = BoardTop(CoreConfig.from_task("seed-sum", 1), 3_000_000, BoardClock())
+    with pytest.raises(DpfmError, match="25 MHz is not a whole multiple of 3000000 baud"):
+        Fragment.get(top, get_target("ulx3s-85f").platform())
 
 
 def test_config_too_large_for_board_is_rejected_before_building():
@@ -101,5 +275,6 @@ def test_icebreaker_build_of_seed_sum_core(tmp_path):
     assert report.fits, report.error
     for name in ("luts", "dsps", "bram"):
         assert 0 < report.resources[name].used <= report.resources[name].available
-    assert report.clock_mhz == pytest.approx(12.0, rel=1e-3) and report.fmax_mhz >= report.clock_mhz  # meets the board clock
+    assert report.clock_source == "board clock clk12 12 MHz"
+    assert report.clock_mhz == 12.0 and report.timing_met         # meets the board clock
     assert (tmp_path / "dpfm_top.bin").stat().st_size > 0

@@ -1,0 +1,168 @@
+"""How each board makes the `sync` domain the link and core run in, and the UART divisor it gives.
+
+A board either runs `sync` straight from its oscillator (`BoardClock`: Amaranth's platform creates the
+domain) or from an ECP5 PLL (`Ecp5Pll`): the ULX3S's 25 MHz has no integer divisor within 2% of 3 Mbaud,
+so it is multiplied to 45 MHz = 15 x 3 Mbaud. The PLL's dividers are checked here, in exact arithmetic,
+against the ECP5 limits (Lattice TN1263, as Project Trellis' `ecppll` uses them), and every board's UART
+divisor must be exact, so host and board agree on the bit time to the cycle.
+"""
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Instance, Module, Signal
+from amaranth.lib import io
+from amaranth.lib.cdc import ResetSynchronizer
+
+from golden.errors import DpfmError
+from hw.uart import bit_divisor
+
+# ECP5 EHXPLLL limits (TN1263; the same numbers as ecppll's INPUT/OUTPUT/PFD/VCO_MIN/MAX), in Hz.
+CLKI_RANGE = (8_000_000, 400_000_000)
+CLKOP_RANGE = (10_000_000, 400_000_000)
+PFD_RANGE = (3_125_000, 400_000_000)
+VCO_RANGE = (400_000_000, 800_000_000)
+DIVIDER_RANGE = (1, 128)    # CLKI_DIV, CLKFB_DIV, CLKOP_DIV (TN1263)
+
+#: Stages of the reset synchronizer after lock: the sync reset rises asynchronously whenever LOCK is low and
+#: falls on the RESET_STAGES-th sync edge after lock, so no flop sees reset release near its clock edge.
+RESET_STAGES = 2
+
+
+def _mhz(hz) -> str:
+    return f"{float(hz) / 1e6:g} MHz"
+
+
+def exact_bit_divisor(clk_hz, baud: int) -> int:
+    """Cycles per UART bit at `clk_hz`, refusing a clock that is not an exact multiple of `baud`."""
+    clk_hz = Fraction(clk_hz)
+    if clk_hz.denominator != 1 or clk_hz.numerator % baud:
+        raise DpfmError(f"{_mhz(clk_hz)} is not a whole multiple of {baud} baud",
+                        f"run sync at n x {baud} Hz (a PLL or a baud rate that divides the clock)")
+    return bit_divisor(clk_hz.numerator, baud)
+
+
+@dataclass(frozen=True)
+class BoardClock:
+    """`sync` is the board's default oscillator, with the platform's power-on reset."""
+
+    def sync_hz(self, platform) -> int:
+        return int(platform.default_clk_frequency)
+
+    def describe(self, platform) -> str:
+        return f"board clock {platform.default_clk} {_mhz(self.sync_hz(platform))}"
+
+    def add_sync(self, m, platform) -> None:
+        """Nothing to add: Amaranth's platform creates `sync` from the default clock when it is missing."""
+
+
+@dataclass(frozen=True)
+class Ecp5Pll:
+    """`sync` = CLKOP of an EHXPLLL fed by the board oscillator (`input_hz`), with feedback from CLKOP:
+    PFD = input / clki_div, CLKOP = PFD x clkfb_div, VCO = CLKOP x clkop_div. Construction checks the limits
+    and raises DpfmError for dividers the ECP5 cannot run."""
+
+    input_hz: int
+    clki_div: int
+    clkfb_div: int
+    clkop_div: int
+
+    def __post_init__(self):
+        lo, hi = DIVIDER_RANGE
+        for name in ("clki_div", "clkfb_div", "clkop_div"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or not lo <= value <= hi:
+                raise DpfmError(f"PLL {name} {value!r} is outside the ECP5 range {lo}..{hi}",
+                                f"pick an integer {name} in {lo}..{hi}")
+        for name, value, (lo, hi) in (("input clock", self.input_hz, CLKI_RANGE),
+                                      ("PFD frequency", self.pfd_hz, PFD_RANGE),
+                                      ("VCO frequency", self.vco_hz, VCO_RANGE),
+                                      ("output clock", self.output_hz, CLKOP_RANGE)):
+            if not lo <= value <= hi:
+                raise DpfmError(f"PLL {name} {_mhz(value)} (dividers {self.dividers}) is outside the ECP5 "
+                                f"range {_mhz(lo)}..{_mhz(hi)}",
+                                "pick clki_div / clkfb_div / clkop_div that keep PFD, VCO and output in range")
+
+    @property
+    def dividers(self) -> str:
+        return f"CLKI_DIV={self.clki_div} CLKFB_DIV={self.clkfb_div} CLKOP_DIV={self.clkop_div}"
+
+    @property
+    def pfd_hz(self) -> Fraction:
+        return Fraction(self.input_hz, self.clki_div)
+
+    @property
+    def output_hz(self) -> Fraction:
+        return self.pfd_hz * self.clkfb_div
+
+    @property
+    def vco_hz(self) -> Fraction:
+        return self.output_hz * self.clkop_div
+
+    def sync_hz(self, platform) -> int:
+        """The PLL output, which must be a whole number of Hz from the platform's own oscillator."""
+        board_hz = int(platform.default_clk_frequency)
+        if board_hz != self.input_hz:
+            raise DpfmError(f"PLL planned for a {_mhz(self.input_hz)} input but the board clock is "
+                            f"{_mhz(board_hz)}", "set Ecp5Pll.input_hz to the board's oscillator")
+        if self.output_hz.denominator != 1:
+            raise DpfmError(f"PLL output {float(self.output_hz)} Hz is not a whole number of Hz",
+                            "pick dividers with input x clkfb_div divisible by clki_div")
+        return self.output_hz.numerator
+
+    def describe(self, platform) -> str:
+        return (f"ECP5 PLL {_mhz(self.sync_hz(platform))} from {platform.default_clk} {_mhz(self.input_hz)} "
+                f"({self.dividers}, VCO {_mhz(self.vco_hz)})")
+
+    def add_sync(self, m, platform) -> None:
+        """Define `sync` in the top module `m` (where Amaranth wants a domain its whole design uses) and
+        drive its clock and reset from the PLL."""
+        m.domains.sync = ClockDomain("sync")
+        m.submodules.clocks = Ecp5PllSync(self, self.sync_hz(platform))
+
+
+class Ecp5PllSync(Elaboratable):
+    """Drives `sync` from the PLL: EHXPLLL on the default clock pin, its output constrained for nextpnr,
+    and the domain reset held from configuration until the PLL locks (then released synchronously)."""
+
+    def __init__(self, pll: Ecp5Pll, sync_hz: int):
+        self.pll = pll
+        self.sync_hz = sync_hz
+
+    def elaborate(self, platform):
+        pll = self.pll
+        m = Module()
+        clk_pin = platform.request(platform.default_clk, dir="-")
+        m.submodules.clk_buf = clk_buf = io.Buffer("i", clk_pin)
+        pll_clk = Signal()
+        locked = Signal()
+        m.submodules.pll = Instance(
+            "EHXPLLL",
+            # Diamond's frequency annotations, and the loop-filter settings ecppll writes: nextpnr takes them
+            # from these attributes and writes 0 (a loop filter that does not lock) when they are missing.
+            a_FREQUENCY_PIN_CLKI=f"{pll.input_hz / 1e6:g}",
+            a_FREQUENCY_PIN_CLKOP=f"{self.sync_hz / 1e6:g}",
+            a_ICP_CURRENT="12", a_LPF_RESISTOR="8", a_MFG_ENABLE_FILTEROPAMP="1", a_MFG_GMCREF_SEL="2",
+            p_PLLRST_ENA="DISABLED", p_INTFB_WAKE="DISABLED", p_STDBY_ENABLE="DISABLED",
+            p_DPHASE_SOURCE="DISABLED", p_OUTDIVIDER_MUXA="DIVA", p_FEEDBK_PATH="CLKOP",
+            p_CLKI_DIV=pll.clki_div, p_CLKFB_DIV=pll.clkfb_div,
+            p_CLKOP_ENABLE="ENABLED", p_CLKOP_DIV=pll.clkop_div,
+            # No phase shift: CPHASE = DIV - 1, as LiteX's ECP5PLL sets it for 0 degrees.
+            p_CLKOP_CPHASE=pll.clkop_div - 1, p_CLKOP_FPHASE=0,
+            i_CLKI=clk_buf.i, i_CLKFB=pll_clk, o_CLKOP=pll_clk, o_LOCK=locked,
+            i_RST=0, i_STDBY=0, i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=1, i_PHASESTEP=1,
+            i_PHASELOADREG=1, i_PLLWAKESYNC=0, i_ENCLKOP=0)
+        platform.add_clock_constraint(pll_clk, self.sync_hz)
+        m.d.comb += ClockSignal("sync").eq(pll_clk)
+        m.submodules.reset_sync = ResetSynchronizer(~locked, domain="sync", stages=RESET_STAGES)
+        return m
+
+
+#: How `sync` is made, per board (boards.targets names); a board not listed runs on its default clock.
+SYNC_CLOCKS = {
+    "ulx3s-85f": Ecp5Pll(input_hz=25_000_000, clki_div=5, clkfb_div=9, clkop_div=12),   # 45 MHz, VCO 540
+}
+
+
+def sync_clock(board: str):
+    return SYNC_CLOCKS.get(board, BoardClock())
