@@ -278,3 +278,22 @@ def test_icebreaker_build_of_seed_sum_core(tmp_path):
     assert report.clock_source == "board clock clk12 12 MHz"
     assert report.clock_mhz == 12.0 and report.timing_met         # meets the board clock
     assert (tmp_path / "dpfm_top.bin").stat().st_size > 0
+
+
+def test_build_summary_names_run_clock_timing_and_toper():
+    """`dpfm build`'s summary, from the numbers of a real ULX3S build (digits, K=8, 45 MHz PLL)."""
+    from boards.report import BuildReport, Usage
+    from host.commands.build import format_summary, summarize
+    from hw.config import CoreConfig
+    report = BuildReport(board="ulx3s-85f", resources={"luts": Usage(6796, 83640)}, fmax_mhz=56.36,
+                         clock_mhz=45.0, clock_source="ECP5 PLL 45 MHz from clk25 25 MHz")
+    cfg = CoreConfig.from_task("digits", 8, toper="parallel")
+    s = summarize(report, cfg, {"train_cycles_per_sample": 2591.0, "ideal_cycles_per_sample": 1210.0})
+    assert s["samples_per_s_at_run_clock"] == pytest.approx(45e6 / 2591)
+    assert s["toper"] == "parallel" and s["baud"] == 3_000_000
+    text = format_summary(s)
+    assert "run clock 45.0 MHz: timing met (ECP5 PLL 45 MHz" in text and "toper=parallel" in text
+    slow = summarize(BuildReport(board="ulx3s-85f", resources={}, fmax_mhz=40.0, clock_mhz=45.0,
+                                 clock_source="PLL"), cfg, {"train_cycles_per_sample": 1.0,
+                                                            "ideal_cycles_per_sample": 1.0})
+    assert "timing NOT MET" in format_summary(slow)

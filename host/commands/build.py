@@ -45,19 +45,21 @@ def summarize(report, cfg, cycles: dict) -> dict:
     per_sample = cycles["train_cycles_per_sample"]
     out = {
         **report.to_json(),
-        "sizes": list(cfg.spec.sizes), "k": cfg.k, "lanes": cfg.lanes, "max_batch": cfg.max_batch,
+        "sizes": list(cfg.spec.sizes), "k": cfg.k, "lanes": cfg.lanes, "toper": cfg.toper,
+        "max_batch": cfg.max_batch,
         "baud": get_target(report.board).baud,
         "cycles_per_train_sample": per_sample,
         "ideal_cycles_per_sample": cycles["ideal_cycles_per_sample"],
     }
     if report.fits:
         out["samples_per_s_at_fmax"] = report.fmax_mhz * 1e6 / per_sample
-        out["samples_per_s_at_board_clock"] = report.clock_mhz * 1e6 / per_sample
+        out["samples_per_s_at_run_clock"] = report.clock_mhz * 1e6 / per_sample
     return out
 
 
 def format_summary(s: dict) -> str:
-    lines = [f"board {s['board']}: net {s['sizes']} K={s['k']} lanes={s['lanes']} max_batch={s['max_batch']}"]
+    lines = [f"board {s['board']}: net {s['sizes']} K={s['k']} lanes={s['lanes']} toper={s['toper']} "
+             f"max_batch={s['max_batch']}"]
     for name, use in s["resources"].items():
         lines.append(f"  {name:<6} {use['used']:>6} / {use['available']:<6} "
                      f"({100 * use['used'] / max(1, use['available']):.0f}%)")
@@ -65,9 +67,10 @@ def format_summary(s: dict) -> str:
                  f"(ideal {s['ideal_cycles_per_sample']:.1f}, measured in simulation)")
     if s["fits"]:
         lines += [
-            f"  Fmax   {s['fmax_mhz']:.1f} MHz (board clock {s['clock_mhz']:.1f} MHz)",
+            f"  Fmax   {s['fmax_mhz']:.1f} MHz, run clock {s['clock_mhz']:.1f} MHz: timing "
+            f"{'met' if s['timing_met'] else 'NOT MET'} ({s['clock_source']})",
             f"  samples/s {s['samples_per_s_at_fmax']:.0f} at Fmax, "
-            f"{s['samples_per_s_at_board_clock']:.0f} at the board clock",
+            f"{s['samples_per_s_at_run_clock']:.0f} at the run clock",
         ]
     else:
         lines.append(f"  DOES NOT FIT: {s['error']}")
