@@ -1,0 +1,153 @@
+"""cocotb tests of `hw.parallel_lane.ParallelMacLane` against the golden parallel neuron
+(`golden.toper.mac_candidate_sources` into `golden.toper.ParallelToper`, `z = sat_x(round(sum w x))`), neuron
+by neuron, and of its exact cycle cost.
+
+Parameters (from `sim.runner`): `k`, `fmts` (a `HwFormats` string), `id_bits`, `neurons`, `seed`.
+"""
+
+import cocotb
+from cocotb.triggers import RisingEdge
+
+from golden.fixedpoint import HwFormats, SatCounter, requantize
+from golden.toper import ParallelToper, mac_candidate_sources
+from hw.streams import dual_layout, mac_step_layout, slots_to_python
+from sim.tb import TB, EventCounter, StreamSink, StreamSource, assert_transactions, load_params
+from sim.tb_mac_lane import KINDS, NeuronGen, step_payloads
+
+
+class LaneNeuronGen(NeuronGen):
+    """`NeuronGen`'s neurons, optionally with a fixed number of inputs `n_in` (the throughput test needs
+    neurons of a known number of steps; `NeuronGen.neuron` draws it). Same values, ids and slot density."""
+
+    def neuron(self, kind: str, n_in: int | None = None):
+        if n_in is None:
+            return super().neuron(kind)
+        rng, k, fmts = self.rng, self.k, self.fmts
+        id_pool = {"duplicates": 3, "saturating": 2}.get(kind, 1 << self.id_bits)
+        p_valid = {"sparse": 0.15}.get(kind, 0.8)
+        wid0 = rng.randrange((1 << self.id_bits) - n_in - 1)
+        steps = []
+        for i in range(n_in):
+            slots = [(self._value(fmts.t, kind), rng.randrange(id_pool)) if rng.random() < p_valid
+                     else None for _ in range(k)]
+            steps.append((self._value(fmts.w, kind), wid0 + i, self._value(fmts.x, kind), slots))
+        steps.append((self._value(fmts.w, kind), wid0 + n_in, 1 << fmts.x.frac, [None] * k))
+        return steps
+
+
+def golden_neuron(steps, k: int, fmts: HwFormats, sat: SatCounter):
+    """`((z, slots), evictions, evictions in the merge tree)` of one neuron, as the parallel lane computes
+    it."""
+    toper = ParallelToper(k, fmts.t, sat)
+    acc = 0
+    for w, wid, x, slots in steps:
+        acc += w * x
+        for source, value, cid in mac_candidate_sources(w, wid, x, slots, fmts, sat):
+            toper.insert(source, value, cid)
+    z = requantize(acc, fmts.w.frac + fmts.x.frac, fmts.x, sat)
+    result = (z, toper.slots())
+    tree_evictions = toper.evictions - sum(t.evictions for t in toper.sources)
+    return result, toper.evictions, tree_evictions
+
+
+class Handshakes:
+    """The cycles (of `TB.cycle`) in which the input accepted a step marked `last` and the output handed
+    over a result, read at the rising edge like the drivers of `sim.tb`."""
+
+    def __init__(self, tb: TB, layout):
+        self.tb = tb
+        self.last_offset = layout["last"].offset
+        self.last_accepted = []
+        self.delivered = []
+        cocotb.start_soon(self._run())
+
+    async def _run(self):
+        dut = self.tb.dut
+        while True:
+            await RisingEdge(dut.clk)
+            if dut.rst.value == 1:
+                continue
+            if dut.i__valid.value == 1 and dut.i__ready.value == 1:
+                if (int(dut.i__payload.value) >> self.last_offset) & 1:
+                    self.last_accepted.append(self.tb.cycle)
+            if dut.o__valid.value == 1 and dut.o__ready.value == 1:
+                self.delivered.append(self.tb.cycle)
+
+
+class Bench:
+    """The DUT with its drivers, event counters and golden model state."""
+
+    def __init__(self, dut, idle: float, backpressure: float):
+        p = load_params()
+        self.tb = TB(dut, p["seed"])
+        self.k, self.fmts, self.id_bits = p["k"], HwFormats.parse(p["fmts"]), p["id_bits"]
+        self.n_neurons = p["neurons"]
+        step_layout = mac_step_layout(self.k, self.fmts, self.id_bits)
+        self.source = StreamSource(dut, "i", step_layout, self.tb.rng, idle=idle)
+        self.sink = StreamSink(dut, "o", dual_layout(self.k, self.fmts.x, self.fmts.t, self.id_bits), self.tb.rng,
+                               backpressure=backpressure)
+        self.handshakes = Handshakes(self.tb, step_layout)
+        self.sat, self.evict = EventCounter(dut, "sat"), EventCounter(dut, "evict")
+        self.gen = LaneNeuronGen(self.tb.rng, self.k, self.fmts, self.id_bits)
+        self.golden_sat = SatCounter()
+        self.neurons, self.golden = [], []
+
+    async def run(self, neurons):
+        """Send `neurons` (after the ones sent before), wait for their results."""
+        self.neurons += neurons
+        self.golden += [golden_neuron(steps, self.k, self.fmts, self.golden_sat) for steps in neurons]
+        for steps in neurons:
+            for payload in step_payloads(steps):
+                self.source.send(payload)
+        max_cycles = 20 * sum(len(s) + 2 * self.k for s in neurons) * (self.k + 2) + 100
+        await self.sink.wait_for(len(self.neurons), max_cycles)
+
+    async def check(self):
+        """Every result, and the event totals, equal the golden model's."""
+        await self.tb.cycles(self.k + 4)
+        got = [(item["value"], slots_to_python(item["slots"])) for item in self.sink.items]
+        assert_transactions(got, [g[0] for g in self.golden], f"neuron (K={self.k}, {self.fmts})",
+                            describe=lambda i: self.neurons[i])
+        evictions = sum(g[1] for g in self.golden)
+        assert self.evict.total == evictions, f"evictions: got {self.evict.total}, expected {evictions}"
+        assert self.sat.total == self.golden_sat.count, \
+            f"saturation events: got {self.sat.total}, expected {self.golden_sat.count}"
+
+
+@cocotb.test()
+async def matches_golden(dut):
+    """Every kind of neuron (random, saturating, zeros, duplicate ids, sparse tangents) with random input
+    idles and output backpressure."""
+    bench = Bench(dut, idle=0.3, backpressure=0.4)
+    await bench.tb.reset()
+    await bench.run([bench.gen.neuron(KINDS[i % len(KINDS)]) for i in range(bench.n_neurons)])
+    await bench.check()
+    assert bench.golden_sat.count > 0, "stimulus never saturates: the check is vacuous"
+    assert sum(g[2] for g in bench.golden) > 0, "the merge tree never evicts: the eviction check is vacuous"
+
+
+@cocotb.test()
+async def throughput(dut):
+    """Without idles or backpressure, neurons of n steps come out exactly every `max(n, 2K)` cycles, and a
+    neuron sent into an empty lane comes out `3 + K + 3K * depth` cycles after its last step was accepted
+    (hw/parallel_lane.py). Batches of equal-length neurons, each batch into an empty lane."""
+    bench = Bench(dut, idle=0.0, backpressure=0.0)
+    k = bench.k
+    depth = (k).bit_length()     # ceil(log2(K + 1))
+    latency = 3 + k + 3 * k * depth
+    await bench.tb.reset()
+    lengths = sorted({2, max(2, 2 * k - 1), 2 * k, 2 * k + 1, 2 * k + 3})
+    kinds = ("random", "zeros", "sparse")
+    for n in lengths:
+        first = len(bench.neurons)
+        batch = [bench.gen.neuron(kinds[i % len(kinds)], n_in=n - 1) for i in range(5)]
+        await bench.run(batch)
+        delivered = bench.handshakes.delivered[first:]
+        measured = [b - a for a, b in zip(delivered, delivered[1:])]
+        assert measured == [max(n, 2 * k)] * (len(batch) - 1), \
+            f"neurons of {n} steps came out {measured} cycles apart, expected every {max(n, 2 * k)}"
+        got_latency = delivered[0] - bench.handshakes.last_accepted[first]
+        assert got_latency == latency, f"first neuron of {n} steps: latency {got_latency}, expected {latency}"
+        bench.tb.dut._log.info("parallel lane K=%d: neurons of %d steps every %d cycles, latency %d",
+                               k, n, measured[0], got_latency)
+    await bench.check()
