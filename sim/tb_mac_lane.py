@@ -32,9 +32,10 @@ class NeuronGen:
                               rng.randint(1, 1 << fmt.frac)])
         return mag if rng.random() < 0.5 else -mag
 
-    def neuron(self, kind: str):
+    def neuron(self, kind: str, n_in: int | None = None):
+        """The MAC steps of one neuron of `kind`, with `n_in` inputs (random 1..6 when not given)."""
         rng, k, fmts = self.rng, self.k, self.fmts
-        n_in = rng.randint(1, 6)
+        n_in = rng.randint(1, 6) if n_in is None else n_in
         id_pool = {"duplicates": 3, "saturating": 2}.get(kind, 1 << self.id_bits)
         p_valid = {"sparse": 0.15}.get(kind, 0.8)
         wid0 = rng.randrange((1 << self.id_bits) - n_in - 1)

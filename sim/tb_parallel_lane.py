@@ -15,26 +15,6 @@ from sim.tb import TB, EventCounter, StreamSink, StreamSource, assert_transactio
 from sim.tb_mac_lane import KINDS, NeuronGen, step_payloads
 
 
-class LaneNeuronGen(NeuronGen):
-    """`NeuronGen`'s neurons, optionally with a fixed number of inputs `n_in` (the throughput test needs
-    neurons of a known number of steps; `NeuronGen.neuron` draws it). Same values, ids and slot density."""
-
-    def neuron(self, kind: str, n_in: int | None = None):
-        if n_in is None:
-            return super().neuron(kind)
-        rng, k, fmts = self.rng, self.k, self.fmts
-        id_pool = {"duplicates": 3, "saturating": 2}.get(kind, 1 << self.id_bits)
-        p_valid = {"sparse": 0.15}.get(kind, 0.8)
-        wid0 = rng.randrange((1 << self.id_bits) - n_in - 1)
-        steps = []
-        for i in range(n_in):
-            slots = [(self._value(fmts.t, kind), rng.randrange(id_pool)) if rng.random() < p_valid
-                     else None for _ in range(k)]
-            steps.append((self._value(fmts.w, kind), wid0 + i, self._value(fmts.x, kind), slots))
-        steps.append((self._value(fmts.w, kind), wid0 + n_in, 1 << fmts.x.frac, [None] * k))
-        return steps
-
-
 def golden_neuron(steps, k: int, fmts: HwFormats, sat: SatCounter):
     """`((z, slots), evictions, evictions in the merge tree)` of one neuron, as the parallel lane computes
     it."""
@@ -88,7 +68,7 @@ class Bench:
                                backpressure=backpressure)
         self.handshakes = Handshakes(self.tb, step_layout)
         self.sat, self.evict = EventCounter(dut, "sat"), EventCounter(dut, "evict")
-        self.gen = LaneNeuronGen(self.tb.rng, self.k, self.fmts, self.id_bits)
+        self.gen = NeuronGen(self.tb.rng, self.k, self.fmts, self.id_bits)
         self.golden_sat = SatCounter()
         self.neurons, self.golden = [], []
 
