@@ -131,6 +131,7 @@ def run(args) -> int:
                  "uart_bound_samples_per_second": UART_BAUD / BITS_PER_BYTE / bytes_per_sample},
         "train": {"epochs": args.epochs, "samples": samples, "wall_seconds": train_seconds,
                   "simulated_cycles": train_stats["cycles"], "harness_cpu_seconds": train_stats["cpu_seconds"],
+                  "cycles_per_cpu_second": train_stats["cycles"] / max(train_stats["cpu_seconds"], 1e-9),
                   "retries": retries, "bit_exact_vs_golden_toper": bit_exact},
         "compute": compute,
     }
@@ -152,6 +153,7 @@ def run(args) -> int:
           [("compute-bound samples/s at Fmax", "pass --report (a dpfm build --json output)")]),
         (f"{args.task}: {args.epochs} epochs through the co-simulation (s)", f"{t['wall_seconds']:.2f}"),
         ("  simulated cycles / harness CPU s", f"{t['simulated_cycles']:,} / {t['harness_cpu_seconds']:.2f}"),
+        ("  co-simulation speed while training (cycles/CPU-s)", f"{t['cycles_per_cpu_second']:,.0f}"),
         ("  weights equal golden toper bit for bit", "yes" if bit_exact else "NO"),
     ]
     width = max(len(r[0]) for r in rows)

@@ -30,6 +30,9 @@
 static Vcosim_top *top;
 static uint64_t cycles = 0;
 static const int BATCH = 256;  // cycles between socket polls
+// Cycles run before the first client is accepted: longer than the design's own power-on reset
+// (POR_CYCLES in sim/cosim.py; the top has no reset port), so the link listens when the client arrives.
+static const int POWER_ON_CYCLES = 16;
 
 static double cpu_seconds() {  // user + system CPU time of this process: a load-independent speed measure
     rusage u{};
@@ -118,9 +121,7 @@ int main(int argc, char **argv) {
     Verilated::commandArgs(argc, argv);
     top = new Vcosim_top;
     top->rx = 1;
-    top->rst = 1;
-    for (int i = 0; i < 4; i++) tick();
-    top->rst = 0;
+    for (int i = 0; i < POWER_ON_CYCLES; i++) tick();
 
     int ls = socket(AF_INET, SOCK_STREAM, 0);
     int one = 1;
