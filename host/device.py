@@ -40,6 +40,7 @@ class Device:
         self.batch = int(batch)
         self.poll_timeout = poll_timeout
         self._owned = owned
+        self.tangent = config.tangent   # the golden tangent mode this core computes bit for bit
         self._model = FixedModel(self.spec, config.k, self.fmts, tangent=config.tangent)
         self._settings: dict[int, int] = {}
         self._samples_run = 0      # samples of every INFER/TRAIN this host started (SAMPLES_DONE's count)

@@ -81,6 +81,8 @@ def test_wrong_use_is_refused(cosim, tmp_path):
         device(cosim, batch=17)
     with pytest.raises(DpfmError, match="built for K=4"):
         Device(LinkClient(SerialPort(cosim.url)), CoreConfig.from_task("seed-sum", 3))
+    with pytest.raises(DpfmError, match="serial toper; the run needs .* parallel toper"):
+        Device(LinkClient(SerialPort(cosim.url)), CoreConfig.from_task("seed-sum", K, toper="parallel"))
     with device(cosim) as dev:
         with pytest.raises(DpfmError, match="does not fit network"):
             dev.train(np.zeros((4, 3)), np.zeros(4), 1, progress=False)
