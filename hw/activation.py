@@ -22,6 +22,14 @@ pace with a lane. Pipeline, with full backpressure:
 
 A result waiting on `o` holds the shift (and everything before it) until taken. Latency: the result is
 offered K + 2 cycles after its input was accepted. `identity` is one register stage.
+
+Identity bypass (`bypass=True`, LUT kinds only): a network whose output layer is the identity would otherwise
+need a second instance and a 200-bit mux choosing between the two results (about 550 logic cells on the
+UP5K at K=8). With the bypass, the `bypass` input (sampled with each accepted input) makes that neuron an
+identity through the same pipeline: the slope is 1.0 (so `round_t(1.0 * v) = v` exactly, never clamped),
+`a = z`, and a slot keeps its valid bit even when its value is 0 (the identity passes slots unchanged, and an
+in-place merge can leave a valid 0). Same latency and occupancy as the table kind. It needs 1.0 in format x
+(`x.frac <= x.bits - 2`).
 """
 
 from amaranth.hdl import Cat, Module, Mux, Signal, signed
@@ -44,18 +52,28 @@ class Activation(wiring.Component):
     tables no product can clamp; the count is kept because the contract counts every clamp.)
     """
 
-    def __init__(self, kind: str, k: int, fmts, id_bits: int):
+    def __init__(self, kind: str, k: int, fmts, id_bits: int, bypass: bool = False):
         if kind not in ACTIVATIONS:
             raise DpfmError(f"unknown activation '{kind}'", f"choose one of {', '.join(ACTIVATIONS)}")
+        if bypass and not self.can_bypass(kind, fmts):
+            raise DpfmError(f"an identity bypass needs a table kind and 1.0 in format {fmts.x}, got '{kind}'",
+                            "use a separate identity activation")
         self.kind = kind
         self.k = k
         self.fmts = fmts
+        self.bypass = bypass
         layout = dual_layout(k, fmts.x, fmts.t, id_bits)
         super().__init__({
             "i": In(stream.Signature(layout)),
             "o": Out(stream.Signature(layout)),
             "sat": Out(range(k + 1)),
+            **({"identity": In(1)} if bypass else {}),
         })
+
+    @staticmethod
+    def can_bypass(kind: str, fmts) -> bool:
+        """Whether a `kind` unit can also serve identity neurons: a table kind, and 1.0 fits format x."""
+        return kind != "identity" and fmts.x.frac <= fmts.x.bits - 2
 
     def lut_index(self, z):
         """The table address of pre-activation `z` (same formula as `golden.fixedpoint.lut_index`)."""
@@ -91,6 +109,13 @@ class Activation(wiring.Component):
         prod_valid, prod_slot, prod_last = Signal(), Signal(), Signal()   # a product / its slot was valid
         prod_id = Signal.like(src[0].id)
         prod_f = Signal.like(read_f.data)
+        # The neuron being multiplied is an identity (bypass): its slope is 1.0 and its `a` is `z` (`z_in`).
+        ident, prod_ident = Signal(), Signal()
+        z_in = Signal.like(self.i.p.value)
+        slope, value_f = read_d.data, read_f.data
+        if self.bypass:
+            slope = Mux(ident, 1 << fmts.x.frac, read_d.data)
+            value_f = Mux(ident, z_in, read_f.data)
 
         # The shift into `o` may not overwrite a result that is offered and not taken: then everything holds.
         hold = Signal()
@@ -105,17 +130,20 @@ class Activation(wiring.Component):
         with m.If(advance):
             m.d.sync += [
                 prod_valid.eq(left != 0), prod_last.eq(left == 1), prod_slot.eq(head.valid),
-                prod_id.eq(head.id), prod.eq(read_d.data * head.value), prod_f.eq(read_f.data),
+                prod_id.eq(head.id), prod.eq(slope * head.value), prod_f.eq(value_f), prod_ident.eq(ident),
                 src.eq(src.as_value() >> slot_w),
             ]
             with m.If(left != 0):
                 m.d.sync += left.eq(left - 1)
             with m.If(accepted):
                 m.d.sync += [src.eq(self.i.p.slots), left.eq(k)]
+                if self.bypass:
+                    m.d.sync += [ident.eq(self.identity), z_in.eq(self.i.p.value)]
 
         value, clamped = saturate(round_shift(prod, fmts.x.frac), fmts.t)
         entry = Signal(slot_t, name="entry")
-        m.d.comb += [entry.valid.eq(prod_slot & (value != 0)), entry.value.eq(value), entry.id.eq(prod_id)]
+        m.d.comb += [entry.valid.eq(prod_slot & ((value != 0) | prod_ident)), entry.value.eq(value),
+                     entry.id.eq(prod_id)]
         shift = prod_valid & advance
         with m.If(self.o.ready):
             m.d.sync += self.o.valid.eq(0)

@@ -52,7 +52,8 @@ def core_plan(cfg: CoreConfig, task_name: str, n_batches: int, batch: int, n_inf
     X = model.quantize_inputs(X_va[:n_infer])
     model.output_tangents(w, X)  # the hardware's forward pass counts saturations and evictions too
     ops.append({"op": "infer", "X": X.tolist(), "expect_out": model.predict(w, X).ravel().tolist()})
-    return {"sizes": list(cfg.spec.sizes), "k": cfg.k, "lanes": cfg.lanes, "max_batch": cfg.max_batch,
+    return {"sizes": list(cfg.spec.sizes), "k": cfg.k, "lanes": cfg.lanes, "toper": cfg.toper,
+            "max_batch": cfg.max_batch,
             "w0": w0.tolist(), "ops": ops, "expect_sat": model.sat.count, "expect_evictions": model.evictions}
 
 

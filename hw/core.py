@@ -1,24 +1,25 @@
 """The DPFM training core: memories, the bus slave of hw/regmap.py, and the operation sequencing.
 
-Weights W (index = weight-id) and the gradient accumulator G live in block RAM, as do the sample buffer
-and the output buffer. An operation (CTRL_TRAIN / CTRL_INFER) runs the forward sequencer over the
+Weights W (index = weight-id) and the gradient accumulator G live in block RAM (`hw.bram.BlockRam`: no
+read-first logic, since no datapath port uses a word read in the cycle that writes it), as do the sample
+buffer and the output buffer. An operation (CTRL_TRAIN / CTRL_INFER) runs the forward sequencer over the
 buffered samples; in training the gradient unit accumulates G from every output neuron, and after the last
 sample one SGD pass updates W and clears G. The bus has its own read ports on W, the samples and the
-outputs, so reads complete (two cycles) even while an operation runs; writes to W and the samples are
-ignored while busy, as hw/bus.py specifies.
+outputs, so reads complete (two cycles) even while an operation runs (a word the operation writes in the
+cycle the bus reads it reads as undefined: such a read races the operation anyway); writes to W and the
+samples are ignored while busy, as hw/bus.py specifies.
 
-With `lanes` > 1, W is kept in one copy per lane (written together, each read by its lane), so every lane
-gets its weight in the same cycle. N_SAMPLES is used clamped to 1 .. max_batch, so an operation always
-terminates; a CTRL write with both TRAIN and INFER trains. Index past the end of a region read as 0 and
-are not written.
+With `lanes` > 1, W has one read port (so one block RAM copy) per lane, so every lane gets its weight in the
+same cycle. N_SAMPLES is used clamped to 1 .. max_batch, so an operation always terminates; a CTRL write
+with both TRAIN and INFER trains. Index past the end of a region read as 0 and are not written.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In
 
 from hw import regmap
+from hw.bram import BlockRam
 from hw.bus import CoreBusSignature
 from hw.config import CoreConfig
 from hw.sequencer import Forward
@@ -48,17 +49,12 @@ class DpfmCore(wiring.Component):
         n_out_words = cfg.max_batch * spec.n_outputs
         sample_bits, out_bits = _addr_bits(n_sample_words), _addr_bits(n_out_words)
 
-        # W: one copy per lane (lane l reads its own); all copies are written together.
-        wmems = [Memory(shape=signed(f.w.bits), depth=p, init=[]) for _ in range(cfg.lanes)]
-        for l, mem in enumerate(wmems):
-            m.submodules[f"wmem{l}"] = mem
-        wmem = wmems[0]
-        m.submodules.gmem = gmem = Memory(shape=signed(f.g.bits), depth=p, init=[])
-        m.submodules.smem = smem = Memory(shape=signed(f.x.bits), depth=n_sample_words, init=[])
-        m.submodules.omem = omem = Memory(shape=signed(f.x.bits), depth=n_out_words, init=[])
-        w_bus, w_core = wmem.read_port(), wmem.read_port()
-        w_wrs = [mem.write_port() for mem in wmems]
-        w_wr = w_wrs[0]
+        # W: one block RAM per read port (the bus, lane 0 / SGD, lanes 1..), all written together.
+        m.submodules.wmem = wmem = BlockRam(signed(f.w.bits), p)
+        m.submodules.gmem = gmem = BlockRam(signed(f.g.bits), p)
+        m.submodules.smem = smem = BlockRam(signed(f.x.bits), n_sample_words)
+        m.submodules.omem = omem = BlockRam(signed(f.x.bits), n_out_words)
+        w_bus, w_core, w_wr = wmem.read_port(), wmem.read_port(), wmem.write_port()
         g_rd, g_wr = gmem.read_port(), gmem.write_port()
         s_bus, s_fwd, s_grad, s_wr = smem.read_port(), smem.read_port(), smem.read_port(), smem.write_port()
         o_bus, o_wr = omem.read_port(), omem.write_port()
@@ -66,10 +62,8 @@ class DpfmCore(wiring.Component):
         m.submodules.fwd = fwd = Forward(cfg, sample_bits, out_bits)
         m.submodules.grad = grad = GradientUnit(cfg, sample_bits, cfg.id_bits)
         m.submodules.sgd = sgd = self.sgd_unit(cfg, cfg.id_bits)
-        for l, mem in enumerate(wmems[1:], start=1):
-            wiring.connect(m, getattr(fwd, f"w_rd{l}"), mem.read_port())
-        for port in w_wrs[1:]:
-            m.d.comb += [port.addr.eq(w_wr.addr), port.data.eq(w_wr.data), port.en.eq(w_wr.en)]
+        for l in range(1, cfg.lanes):
+            wiring.connect(m, getattr(fwd, f"w_rd{l}"), wmem.read_port())
         wiring.connect(m, fwd.x_rd, s_fwd)
         wiring.connect(m, fwd.out_wr, o_wr)
         wiring.connect(m, grad.y_rd, s_grad)
@@ -135,14 +129,18 @@ class DpfmCore(wiring.Component):
         ]
 
         # ---- counters --------------------------------------------------------------------------------------
-        # This cycle's events are registered before the 32-bit additions (off the datapath's timing paths).
-        sat_events = Signal((fwd.sat + grad.sat + sgd.sat).shape())
+        # Events are registered before they are added up, and the sums before the 32-bit additions: the
+        # gradient unit's flags end its datapath (sample read -> error -> saturation test), the longest path of
+        # the ECP5 build when the sum followed it directly. (`fwd.sat` is a sum of registers already.)
+        unit_sat = [Signal(name="grad_sat"), Signal(name="sgd_sat")]
+        sat_events = Signal((fwd.sat + unit_sat[0] + unit_sat[1]).shape())
         evict_events = Signal(fwd.evict.shape())
         with m.If(clear):
             m.d.sync += [samples_done.eq(0), saturations.eq(0), evictions.eq(0), sat_events.eq(0),
-                         evict_events.eq(0)]
+                         evict_events.eq(0), *[r.eq(0) for r in unit_sat]]
         with m.Else():
-            m.d.sync += [sat_events.eq(fwd.sat + grad.sat + sgd.sat), evict_events.eq(fwd.evict),
+            m.d.sync += [unit_sat[0].eq(grad.sat), unit_sat[1].eq(sgd.sat),
+                         sat_events.eq(fwd.sat + unit_sat[0] + unit_sat[1]), evict_events.eq(fwd.evict),
                          saturations.eq(saturations + sat_events), evictions.eq(evictions + evict_events)]
 
         # ---- bus slave -------------------------------------------------------------------------------------
@@ -178,9 +176,8 @@ class DpfmCore(wiring.Component):
         ]
 
         reg_rdata = Signal(32)
-        config0 = cfg.k | (spec.n_layers << 8) | (cfg.lanes << 16)
         with m.Switch(index):
-            for addr, value in [(regmap.REG_ID, Const(regmap.CORE_ID, 32)), (regmap.REG_CONFIG0, config0),
+            for addr, value in [(regmap.REG_ID, Const(regmap.CORE_ID, 32)), (regmap.REG_CONFIG0, cfg.config0),
                                 (regmap.REG_CONFIG1, p), (regmap.REG_CONFIG2, cfg.max_batch),
                                 (regmap.REG_STATUS, Cat(busy, done)), (regmap.REG_N_SAMPLES, n_samples),
                                 (regmap.REG_LR, lr), (regmap.REG_CYCLES, cycles),
@@ -192,18 +189,17 @@ class DpfmCore(wiring.Component):
                 with m.Case(regmap.REG_LAYER_SIZE0 + i):
                     m.d.comb += reg_rdata.eq(size)
 
-        # Read data: memories answer one cycle after the (held) address; registers are read in the ack cycle.
-        with m.If(ack & ~bus.we):
-            with m.Switch(region):
-                with m.Case(regmap.REGION_REGS):
-                    m.d.comb += bus.rdata.eq(reg_rdata)
-                with m.Case(regmap.REGION_WEIGHTS):
-                    with m.If(in_w):
-                        m.d.comb += bus.rdata.eq(w_bus.data)
-                with m.Case(regmap.REGION_SAMPLES):
-                    with m.If(in_s):
-                        m.d.comb += bus.rdata.eq(s_bus.data)
-                with m.Case(regmap.REGION_OUTPUTS):
-                    with m.If(in_o):
-                        m.d.comb += bus.rdata.eq(o_bus.data)
+        # Read data: memories answer one cycle after the (held) address. The source is chosen by flags registered
+        # in the capture cycle, and registers are sampled then too, so the ack cycle's `rdata` is an AND-OR of
+        # registers and block RAM outputs: the address decode is not in series with the initiator's use of
+        # `rdata` (on iCE40 that chain through the command processor was the longest path).
+        read = capture & ~bus.we
+        rd_reg, rd_w, rd_s, rd_o = Signal(), Signal(), Signal(), Signal()
+        reg_rdata_r = Signal(32)
+        m.d.sync += [
+            rd_reg.eq(read & (region == regmap.REGION_REGS)), rd_w.eq(read & in_w), rd_s.eq(read & in_s),
+            rd_o.eq(read & in_o), reg_rdata_r.eq(reg_rdata),
+        ]
+        m.d.comb += bus.rdata.eq(Mux(rd_reg, reg_rdata_r, 0) | Mux(rd_w, w_bus.data, 0) | Mux(rd_s, s_bus.data, 0)
+                                 | Mux(rd_o, o_bus.data, 0))
         return m

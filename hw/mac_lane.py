@@ -39,8 +39,8 @@ back to back and the output taken at once a neuron whose steps have `v_i` valid 
 `max(sum_i (1 + v_i), K)` cycles; the three pipeline stages add a fixed latency of 3 cycles per neuron that
 overlaps with the next neuron's steps.
 
-`sat` counts saturation events per cycle (candidate roundings as they enter `s3`, `z`, toper merges);
-`evict` is the toper's eviction pulse.
+`sat` counts saturation events (candidate roundings as they enter `s3`, `z`, toper merges), each reported
+one cycle after it happened; `evict` is the toper's eviction pulse.
 """
 
 from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
@@ -97,8 +97,12 @@ class MacLane(wiring.Component):
         s3_valid, s3_end = Signal(), Signal()
         s3_value = Signal(signed(fmts.t.bits))
         s3_id = Signal(unsigned(self.id_bits))
-        acc = Signal(signed(self.acc_bits))
-        acc_final = Signal(signed(self.acc_bits))   # the sum of the neuron whose last candidate is in s3
+        # The accumulator starts each neuron at the rounding bias of `z`, so rounding half up is a plain
+        # arithmetic shift of the finished sum: no 48-bit adder between `acc_final` and `z`, the longest path
+        # of the iCE40 build otherwise. (The bias cannot overflow: the guard bits hold 2**guard products.)
+        bias = 1 << (fmts.w.frac - 1) if fmts.w.frac > 0 else 0
+        acc = Signal(signed(self.acc_bits), init=bias)
+        acc_final = Signal(signed(self.acc_bits))   # bias + the sum of the neuron whose last candidate is in s3
         z_out = Signal(signed(fmts.x.bits))   # z of the neuron whose read-out the toper is producing
 
         # ---- flush and hold --------------------------------------------------------------------------------
@@ -168,12 +172,12 @@ class MacLane(wiring.Component):
         m.d.comb += acc_sum.eq(Mux(s2_direct, acc + s2_prod, acc))
         with m.If(advance & s2_valid):
             with m.If(s2_end):
-                m.d.sync += [acc_final.eq(acc_sum), acc.eq(0)]
+                m.d.sync += [acc_final.eq(acc_sum), acc.eq(bias)]
             with m.Else():
                 m.d.sync += acc.eq(acc_sum)
 
         # ---- toper and result --------------------------------------------------------------------------
-        z, z_clamped = saturate(round_shift(acc_final, fmts.w.frac), fmts.x)
+        z, z_clamped = saturate(acc_final >> fmts.w.frac, fmts.x)
         m.d.comb += [
             toper.cand.valid.eq(s3_valid & advance),
             toper.cand.p.value.eq(s3_value), toper.cand.p.id.eq(s3_id),
@@ -187,8 +191,12 @@ class MacLane(wiring.Component):
         with m.If(flush):
             m.d.sync += z_out.eq(z)
 
+        # The events are registered before they are added up, so `sat` adds no logic behind the z saturation
+        # test and the toper's merge adders (their totals are what counts, one cycle later changes nothing).
+        cand_sat, z_sat, merge_sat = Signal(), Signal(), Signal.like(toper.merge_sat)
+        m.d.sync += [cand_sat.eq(cand_clamped), z_sat.eq(z_clamped & flush), merge_sat.eq(toper.merge_sat)]
         m.d.comb += [
-            self.sat.eq(cand_clamped + (z_clamped & flush) + toper.merge_sat),
+            self.sat.eq(cand_sat + z_sat + merge_sat),
             self.evict.eq(toper.evict),
         ]
         return m

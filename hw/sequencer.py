@@ -19,19 +19,20 @@ Result side: neurons come back in issue order; counters follow the same order to
 the output buffer and (when training, for the last layer) the gradient unit's request with the target's
 address. Lane outputs are taken round-robin in unit order, so results (and G updates) keep the order of
 the contract whatever the lanes' relative timing. Several activation kinds are served by one Activation
-instance each; the lanes' output is routed by the layer of the neuron leaving them, and results are taken
-from the instance of the layer the result side expects next, so order is kept even when instances differ
-in latency.
+instance each (identity layers by the first table instance's bypass, when it can take them); the lanes'
+output is routed by the layer of the neuron leaving them, and results are taken from the instance of the
+layer the result side expects next, so order is kept even when instances differ in latency.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hw.activation import Activation
+from hw.bram import BlockRam
 from hw.config import CoreConfig
 from hw.mac_lane import MacLane
+from hw.parallel_lane import ParallelMacLane
 from hw.streams import dual_layout
 from hw.update import grad_request_layout, read_port, write_port
 
@@ -63,9 +64,18 @@ class Forward(wiring.Component):
         self.cfg = cfg
         self.sample_addr_bits = sample_addr_bits
         f = cfg.fmts
-        self.lanes = [MacLane(cfg.k, f, cfg.id_bits) for _ in range(cfg.lanes)]
-        self.kinds = sorted(set(cfg.spec.activations))
-        self.acts = {kind: Activation(kind, cfg.k, f, cfg.id_bits) for kind in self.kinds}
+        lane = ParallelMacLane if cfg.toper == "parallel" else MacLane
+        self.lanes = [lane(cfg.k, f, cfg.id_bits) for _ in range(cfg.lanes)]
+        # One activation unit per table kind. Identity layers ride on the first table unit's bypass when it
+        # can take them (no second unit and no result mux), else they get an identity unit of their own.
+        kinds = set(cfg.spec.activations)
+        table_kinds = sorted(kinds - {"identity"})
+        self.bypass = "identity" in kinds and bool(table_kinds) and Activation.can_bypass(table_kinds[0], f)
+        self.kinds = table_kinds + (["identity"] if "identity" in kinds and not self.bypass else [])
+        self.acts = {kind: Activation(kind, cfg.k, f, cfg.id_bits, bypass=self.bypass and n == 0)
+                     for n, kind in enumerate(self.kinds)}
+        #: the unit (index into `kinds`) computing each layer's activation
+        self.layer_units = [self.kinds.index(a) if a in self.kinds else 0 for a in cfg.spec.activations]
         super().__init__({
             "start": In(1),
             "train": In(1),
@@ -75,8 +85,10 @@ class Forward(wiring.Component):
             "x_rd": Out(read_port(sample_addr_bits, signed(f.x.bits))),
             "out_wr": Out(write_port(out_addr_bits, signed(f.x.bits))),
             "grad": Out(stream.Signature(grad_request_layout(cfg, sample_addr_bits))),
-            "sat": Out(range(cfg.lanes * (2 * cfg.k + 3) + len(self.kinds) * (cfg.k + 1))),
-            "evict": Out(range(cfg.lanes + 1)),
+            # bounds from the lanes' own count widths (a serial lane evicts at most 1 per cycle, a parallel
+            # lane one per toper)
+            "sat": Out(range(sum(1 << len(l.sat) for l in self.lanes) + len(self.kinds) * (cfg.k + 1))),
+            "evict": Out(range(sum(1 << len(l.evict) for l in self.lanes))),
         })
 
     def elaborate(self, platform):
@@ -97,7 +109,9 @@ class Forward(wiring.Component):
             m.submodules[f"act_{kind}"] = act
 
         rec = dual_layout(cfg.k, f.x, f.t, cfg.id_bits)
-        m.submodules.scratch = scratch = Memory(shape=rec, depth=2 * width, init=[])
+        # The issue side reads the bank the result side is not writing (a layer-0 read may hit the written
+        # bank, but its word is unused), so the read-first logic of a `Memory` would be wasted.
+        m.submodules.scratch = scratch = BlockRam(rec, 2 * width)
         scr_rd = scratch.read_port()
         scr_wr = scratch.write_port()
 
@@ -187,7 +201,7 @@ class Forward(wiring.Component):
 
         # ---- lane -> activation routing ----------------------------------------------------------------
         kind_index = {kind: n for n, kind in enumerate(self.kinds)}
-        layer_kinds = [kind_index[a] for a in spec.activations]
+        layer_kinds = self.layer_units
         l_m = Signal(range(n_layers))
         u_m = Signal(range(width))
         n_out_m = _table(m, l_m, n_outs, unsigned(width.bit_length()), "n_out_m")
@@ -197,6 +211,9 @@ class Forward(wiring.Component):
         for l in range(1, n_lanes):
             lane_o_valid = Mux(lane_m == l, lanes[l].o.valid, lane_o_valid)
             lane_o_p = Mux(lane_m == l, lanes[l].o.p.as_value(), lane_o_p)
+        if self.bypass:
+            m.d.comb += self.acts[self.kinds[0]].identity.eq(
+                _table(m, l_m, [a == "identity" for a in spec.activations], 1, "identity_m"))
         act_ready = Const(0, 1)
         for kind, act in self.acts.items():
             sel = kind_m == kind_index[kind]
@@ -269,7 +286,7 @@ class Forward(wiring.Component):
         # `sat` are combinational ends of their datapaths, and a sum behind them would lengthen those paths.
         sources = [lane.sat for lane in lanes] + [act.sat for act in self.acts.values()]
         sat_regs = [Signal.like(src, name=f"sat_r{n}") for n, src in enumerate(sources)]
-        evict_regs = [Signal(name=f"evict_r{l}") for l in range(n_lanes)]
+        evict_regs = [Signal.like(lane.evict, name=f"evict_r{l}") for l, lane in enumerate(lanes)]
         m.d.sync += [r.eq(src) for r, src in zip(sat_regs, sources)]
         m.d.sync += [r.eq(lane.evict) for r, lane in zip(evict_regs, lanes)]
         m.d.comb += [self.sat.eq(sum(sat_regs)), self.evict.eq(sum(evict_regs))]

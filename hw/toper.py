@@ -35,6 +35,16 @@ from golden.errors import DpfmError
 from hw.streams import entry_layout, saturate, slot_layout, slots_layout
 
 
+def count_ones(flags):
+    """The number of set 1-bit `flags` as a balanced adder tree (depth log2 of their number), where Python's
+    `sum` builds a chain of adders, one level per flag: on iCE40 that chain made the merge saturation count
+    the longest path of the core."""
+    if len(flags) == 1:
+        return flags[0]
+    half = len(flags) // 2
+    return count_ones(flags[:half]) + count_ones(flags[half:])
+
+
 class Toper(wiring.Component):
     """K-cell systolic top-K sorter with a pipelined read-out.
 
@@ -141,7 +151,7 @@ class Toper(wiring.Component):
                 m.d.comb += [self.evict.eq(out.valid), self.done.eq(token[j])]
 
         m.d.comb += [
-            self.merge_sat.eq(sum(sat_flags)),
+            self.merge_sat.eq(count_ones(sat_flags)),
             self.flushing.eq(Cat(token[1:]).any() if self.k > 1 else 0),
         ]
         return m

@@ -113,11 +113,16 @@ class GradientUnit(wiring.Component):
 class SgdUnit(wiring.Component):
     """One pass over all P weight-ids after a training batch (section 3.6), one id per cycle, pipelined.
 
-    Cycle n reads `W[n]`, `G[n]`; n+1 registers the exact product `lr * G[n]`; n+2 rounds it to format w;
-    n+3 writes `W[n] <- sat_w(W[n] - round_w(lr * G[n]))` and `G[n] <- 0`. Reads and writes in flight
-    always name different ids, so there is no hazard. `start` pulses to begin; `busy` stays high until the
-    last write.
+    Cycle n reads `W[n]`, `G[n]`; n+1 registers the words read; n+2 the exact product `lr * G[n]`; n+3 rounds
+    it to format w; n+4 writes `W[n] <- sat_w(W[n] - round_w(lr * G[n]))` and `G[n] <- 0`. The register
+    after the read keeps the block RAM's clock-to-output time (and the core's port sharing) out of the
+    16 x 32 multiply's path, the longest in the ECP5 build; it costs one cycle per batch. Reads and writes in
+    flight always name different ids, so there is no hazard. `start` pulses to begin; `busy` stays high
+    until the last write.
     """
+
+    #: pipeline registers between a read and its write (the write is in cycle n + STAGES)
+    STAGES = 4
 
     def __init__(self, cfg: CoreConfig, addr_bits: int):
         self.cfg = cfg
@@ -142,31 +147,33 @@ class SgdUnit(wiring.Component):
         m = Module()
         cfg, f = self.cfg, self.cfg.fmts
         p = cfg.n_params
-        stages = 3
+        stages = self.STAGES
         rd_id = Signal(range(p + 1))
         reading = Signal()
         ids = [Signal(range(p), name=f"id{s}") for s in range(1, stages + 1)]
         valid = [Signal(name=f"valid{s}") for s in range(1, stages + 1)]
         ws = [Signal(signed(f.w.bits), name=f"w{s}") for s in range(1, stages + 1)]
-        product = self.lr * self.g_rd.data
-        product1 = Signal(signed(len(product) + 1))
-        step = self.round_step(product1)
-        step2 = Signal(signed(len(step)))
-        w_new, w_sat = saturate(ws[1] - step2, f.w)
+        g1 = Signal(signed(f.g.bits))
+        product = self.lr * g1
+        product2 = Signal(signed(len(product) + 1))
+        step = self.round_step(product2)
+        step3 = Signal(signed(len(step)))
+        w_new, w_sat = saturate(ws[2] - step3, f.w)
+        last = stages - 1
 
         m.d.comb += [
             self.w_rd.addr.eq(rd_id), self.g_rd.addr.eq(rd_id),
-            self.w_wr.addr.eq(ids[2]), self.g_wr.addr.eq(ids[2]),
+            self.w_wr.addr.eq(ids[last]), self.g_wr.addr.eq(ids[last]),
             self.w_wr.data.eq(w_new), self.g_wr.data.eq(0),
-            self.w_wr.en.eq(valid[2]), self.g_wr.en.eq(valid[2]),
-            self.sat.eq(valid[2] & w_sat),
+            self.w_wr.en.eq(valid[last]), self.g_wr.en.eq(valid[last]),
+            self.sat.eq(valid[last] & w_sat),
             self.busy.eq(reading | Cat(valid).any()),
         ]
-        m.d.sync += [valid[0].eq(reading), ids[0].eq(rd_id), ws[0].eq(self.w_rd.data), product1.eq(product)]
+        m.d.sync += [valid[0].eq(reading), ids[0].eq(rd_id), ws[0].eq(self.w_rd.data), g1.eq(self.g_rd.data)]
         m.d.sync += [valid[s].eq(valid[s - 1]) for s in range(1, stages)]
         m.d.sync += [ids[s].eq(ids[s - 1]) for s in range(1, stages)]
         m.d.sync += [ws[s].eq(ws[s - 1]) for s in range(1, stages)]
-        m.d.sync += step2.eq(step)
+        m.d.sync += [product2.eq(product), step3.eq(step)]
         with m.If(self.start):
             m.d.sync += [reading.eq(1), rd_id.eq(0)]
         with m.Elif(reading):

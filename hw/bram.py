@@ -1,0 +1,99 @@
+"""Block RAM with one write port and synchronous read ports whose same-address collisions are don't-care.
+
+Why not a plain Amaranth `Memory`: its read ports promise read-first (a read in the cycle that writes the
+same address returns the old word). The iCE40 EBR leaves that case undefined, so yosys (0.23 and 0.70
+alike) emulates it with a registered copy of the write data, an address comparator and a bypass mux on every
+read port: about 500 LUTs and 650 flip-flops in the seed-sum core at K=8, a fifth of the UP5K. The core's
+memories never depend on that case (their users never read an address in the cycle it is written, or ignore
+the word read), so on iCE40 this block instantiates `SB_RAM40_4K` directly. Elsewhere (simulation, ECP5) it
+is an Amaranth `Memory`, whose read-first result is one of the allowed ones.
+
+Contract: a read of the address being written in the same cycle returns an undefined word. Ports are the
+`amaranth.lib.memory` port signatures (`addr`, `data`, `en`; the write port has a 1-bit `en`), so users
+connect them exactly like `Memory` ports. The contents start at 0.
+"""
+
+from amaranth.hdl import Cat, ClockSignal, Const, Elaboratable, Instance, Module, Shape, Signal, Value
+from amaranth.lib.memory import Memory, ReadPort, WritePort
+from amaranth.utils import ceil_log2
+from amaranth.vendor import SiliconBluePlatform
+
+#: iCE40 SB_RAM40_4K modes: (depth, data bits, READ_MODE/WRITE_MODE value, RDATA/WDATA bit positions used).
+#: The narrow modes use scattered data pins (as yosys' own `ice40/brams_map.v` maps them).
+ICE40_MODES = (
+    (256, 16, 0, tuple(range(16))),
+    (512, 8, 1, tuple(range(0, 16, 2))),
+    (1024, 4, 2, (1, 5, 9, 13)),
+    (2048, 2, 3, (3, 11)),
+)
+
+
+def is_ice40(platform) -> bool:
+    """Whether `platform` is an Amaranth iCE40 platform; None (simulation) is not."""
+    return isinstance(platform, SiliconBluePlatform)
+
+
+class BlockRam(Elaboratable):
+    """`depth` words of `shape`, one write port (`write_port()`, called once) and any number of read ports
+    (`read_port()`, each its own copy of the block RAM on iCE40, as yosys would build them)."""
+
+    def __init__(self, shape, depth: int):
+        self.shape = shape
+        self.depth = depth
+        self.addr_width = ceil_log2(depth)
+        self._read_ports = []
+        self._write_port = None
+
+    def read_port(self) -> ReadPort:
+        port = ReadPort.Signature(addr_width=self.addr_width, shape=self.shape).create()
+        self._read_ports.append(port)
+        return port
+
+    def write_port(self) -> WritePort:
+        assert self._write_port is None, "a BlockRam has exactly one write port"
+        self._write_port = WritePort.Signature(addr_width=self.addr_width, shape=self.shape).create()
+        return self._write_port
+
+    def elaborate(self, platform):
+        m = Module()
+        assert self._write_port is not None, "a BlockRam needs its write port"
+        mode = next((md for md in ICE40_MODES if self.depth <= md[0]), None)
+        if is_ice40(platform) and mode is not None:
+            self._elaborate_ice40(m, mode)
+        else:
+            self._elaborate_memory(m)
+        return m
+
+    def _elaborate_memory(self, m):
+        m.submodules.mem = mem = Memory(shape=self.shape, depth=self.depth, init=[])
+        wr, mem_wr = self._write_port, mem.write_port()
+        m.d.comb += [mem_wr.addr.eq(wr.addr), mem_wr.data.eq(wr.data), mem_wr.en.eq(wr.en)]
+        for port in self._read_ports:
+            mem_rd = mem.read_port()
+            m.d.comb += [mem_rd.addr.eq(port.addr), mem_rd.en.eq(port.en), port.data.eq(mem_rd.data)]
+
+    def _elaborate_ice40(self, m, mode):
+        _, bits, mode_value, pins = mode
+        width = Shape.cast(self.shape).width
+        wr = self._write_port
+        wdata = Value.cast(wr.data)
+        for r, port in enumerate(self._read_ports):
+            rdata = Signal(width, name=f"rdata{r}")
+            for c, lo in enumerate(range(0, width, bits)):
+                chunk = min(bits, width - lo)
+                wdata16, rdata16 = Signal(16, name=f"wdata{r}_{c}"), Signal(16, name=f"rdata{r}_{c}")
+                m.d.comb += [wdata16[pin].eq(wdata[lo + b]) for b, pin in enumerate(pins[:chunk])]
+                m.d.comb += [rdata[lo + b].eq(rdata16[pin]) for b, pin in enumerate(pins[:chunk])]
+                m.submodules[f"ebr{r}_{c}"] = Instance(
+                    "SB_RAM40_4K",
+                    p_READ_MODE=mode_value, p_WRITE_MODE=mode_value,
+                    i_RCLK=ClockSignal(), i_RCLKE=Const(1), i_RE=port.en,
+                    i_RADDR=self._addr11(port.addr), o_RDATA=rdata16,
+                    i_WCLK=ClockSignal(), i_WCLKE=Const(1), i_WE=wr.en,
+                    i_WADDR=self._addr11(wr.addr), i_WDATA=wdata16,
+                    i_MASK=Const(0, 16))
+            m.d.comb += port.data.eq(rdata)
+
+    def _addr11(self, addr):
+        """An address zero-extended to the primitive's 11 address pins."""
+        return Cat(addr, Const(0, 11 - self.addr_width))

@@ -1,0 +1,26 @@
+"""The training core with parallel lanes (docs/ARITHMETIC.md 3b) equals `FixedModel(tangent="toper-parallel")`
+bit for bit through its bus (sim/tb_core.py).
+
+The serial core's tests (tests/sim/test_core.py) cover the bus, the SGD pass and the lane fork; these add
+the parallel lane inside the whole core: the merge tree's latency in the per-layer drains, its eviction and
+saturation counts in the core's counters, and the CONFIG0 bit that tells the host which toper it talks to.
+"""
+
+import json
+
+import pytest
+
+from hw.bench import core_plan, run_core_sim
+from hw.config import CoreConfig
+from hw.core import DpfmCore
+from tests.sim.test_core import cycle_floor
+
+
+@pytest.mark.parametrize("k, lanes", [(1, 1), (8, 1), (3, 2)])
+def test_parallel_training_run_matches_golden(tmp_path, k, lanes):
+    cfg = CoreConfig.from_task("seed-sum", k, max_batch=16, lanes=lanes, toper="parallel")
+    plan = core_plan(cfg, "seed-sum", n_batches=2, batch=10, n_infer=8, seed=k, lr=0.1)
+    assert plan["expect_evictions"] > 0 or k == 8   # the comparison covers evictions, not only their absence
+    run_core_sim(DpfmCore(cfg), tmp_path, plan, seed=k).check()
+    for entry in json.loads((tmp_path / "cycles.json").read_text()):
+        assert cycle_floor(cfg, entry["samples"], entry["op"] == "train") <= entry["cycles"], entry
