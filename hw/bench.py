@@ -57,13 +57,14 @@ def core_plan(cfg: CoreConfig, task_name: str, n_batches: int, batch: int, n_inf
             "w0": w0.tolist(), "ops": ops, "expect_sat": model.sat.count, "expect_evictions": model.evictions}
 
 
-def run_core_sim(core, build_dir: Path, plan: dict, seed: int = 1, max_idle: int = 3):
-    """Simulate `core` with sim/tb_core.py on `plan`; returns the `SimResult` (cycles in cycles.json)."""
+def run_core_sim(core, build_dir: Path, plan: dict, seed: int = 1, max_idle: int = 3, platform=None):
+    """Simulate `core` with sim/tb_core.py on `plan` (elaborated for `platform`, None = generic); returns the
+    `SimResult` (cycles in cycles.json)."""
     from sim.runner import run_cocotb
     build_dir = Path(build_dir).resolve()  # the testbench runs inside the build directory
     params = dict(plan, seed=seed, max_idle=max_idle, cycles_file=str(build_dir / "cycles.json"))
     return run_cocotb(core, name="dpfm_core", test_module="sim.tb_core", build_dir=build_dir, params=params,
-                      seed=seed)
+                      seed=seed, platform=platform)
 
 
 def measure_cycles(cfg: CoreConfig, task_name: str, build_dir: Path) -> dict:

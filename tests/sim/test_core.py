@@ -41,6 +41,18 @@ def test_training_run_matches_golden(tmp_path, k, lanes):
         assert cycle_floor(cfg, entry["samples"], entry["op"] == "train") <= entry["cycles"], entry
 
 
+@pytest.mark.parametrize("k, lanes", [(8, 1), (3, 2)])
+def test_ice40_block_rams_match_golden(tmp_path, k, lanes):
+    """Elaborated for the iCEBreaker, the core's memories are SB_RAM40_4K instances (hw/bram.py), not
+    Amaranth memories: run on yosys' cell models, the bitstream's netlist must train bit for bit too."""
+    from amaranth_boards.icebreaker import ICEBreakerPlatform
+    cfg = CoreConfig.from_task("seed-sum", k, max_batch=16, lanes=lanes)
+    result = run_core_sim(DpfmCore(cfg), tmp_path, plan(cfg, n_batches=2, n_infer=8, seed=k), seed=k,
+                          platform=ICEBreakerPlatform())
+    assert "SB_RAM40_4K" in (tmp_path / "dpfm_core.v").read_text()
+    result.check()
+
+
 class OffByOneSgd(SgdUnit):
     """MUTANT for the test below only: the SGD step rounds with one extra LSB."""
 
