@@ -64,8 +64,11 @@ class CommandProcessor(wiring.Component):
                 with m.If(sent):
                     m.d.sync += crc.eq(crc16_step(crc, value))
 
+        # The header checks are registered when the frame ends (addr, count and length are final then), so
+        # CHECK's decision starts from flags: `addr + count` and the length compare were the longest path of
+        # the iCE40 build, in series with the sequence-number logic.
         w_expected = P.HEADER_BYTES + P.RW_HEADER_BYTES + count * P.WORD_BYTES + P.CRC_BYTES
-        count_ok = (count >= 1) & (count <= P.MAX_WORDS) & (addr + count <= (1 << regmap.ADDR_BITS))
+        count_ok, read_len_ok, write_len_ok = Signal(), Signal(), Signal()
 
         with m.FSM(init="START"):
             # One cycle after reset so the state register changes once: Icarus evaluates a combinational
@@ -92,7 +95,13 @@ class CommandProcessor(wiring.Component):
                             with m.Case(4):
                                 m.d.sync += count.eq(tok.data)
                 with m.If(self.i.valid & tok.end):
-                    m.d.sync += bad.eq(tok.bad)
+                    m.d.sync += [
+                        bad.eq(tok.bad),
+                        count_ok.eq((count >= 1) & (count <= P.MAX_WORDS)
+                                    & (addr + count <= (1 << regmap.ADDR_BITS))),
+                        read_len_ok.eq(length == P.MIN_FRAME_BYTES + P.RW_HEADER_BYTES),
+                        write_len_ok.eq(length == w_expected),
+                    ]
                     m.next = "CHECK"
 
             with m.State("CHECK"):
@@ -111,12 +120,12 @@ class CommandProcessor(wiring.Component):
                     with m.Else():
                         m.d.sync += [last_seq.eq(seq), last_valid.eq(1)]
                 with m.Elif(op == P.OP_READ):
-                    with m.If((length != P.MIN_FRAME_BYTES + P.RW_HEADER_BYTES) | ~count_ok):
+                    with m.If(~read_len_ok | ~count_ok):
                         m.d.sync += status.eq(P.ERR_LENGTH)
                     with m.Else():
                         m.d.sync += [last_seq.eq(seq), last_valid.eq(1)]
                 with m.Elif(op == P.OP_WRITE):
-                    with m.If((length != w_expected) | ~count_ok):
+                    with m.If(~write_len_ok | ~count_ok):
                         m.d.sync += status.eq(P.ERR_LENGTH)
                     with m.Elif(last_valid & (last_seq == seq)):
                         m.d.sync += status.eq(P.ST_DUPLICATE)
