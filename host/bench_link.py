@@ -39,8 +39,11 @@ def add_arguments(parser) -> None:
                         help="a `dpfm build --json` report of the same configuration, for the compute bound at Fmax")
 
 
-#: The board tops' clocks: iCEBreaker 12 MHz, ULX3S 25 MHz.
-BOARD_CLOCKS_MHZ = (12, 25)
+def board_clocks_mhz() -> list[float]:
+    """The clocks the board tops run the core at (boards/clocks.py): iCEBreaker 12 MHz, ULX3S 45 MHz."""
+    from boards.clocks import sync_clock
+    from boards.targets import TARGETS
+    return sorted({sync_clock(name).sync_hz(t.platform()) / 1e6 for name, t in TARGETS.items()})
 
 
 def _read_report(path):
@@ -116,7 +119,7 @@ def run(args) -> int:
     cycles_per_sample = counters["last_op_cycles"] / max(counters["last_op_samples"], 1)
     compute = {"cycles_per_train_sample": cycles_per_sample,
                "samples_per_second_at_clock_mhz": {f"{mhz:g}": mhz * 1e6 / cycles_per_sample
-                                                   for mhz in BOARD_CLOCKS_MHZ}}
+                                                   for mhz in board_clocks_mhz()}}
     if report is not None:
         compute["fmax_mhz"] = report["fmax_mhz"]
         compute["samples_per_second_at_fmax"] = report["fmax_mhz"] * 1e6 / cycles_per_sample
