@@ -10,10 +10,11 @@ from host.cli import main
 pytestmark = pytest.mark.skipif(shutil.which("iverilog") is None, reason="needs Icarus Verilog")
 
 
-@pytest.mark.parametrize("lanes", [1, 2])
-def test_writes_verilog_that_iverilog_elaborates(tmp_path, capsys, lanes):
+@pytest.mark.parametrize("k, lanes, toper", [(8, 1, "serial"), (8, 2, "serial"), (2, 1, "parallel")])
+def test_writes_verilog_that_iverilog_elaborates(tmp_path, capsys, k, lanes, toper):
     out = tmp_path / "core.v"
-    assert main(["verilog", "--task", "seed-sum", "--k", "8", "--lanes", str(lanes), "-o", str(out)]) == 0
+    assert main(["verilog", "--task", "seed-sum", "--k", str(k), "--lanes", str(lanes), "--toper", toper,
+                 "-o", str(out)]) == 0
     text = out.read_text()
     assert "module dpfm_core(" in text
     for port in ("bus__valid", "bus__we", "bus__addr", "bus__wdata", "bus__ready", "bus__rdata"):
@@ -21,7 +22,8 @@ def test_writes_verilog_that_iverilog_elaborates(tmp_path, capsys, lanes):
     done = subprocess.run(["iverilog", "-g2012", "-s", "dpfm_core", "-o", str(tmp_path / "a.out"), str(out)],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert "61 parameters" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "61 parameters" in printed and f"lanes={lanes} {toper} toper" in printed
 
 
 @pytest.mark.parametrize("argv, problem", [

@@ -28,6 +28,6 @@ def run(args) -> int:
     if not out.parent.is_dir():
         raise DpfmError(f"directory {out.parent} does not exist", "create it or choose another -o path")
     out.write_text(verilog.convert(DpfmCore(cfg), name=VERILOG_TOP))
-    print(f"wrote {out}: {VERILOG_TOP} for {list(cfg.spec.sizes)} K={cfg.k} max_batch={cfg.max_batch} "
-          f"({cfg.n_params} parameters)")
+    print(f"wrote {out}: {VERILOG_TOP} for {list(cfg.spec.sizes)} K={cfg.k} lanes={cfg.lanes} {cfg.toper} toper "
+          f"max_batch={cfg.max_batch} ({cfg.n_params} parameters)")
     return 0
