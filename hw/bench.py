@@ -22,7 +22,10 @@ from golden.errors import DpfmError
 from hw.config import CoreConfig
 
 #: (board, task, K, lanes, toper, formats) built and simulated by default; "" = the contract's formats.
-DEFAULT_CONFIGS = [("icebreaker", "seed-sum", 8, 1, "serial", ""), ("ulx3s-85f", "digits", 8, 1, "parallel", "")]
+#: The boards' targets: UP5K seed-sum K=8 fit; ECP5 digits K=8 Fmax; cycles within 1.5x of the ideal with
+#: the parallel lane (K=4 on ECP5: the K=8 parallel lane, 44k LUT4, did not finish routing in an hour).
+DEFAULT_CONFIGS = [("icebreaker", "seed-sum", 8, 1, "serial", ""), ("icebreaker", "seed-sum", 1, 1, "parallel", ""),
+                   ("ulx3s-85f", "digits", 8, 1, "serial", ""), ("ulx3s-85f", "digits", 4, 1, "parallel", "")]
 
 
 def core_plan(cfg: CoreConfig, task_name: str, n_batches: int, batch: int, n_infer: int, seed: int,
