@@ -7,15 +7,16 @@ from sim.runner import run_cocotb
 
 ID_BITS = 8
 NARROW = "x=s12.8,w=s12.8,t=s12.8,g=s24.16,lut_bits=8"
-
-
-@pytest.mark.parametrize("k, fmts", [
+#: (K, formats) cases both lanes are checked over (tests/sim/test_parallel_lane.py adds its own large K).
+LANE_CASES = [
     (1, "x=s16.12,w=s16.12,t=s16.12"),
     (2, NARROW),
     (3, "x=s16.12,w=s16.12,t=s12.8,g=s32.20"),
     (8, "x=s16.12,w=s16.12,t=s16.12"),
-    (16, NARROW),
-])
+]
+
+
+@pytest.mark.parametrize("k, fmts", LANE_CASES + [(16, NARROW)])
 def test_mac_lane_matches_golden(tmp_path, k, fmts):
     fmts = HwFormats.parse(fmts)
     params = {"k": k, "fmts": str(fmts), "id_bits": ID_BITS, "neurons": 40, "seed": k}

@@ -8,18 +8,10 @@ from golden.fixedpoint import HwFormats
 from hw.merge_tree import MergeTree, SlotQueue
 from hw.parallel_lane import ParallelMacLane
 from sim.runner import run_cocotb
-
-ID_BITS = 8
-NARROW = "x=s12.8,w=s12.8,t=s12.8,g=s24.16,lut_bits=8"
+from tests.sim.test_mac_lane import ID_BITS, LANE_CASES, NARROW
 
 
-@pytest.mark.parametrize("k, fmts", [
-    (1, "x=s16.12,w=s16.12,t=s16.12"),
-    (2, NARROW),
-    (3, "x=s16.12,w=s16.12,t=s12.8,g=s32.20"),
-    (8, "x=s16.12,w=s16.12,t=s16.12"),
-    (5, NARROW),
-])
+@pytest.mark.parametrize("k, fmts", LANE_CASES + [(5, NARROW)])   # K=5: an unbalanced tree (K=16 is slow)
 def test_parallel_lane_matches_golden(tmp_path, k, fmts):
     fmts = HwFormats.parse(fmts)
     params = {"k": k, "fmts": str(fmts), "id_bits": ID_BITS, "neurons": 40, "seed": k}
