@@ -11,7 +11,8 @@ computes:
   of one `BatchToper`; `tests/golden/test_fixed_mlp.py` checks this against a literal per-neuron loop.
 - `tangent="toper-parallel"` is the hardware-exact model of the parallel lane (section 3b): per neuron, K + 1
   source topers (the direct terms, and each input slot's products) fed in step order, then the fixed merge
-  tree of fresh topers; everything else as `"toper"`.
+  tree of fresh topers; everything else as `"toper"`. `tangent="toper-parallel-S"` is the same lane with S
+  source topers: candidate c of a step (0 = direct, j + 1 = slot j) goes into source `c mod S`.
 - `tangent="exact"` is the golden "exact top-K" reference: the same formats and rounding points, except that
   each neuron's pre-activation tangent is the exact sum of its contributions (direct terms `x_i` and products
   `w * x'`, at full precision), rounded once to `t`, then `prune_K` (zeros dropped, K highest by the order
@@ -42,9 +43,7 @@ from golden.errors import DpfmError
 from golden.fixedpoint import (HwFormats, SatCounter, activation_luts, lut_index, quantize, requantize, saturate,
                                shift_round)
 from golden.net import NetSpec
-from golden.toper import EMPTY_ID, BatchToper, merge_tree_order
-
-TANGENT_MODES = ("exact", "toper", "toper-parallel")
+from golden.toper import EMPTY_ID, BatchToper, check_tangent_mode, merge_tree_order, parallel_sources
 
 
 class FixedModel:
@@ -53,8 +52,7 @@ class FixedModel:
     def __init__(self, spec: NetSpec, k: int | None, fmts: HwFormats | None = None, tangent: str = "exact"):
         self.spec = spec
         self.fmts = fmts = fmts or HwFormats()
-        if tangent not in TANGENT_MODES:
-            raise DpfmError(f"unknown tangent mode '{tangent}'", f"use one of {', '.join(TANGENT_MODES)}")
+        check_tangent_mode(tangent)
         if k is not None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1):
             raise DpfmError(f"K must be a positive integer or full, got {k!r}", "use e.g. --k 8")
         hardware = tangent != "exact"
@@ -67,6 +65,7 @@ class FixedModel:
         if hardware:
             BatchToper.check_fits(self.k, fmts.t)
         self.tangent = tangent
+        self.sources = parallel_sources(tangent, self.k)   # the parallel lane's source topers (None: serial)
         self.sat = SatCounter()
         self.evictions = 0
         self._check_widths()
@@ -199,8 +198,10 @@ class FixedModel:
         return toper.values, toper.ids
 
     def _parallel_toper(self, direct, direct_id, via, via_id):
-        """Section 3b: source toper s takes source s's candidates in step order, then the merge tree."""
-        R, k, t = via.shape[0], self.k, self.fmts.t
+        """Section 3b: source toper s takes the candidates c = s, s + S, ... of every step, in step order and
+        by c within a step, then the merge tree."""
+        R, n_in, n_slots = via.shape
+        k, t, n_src = self.k, self.fmts.t, self.sources
 
         def run(values, wids):
             toper = BatchToper(R, k, t, self.sat)
@@ -208,17 +209,30 @@ class FixedModel:
             self.evictions += toper.evictions
             return toper.values, toper.ids
 
-        sources = [(direct, direct_id)] + [(via[:, :, j], via_id[:, :, j]) for j in range(via.shape[2])]
-        leaves = [run(v, i) for v, i in sources]
+        # the MAC steps' candidates by index c (0 = direct, j + 1 = slot j), `(R, n_in, 1 + n_slots)`; the bias
+        # step (direct only, c = 0) follows the others into source 0
+        cand_v = np.concatenate([direct[:, :n_in, None], via], axis=2)
+        cand_id = np.concatenate([direct_id[:, :n_in, None], via_id], axis=2)
         empty = (np.zeros((R, k), dtype=np.int64), np.full((R, k), EMPTY_ID))
-        leaves += [empty] * (k + 1 - len(leaves))   # layer 0: the inputs carry no slots
+        leaves = []
+        for s in range(n_src):
+            cols = np.arange(s, 1 + n_slots, n_src)
+            if cols.size == 0:      # layer 0: the inputs carry no slots
+                leaves.append(empty)
+                continue
+            values = cand_v[:, :, cols].reshape(R, n_in * cols.size)
+            wids = cand_id[:, :, cols].reshape(R, n_in * cols.size)
+            if s == 0:
+                values = np.concatenate([values, direct[:, n_in:]], axis=1)
+                wids = np.concatenate([wids, direct_id[:, n_in:]], axis=1)
+            leaves.append(run(values, wids))
 
         def tree(node):
             if isinstance(node, int):
                 return leaves[node]
             (lv, lid), (rv, rid) = tree(node[0]), tree(node[1])
             return run(np.concatenate([lv, rv], axis=1), np.concatenate([lid, rid], axis=1))
-        return tree(merge_tree_order(k + 1))
+        return tree(merge_tree_order(n_src))
 
     def _exact_pass(self, w_raw, X_raw):
         """Golden exact top-K: dense tangents `(B, n, ids so far)`; each neuron's tangent is summed exactly,

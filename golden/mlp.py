@@ -28,8 +28,8 @@ from golden.dual import BCE_EPS
 from golden.errors import DpfmError
 from golden.fixedpoint import HwFormats, quantize, to_float
 from golden.net import NetSpec, flatten, init_weights, unflatten
+from golden.toper import check_tangent_mode
 
-TANGENTS = ("exact", "toper", "toper-parallel")
 _TINY = np.nextafter(0.0, 1.0)  # smallest positive float: "|v| >= _TINY" means "v != 0"
 
 
@@ -226,8 +226,7 @@ class GoldenTrainer:
         if not 0.0 <= momentum < 1.0:
             raise DpfmError(f"momentum must be in [0, 1), got {momentum}", "use e.g. --momentum 0.5")
         self.momentum = momentum
-        if tangent not in TANGENTS:
-            raise DpfmError(f"unknown tangent mode '{tangent}'", f"use one of {', '.join(TANGENTS)}")
+        check_tangent_mode(tangent)
         if tangent != "exact" and fixed is None:
             raise DpfmError(f"the {tangent} tangent mode is a fixed-point hardware model",
                             "add --fixed default (or formats) or use --tangent exact")

@@ -75,14 +75,14 @@ class Toper:
         return list(self._cells)
 
 
-def mac_candidate_sources(w_raw: int, wid: int, x_raw: int, x_slots: list[Slot], fmts: HwFormats,
-                          sat: SatCounter | None = None) -> list[tuple[int, int, int]]:
-    """The toper candidates of one MAC step `w * x` (section 3.2) as `(source, value, id)`, in emission order.
+def indexed_mac_candidates(w_raw: int, wid: int, x_raw: int, x_slots: list[Slot], fmts: HwFormats,
+                           sat: SatCounter | None = None) -> list[tuple[int, int, int]]:
+    """The toper candidates of one MAC step `w * x` (section 3.2) as `(c, value, id)`, in emission order.
 
-    Source 0 is the direct term `(conv_t(x), wid)` (d(w x)/dw = x); source `j + 1` is `(round_t(w * v_j), id_j)`
-    for valid input slot j. Candidates whose value is 0 are left out (every toper ignores them anyway). The
-    serial lane feeds them in this order into its one toper; the parallel lane (section 3b) feeds source s
-    into source toper `T_s`.
+    `c` is the candidate's index in the step: 0 for the direct term `(conv_t(x), wid)` (d(w x)/dw = x), `j + 1`
+    for valid input slot j's `(round_t(w * v_j), id_j)`. Candidates whose value is 0 are left out (every toper
+    ignores them anyway). The serial lane feeds them in this order into its one toper; the parallel lane
+    (section 3b) feeds candidate c into source toper `T_{c mod S}`.
     """
     out = [(0, requantize(int(x_raw), fmts.x.frac, fmts.t, sat), int(wid))]
     for j, slot in enumerate(x_slots):
@@ -94,8 +94,8 @@ def mac_candidate_sources(w_raw: int, wid: int, x_raw: int, x_slots: list[Slot],
 
 def mac_candidates(w_raw: int, wid: int, x_raw: int, x_slots: list[Slot], fmts: HwFormats,
                    sat: SatCounter | None = None) -> list[tuple[int, int]]:
-    """The candidates of `mac_candidate_sources` as `(value, id)`, in the order the serial lane emits them."""
-    return [(v, i) for _, v, i in mac_candidate_sources(w_raw, wid, x_raw, x_slots, fmts, sat)]
+    """The candidates of `indexed_mac_candidates` as `(value, id)`, in the order the serial lane emits them."""
+    return [(v, i) for _, v, i in indexed_mac_candidates(w_raw, wid, x_raw, x_slots, fmts, sat)]
 
 
 def merge_tree_order(n: int) -> list:
@@ -110,22 +110,59 @@ def merge_tree_order(n: int) -> list:
     return tree(0, n - 1)
 
 
-class ParallelToper:
-    """The parallel lane's tangent path (section 3b): K + 1 source topers, then the merge tree.
+#: The tangent modes of the fixed-point models: exact top-K, the serial lane (section 3.3), and the parallel
+#: lane (section 3b) with K + 1 source topers; `toper-parallel-S` is the parallel lane with S sources.
+TANGENT_MODES = ("exact", "toper", "toper-parallel")
+PARALLEL_PREFIX = "toper-parallel-"
 
-    `insert(source, value, wid)` sends a candidate of source `s` (0 = direct, `j + 1` = slot j) into `T_s`;
-    `slots()` runs the merge tree over the source topers' read-outs (each node a fresh `Toper` fed the left
-    read-out's valid slots, then the right one's, in slot order) and returns the root's read-out. Merge
-    clamps of every toper count in `sat`; `evictions` sums the source topers' and the tree's.
+
+def check_tangent_mode(mode: str) -> str:
+    """`mode` if it names a tangent mode (`TANGENT_MODES` or `toper-parallel-S`, S >= 1), else `DpfmError`."""
+    if mode in TANGENT_MODES:
+        return mode
+    count = mode[len(PARALLEL_PREFIX):] if isinstance(mode, str) and mode.startswith(PARALLEL_PREFIX) else ""
+    if not (count.isdigit() and int(count) >= 1 and count == str(int(count))):
+        raise DpfmError(f"unknown tangent mode '{mode}'",
+                        f"use one of {', '.join(TANGENT_MODES)}, or {PARALLEL_PREFIX}S for S source topers")
+    return mode
+
+
+def parallel_sources(mode: str, k: int | None) -> int | None:
+    """The number S of source topers of tangent mode `mode` at K = `k`: K + 1 for `toper-parallel`, S for
+    `toper-parallel-S` (1 <= S <= K + 1), None for the modes without a parallel lane."""
+    check_tangent_mode(mode)
+    if not mode.startswith("toper-parallel"):
+        return None
+    if k is None:
+        raise DpfmError(f"the {mode} tangent mode needs a finite K", "give K (e.g. 8)")
+    sources = k + 1 if mode == "toper-parallel" else int(mode[len(PARALLEL_PREFIX):])
+    if sources > k + 1:
+        raise DpfmError(f"{mode} has {sources} source topers but a MAC step has only K + 1 = {k + 1} candidates",
+                        f"use at most {PARALLEL_PREFIX}{k + 1} at K={k}")
+    return sources
+
+
+class ParallelToper:
+    """The parallel lane's tangent path (section 3b): S source topers, then the merge tree.
+
+    `insert(c, value, wid)` sends candidate `c` of a MAC step (0 = direct, `j + 1` = slot j) into source
+    toper `T_{c mod S}`; `slots()` runs the merge tree over the source topers' read-outs (each node a fresh
+    `Toper` fed the left read-out's valid slots, then the right one's, in slot order) and returns the root's
+    read-out. `sources` defaults to K + 1 (one source per candidate); with `sources=1` this is exactly the
+    serial toper of section 3.3. Merge clamps of every toper count in `sat`; `evictions` sums the source
+    topers' and the tree's.
     """
 
-    def __init__(self, k: int, t_fmt: Fmt, sat: SatCounter | None = None):
+    def __init__(self, k: int, t_fmt: Fmt, sat: SatCounter | None = None, sources: int | None = None):
         self.k = k
         self.t_fmt = t_fmt
         self.sat = sat
+        n = k + 1 if sources is None else sources
+        if not 1 <= n <= k + 1:
+            raise DpfmError(f"{n} source topers do not fit K={k}", f"use 1 .. {k + 1} sources")
         self._tree_evictions = 0
         self._root: list[Slot] | None = None   # the merge tree's result, computed once per neuron
-        self.sources = [Toper(k, t_fmt, sat) for _ in range(k + 1)]
+        self.sources = [Toper(k, t_fmt, sat) for _ in range(n)]
 
     @property
     def evictions(self) -> int:
@@ -137,10 +174,10 @@ class ParallelToper:
             t.clear()
         self._root = None
 
-    def insert(self, source: int, value: int, wid: int) -> None:
+    def insert(self, c: int, value: int, wid: int) -> None:
         if self._root is not None:
             raise ValueError("the neuron's merge tree already ran; clear() before the next neuron")
-        self.sources[source].insert(value, wid)
+        self.sources[c % len(self.sources)].insert(value, wid)
 
     def slots(self) -> list[Slot]:
         """The neuron's tangent: the merge tree's root read-out (the tree runs once per neuron)."""
@@ -158,7 +195,7 @@ class ParallelToper:
                     merged.insert(*slot)
             self._tree_evictions += merged.evictions
             return merged.slots()
-        return run(merge_tree_order(self.k + 1))
+        return run(merge_tree_order(len(self.sources)))
 
 
 def activation_slots(z_raw: int, z_slots: list[Slot], kind: str, fmts: HwFormats,

@@ -16,6 +16,7 @@ from golden.errors import DpfmError
 from golden.fixedpoint import quantize, to_float
 from golden.net import flatten, init_weights, unflatten
 from hw import regmap as R
+from hw.config import toper_name
 from host.link import DEFAULT_BAUD, LinkClient, SerialPort
 
 CHECKPOINT_KIND = "dpfm-device-checkpoint"
@@ -85,12 +86,13 @@ class Device:
         config0, n_params = self._reg(R.REG_CONFIG0), self._reg(R.REG_CONFIG1)
         self.max_batch = self._reg(R.REG_CONFIG2)
         k, n_layers = config0 & 0xFF, (config0 >> 8) & 0xFF
-        toper = "parallel" if config0 >> 24 & 1 else "serial"
-        if (k, n_layers, n_params, toper) != (self.config.k, self.spec.n_layers, self.spec.n_params,
-                                              self.config.toper):
-            raise DpfmError(f"the device is built for K={k}, {n_layers} layers, {n_params} parameters, {toper} "
-                            f"toper; the run needs K={self.config.k}, {self.spec.n_layers} layers, "
-                            f"{self.spec.n_params}, {self.config.toper} toper",
+        sources = config0 >> 24 & 0xFF
+        if (k, n_layers, n_params, sources) != (self.config.k, self.spec.n_layers, self.spec.n_params,
+                                                self.config.sources or 0):
+            raise DpfmError(f"the device is built for K={k}, {n_layers} layers, {n_params} parameters, "
+                            f"{toper_name(k, sources)} toper; the run needs K={self.config.k}, "
+                            f"{self.spec.n_layers} layers, {self.spec.n_params}, "
+                            f"{toper_name(self.config.k, self.config.sources)} toper",
                             "build and load the bitstream for this task, K and toper")
 
     def _run(self, ctrl: int) -> None:

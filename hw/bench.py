@@ -11,6 +11,7 @@ Builds give LUTs / DSPs / block RAM / Fmax; samples/s = Fmax / cycles per traini
 timed on the CPU at batch 1 (forward, MSE, backward, SGD step) on the same network in the same run.
 """
 
+import argparse
 import json
 import tempfile
 import time
@@ -56,6 +57,7 @@ def core_plan(cfg: CoreConfig, task_name: str, n_batches: int, batch: int, n_inf
     model.output_tangents(w, X)  # the hardware's forward pass counts saturations and evictions too
     ops.append({"op": "infer", "X": X.tolist(), "expect_out": model.predict(w, X).ravel().tolist()})
     return {"sizes": list(cfg.spec.sizes), "k": cfg.k, "lanes": cfg.lanes, "toper": cfg.toper,
+            "sources": cfg.sources,
             "max_batch": cfg.max_batch,
             "w0": w0.tolist(), "ops": ops, "expect_sat": model.sat.count, "expect_evictions": model.evictions}
 
@@ -169,16 +171,17 @@ def add_arguments(parser) -> None:
 
 
 def _parse_config(text: str) -> tuple:
-    from hw.config import TOPERS
+    from hw.config import toper_arg
     try:
         board, task, k, lanes, *rest = text.split(":")
-        toper = rest.pop(0) if rest and rest[0] in TOPERS else "serial"
+        toper = rest.pop(0) if rest and "=" not in rest[0] else "serial"
+        toper_arg(toper)
         if len(rest) > 1:
             raise ValueError
         return board, task, int(k), int(lanes), toper, rest[0] if rest else ""
-    except ValueError:
+    except (ValueError, argparse.ArgumentTypeError):
         raise DpfmError(f"cannot read configuration '{text}'",
-                        "write BOARD:TASK:K:LANES[:TOPER][:FORMATS], e.g. ulx3s-85f:digits:8:1:parallel or "
+                        "write BOARD:TASK:K:LANES[:TOPER][:FORMATS], e.g. ulx3s-85f:digits:8:1:parallel-3 or "
                         "icebreaker:seed-sum:8:1:t=s16.12") from None
 
 

@@ -5,15 +5,50 @@ core, the board flow and the host agree on them; anything the core cannot build 
 Amaranth sees it.
 """
 
+import argparse
 from dataclasses import dataclass, field
 
 from golden.errors import DpfmError
 from golden.fixedpoint import HwFormats, quantize
 from golden.net import NetSpec
+from golden.toper import check_tangent_mode, parallel_sources
 from hw import regmap
 
-#: The MAC lane's toper organisation (docs/ARITHMETIC.md 3.3 / 3b) and the golden tangent mode it computes.
-TOPERS = {"serial": "toper", "parallel": "toper-parallel"}
+#: The MAC lane's toper organisations (docs/ARITHMETIC.md 3.3 / 3b): "serial", "parallel" (K + 1 source
+#: topers) or "parallel-S" (S source topers, 2 <= S <= K + 1).
+TOPERS = ("serial", "parallel", "parallel-S")
+
+
+def toper_arg(text: str) -> str:
+    """argparse type of `--toper`: a toper organisation of `TOPERS` (checked against K by `CoreConfig`)."""
+    if text == "serial" or (text.startswith("parallel") and _is_tangent_mode(f"toper-{text}")
+                            and text != "parallel-1"):
+        return text
+    raise argparse.ArgumentTypeError(f"'{text}' is not serial, parallel or parallel-S with S >= 2 "
+                                     "(parallel-1 would be the serial lane)")
+
+
+def _is_tangent_mode(mode: str) -> bool:
+    try:
+        check_tangent_mode(mode)
+    except DpfmError:
+        return False
+    return True
+
+
+def toper_name(k: int, sources: int | None) -> str:
+    """The toper organisation of a lane with `sources` source topers at K = `k` (0 or None: serial)."""
+    if not sources:
+        return "serial"
+    return "parallel" if sources == k + 1 else f"parallel-{sources}"
+
+
+def toper_for_tangent(tangent: str | None) -> str | None:
+    """The toper organisation whose lane computes golden tangent mode `tangent` (None for "exact")."""
+    check_tangent_mode(tangent or "toper")
+    if tangent in (None, "toper"):
+        return "serial"
+    return tangent[len("toper-"):] if tangent.startswith("toper-parallel") else None
 
 #: Activations the core has a datapath for (LUT activations plus the identity pass-through).
 SUPPORTED_ACTIVATIONS = ("sigmoid", "tanh", "relu", "identity")
@@ -36,8 +71,10 @@ class CoreConfig:
 
     `max_batch` is the number of samples the on-chip buffer holds (one CTRL_TRAIN uses up to that many);
     `lanes` is the number of neurons computed in parallel; `toper` is "serial" (one multiplier and one toper
-    per lane, a MAC step costs 1 + valid slots cycles) or "parallel" (K + 1 multipliers, K + 1 source topers
-    and a merge tree per lane, one cycle per MAC step).
+    per lane, a MAC step costs 1 + valid slots cycles), "parallel" (K + 1 multipliers, K + 1 source topers
+    and a merge tree per lane, one cycle per MAC step) or "parallel-S" (S source topers, so a step's K + 1
+    candidates take ceil(candidates / S) cycles: most of the parallel lane's speed for a fraction of its
+    topers).
     """
 
     spec: NetSpec
@@ -49,13 +86,17 @@ class CoreConfig:
 
     def __post_init__(self):
         spec = self.spec
-        if self.toper not in TOPERS:
-            raise DpfmError(f"unknown toper organisation '{self.toper}'", f"use one of {', '.join(TOPERS)}")
         if not isinstance(self.k, int) or self.k < 1:
             raise DpfmError(f"the core needs K >= 1 tangent slots, got K={self.k}",
                             "pass --k 1 or more (K=full is only available in the golden model)")
         if self.k > 255:
             raise DpfmError(f"K={self.k} does not fit the CONFIG0 register", "use K <= 255")
+        if self.toper != "serial" and not self.toper.startswith("parallel"):
+            raise DpfmError(f"unknown toper organisation '{self.toper}'", f"use one of {', '.join(TOPERS)}")
+        sources = self.sources
+        if sources is not None and not 2 <= sources <= 255:
+            raise DpfmError(f"toper '{self.toper}' has {sources} source topers at K={self.k}; the parallel lane "
+                            "needs 2 .. 255", "use --toper serial for one source, or parallel-S with S <= 255")
         if spec.loss != "mse":
             raise DpfmError(f"the core implements the MSE loss only, the network uses '{spec.loss}'",
                             "train with --loss mse on hardware")
@@ -88,12 +129,22 @@ class CoreConfig:
     @property
     def tangent(self) -> str:
         """The `golden.fixed_mlp.FixedModel` tangent mode this core computes bit for bit."""
-        return TOPERS[self.toper]
+        return "toper" if self.toper == "serial" else f"toper-{self.toper}"
+
+    @property
+    def parallel(self) -> bool:
+        """The lanes are parallel lanes (docs/ARITHMETIC.md 3b)."""
+        return self.toper != "serial"
+
+    @property
+    def sources(self) -> int | None:
+        """Source topers per parallel lane (None for the serial lane)."""
+        return parallel_sources(self.tangent, self.k)
 
     @property
     def config0(self) -> int:
         """The CONFIG0 register (hw/regmap.py): what the host checks before it trusts the core."""
-        return self.k | (self.spec.n_layers << 8) | (self.lanes << 16) | ((self.toper == "parallel") << 24)
+        return self.k | (self.spec.n_layers << 8) | (self.lanes << 16) | ((self.sources or 0) << 24)
 
     @property
     def n_params(self) -> int:
@@ -161,9 +212,10 @@ def add_core_arguments(parser, default_task: str | None = "seed-sum", default_k:
     parser.add_argument("--k", type=int, default=default_k, help="tangent slots K (toper size)")
     parser.add_argument("--max-batch", type=int, default=16, help="samples held on chip per operation")
     parser.add_argument("--lanes", type=int, default=1, help="MAC lanes (neurons of a layer in parallel)")
-    parser.add_argument("--toper", choices=TOPERS, default="serial",
+    parser.add_argument("--toper", type=toper_arg, default="serial", metavar="{serial,parallel,parallel-S}",
                         help="serial: one multiplier and toper per lane; parallel: K+1 of each and a merge tree, "
-                             "one cycle per MAC step (default: %(default)s)")
+                             "one cycle per MAC step; parallel-S: S source topers, ceil(candidates/S) cycles "
+                             "per MAC step (default: %(default)s)")
     parser.add_argument("--formats", default="", help="number formats, e.g. x=s16.12,t=s16.12 (default: contract)")
 
 

@@ -23,7 +23,7 @@ def address(region: int, index: int) -> int:
 
 # Registers (REGION_REGS). R = read-only, W = write, RW = read/write.
 REG_ID = 0x00            # R: constant CORE_ID
-REG_CONFIG0 = 0x01       # R: K | n_layers << 8 | lanes << 16 | parallel toper << 24
+REG_CONFIG0 = 0x01       # R: K | n_layers << 8 | lanes << 16 | parallel sources << 24 (0: serial toper)
 REG_CONFIG1 = 0x02       # R: P (number of parameters)
 REG_CONFIG2 = 0x03       # R: max samples per batch held on chip
 REG_CTRL = 0x04          # W: write CTRL_* bits; each starts an operation (core must be idle)

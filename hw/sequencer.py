@@ -64,8 +64,8 @@ class Forward(wiring.Component):
         self.cfg = cfg
         self.sample_addr_bits = sample_addr_bits
         f = cfg.fmts
-        lane = ParallelMacLane if cfg.toper == "parallel" else MacLane
-        self.lanes = [lane(cfg.k, f, cfg.id_bits) for _ in range(cfg.lanes)]
+        self.lanes = [ParallelMacLane(cfg.k, f, cfg.id_bits, sources=cfg.sources) if cfg.parallel
+                      else MacLane(cfg.k, f, cfg.id_bits) for _ in range(cfg.lanes)]
         # One activation unit per table kind. Identity layers ride on the first table unit's bypass when it
         # can take them (no second unit and no result mux), else they get an identity unit of their own.
         kinds = set(cfg.spec.activations)

@@ -78,7 +78,7 @@ class CoreTB(TB):
     async def check_identity(self):
         p, reg = self.p, self.bus.reg
         assert await reg(regmap.REG_ID) == regmap.CORE_ID, "REG_ID"
-        config0 = p["k"] | (len(self.sizes) - 1) << 8 | p["lanes"] << 16 | (p["toper"] == "parallel") << 24
+        config0 = p["k"] | (len(self.sizes) - 1) << 8 | p["lanes"] << 16 | (p["sources"] or 0) << 24
         assert await reg(regmap.REG_CONFIG0) == config0, "REG_CONFIG0"
         assert await reg(regmap.REG_CONFIG1) == len(p["w0"]), "REG_CONFIG1 (P)"
         assert await reg(regmap.REG_CONFIG2) == p["max_batch"], "REG_CONFIG2 (max batch)"

@@ -1,33 +1,48 @@
 """cocotb tests of `hw.parallel_lane.ParallelMacLane` against the golden parallel neuron
-(`golden.toper.mac_candidate_sources` into `golden.toper.ParallelToper`, `z = sat_x(round(sum w x))`), neuron
+(`golden.toper.indexed_mac_candidates` into `golden.toper.ParallelToper`, `z = sat_x(round(sum w x))`), neuron
 by neuron, and of its exact cycle cost.
 
-Parameters (from `sim.runner`): `k`, `fmts` (a `HwFormats` string), `id_bits`, `neurons`, `seed`.
+Parameters (from `sim.runner`): `k`, `sources`, `fmts` (a `HwFormats` string), `id_bits`, `neurons`, `seed`.
 """
 
 import cocotb
 from cocotb.triggers import RisingEdge
 
 from golden.fixedpoint import HwFormats, SatCounter, requantize
-from golden.toper import ParallelToper, mac_candidate_sources
+from golden.toper import ParallelToper, indexed_mac_candidates
 from hw.streams import dual_layout, mac_step_layout, slots_to_python
 from sim.tb import TB, EventCounter, StreamSink, StreamSource, assert_transactions, load_params
 from sim.tb_mac_lane import KINDS, NeuronGen, step_payloads
 
 
-def golden_neuron(steps, k: int, fmts: HwFormats, sat: SatCounter):
+def golden_neuron(steps, k: int, sources: int, fmts: HwFormats, sat: SatCounter):
     """`((z, slots), evictions, evictions in the merge tree)` of one neuron, as the parallel lane computes
     it."""
-    toper = ParallelToper(k, fmts.t, sat)
+    toper = ParallelToper(k, fmts.t, sat, sources)
     acc = 0
     for w, wid, x, slots in steps:
         acc += w * x
-        for source, value, cid in mac_candidate_sources(w, wid, x, slots, fmts, sat):
-            toper.insert(source, value, cid)
+        for c, value, cid in indexed_mac_candidates(w, wid, x, slots, fmts, sat):
+            toper.insert(c, value, cid)
     z = requantize(acc, fmts.w.frac + fmts.x.frac, fmts.x, sat)
     result = (z, toper.slots())
     tree_evictions = toper.evictions - sum(t.evictions for t in toper.sources)
     return result, toper.evictions, tree_evictions
+
+
+def neuron_rounds(steps, sources: int) -> int:
+    """The lane's cycles for a neuron's steps: a step takes rounds up to its last valid candidate's,
+    `1 + c_last // S` (hw/parallel_lane.py)."""
+    return sum(1 + max([j + 1 for j, slot in enumerate(slots) if slot is not None], default=0) // sources
+               for _, _, _, slots in steps)
+
+
+def filled(steps, rng, id_bits: int):
+    """`steps` with every empty slot of the non-bias steps filled (small random entries), so each of those
+    steps takes all `ceil((K + 1) / S)` rounds."""
+    return [(w, wid, x, slots if i == len(steps) - 1 else
+             [s if s is not None else (rng.randint(-4, 4), rng.randrange(1 << id_bits)) for s in slots])
+            for i, (w, wid, x, slots) in enumerate(steps)]
 
 
 class Handshakes:
@@ -61,6 +76,7 @@ class Bench:
         p = load_params()
         self.tb = TB(dut, p["seed"])
         self.k, self.fmts, self.id_bits = p["k"], HwFormats.parse(p["fmts"]), p["id_bits"]
+        self.sources = p["sources"]
         self.n_neurons = p["neurons"]
         step_layout = mac_step_layout(self.k, self.fmts, self.id_bits)
         self.source = StreamSource(dut, "i", step_layout, self.tb.rng, idle=idle)
@@ -75,7 +91,7 @@ class Bench:
     async def run(self, neurons):
         """Send `neurons` (after the ones sent before), wait for their results."""
         self.neurons += neurons
-        self.golden += [golden_neuron(steps, self.k, self.fmts, self.golden_sat) for steps in neurons]
+        self.golden += [golden_neuron(steps, self.k, self.sources, self.fmts, self.golden_sat) for steps in neurons]
         for steps in neurons:
             for payload in step_payloads(steps):
                 self.source.send(payload)
@@ -108,26 +124,35 @@ async def matches_golden(dut):
 
 @cocotb.test()
 async def throughput(dut):
-    """Without idles or backpressure, neurons of n steps come out exactly every `max(n, 2K)` cycles, and a
+    """Without idles or backpressure, neurons of R rounds come out exactly every `max(R, 2K)` cycles, and a
     neuron sent into an empty lane comes out `3 + K + 3K * depth` cycles after its last step was accepted
-    (hw/parallel_lane.py). Batches of equal-length neurons, each batch into an empty lane."""
+    (hw/parallel_lane.py). Batches of neurons of equal rounds, each batch into an empty lane: with S = K + 1
+    a step is one round whatever its slots; with fewer sources every non-bias step is filled to take all
+    its rounds."""
     bench = Bench(dut, idle=0.0, backpressure=0.0)
-    k = bench.k
-    depth = (k).bit_length()     # ceil(log2(K + 1))
+    k, n_src = bench.k, bench.sources
+    depth = (n_src - 1).bit_length()     # ceil(log2(S))
     latency = 3 + k + 3 * k * depth
+    per_step = -(-(k + 1) // n_src)
     await bench.tb.reset()
-    lengths = sorted({2, max(2, 2 * k - 1), 2 * k, 2 * k + 1, 2 * k + 3})
+    # inputs n_in so that R = n_in * per_step + 1 runs from 2 to past 2K
+    lengths = sorted({1, max(1, (2 * k - 2) // per_step), max(1, (2 * k - 1) // per_step), 2 * k // per_step + 1,
+                      2 * k // per_step + 2})
     kinds = ("random", "zeros", "sparse")
-    for n in lengths:
+    for n_in in lengths:
         first = len(bench.neurons)
-        batch = [bench.gen.neuron(kinds[i % len(kinds)], n_in=n - 1) for i in range(5)]
+        batch = [bench.gen.neuron(kinds[i % len(kinds)], n_in=n_in) for i in range(5)]
+        if n_src <= k:
+            batch = [filled(steps, bench.tb.rng, bench.id_bits) for steps in batch]
+        rounds = neuron_rounds(batch[0], n_src)
+        assert all(neuron_rounds(steps, n_src) == rounds for steps in batch)
         await bench.run(batch)
         delivered = bench.handshakes.delivered[first:]
         measured = [b - a for a, b in zip(delivered, delivered[1:])]
-        assert measured == [max(n, 2 * k)] * (len(batch) - 1), \
-            f"neurons of {n} steps came out {measured} cycles apart, expected every {max(n, 2 * k)}"
+        assert measured == [max(rounds, 2 * k)] * (len(batch) - 1), \
+            f"neurons of {rounds} rounds came out {measured} cycles apart, expected every {max(rounds, 2 * k)}"
         got_latency = delivered[0] - bench.handshakes.last_accepted[first]
-        assert got_latency == latency, f"first neuron of {n} steps: latency {got_latency}, expected {latency}"
-        bench.tb.dut._log.info("parallel lane K=%d: neurons of %d steps every %d cycles, latency %d",
-                               k, n, measured[0], got_latency)
+        assert got_latency == latency, f"first neuron of {rounds} rounds: latency {got_latency}, expected {latency}"
+        bench.tb.dut._log.info("parallel lane K=%d S=%d: neurons of %d rounds every %d cycles, latency %d",
+                               k, n_src, rounds, measured[0], got_latency)
     await bench.check()

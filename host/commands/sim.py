@@ -16,8 +16,8 @@ def register(subparsers):
     serve.add_argument("--task", default="seed-sum", help="task whose network the core is built for")
     serve.add_argument("--k", type=int, default=4, help="tangent slots K of the core (default 4)")
     serve.add_argument("--max-batch", type=int, default=16, help="samples the core buffers (default 16)")
-    from hw.config import TOPERS
-    serve.add_argument("--toper", choices=TOPERS, default="serial",
+    from hw.config import toper_arg
+    serve.add_argument("--toper", type=toper_arg, default="serial", metavar="{serial,parallel,parallel-S}",
                        help="the MAC lane's toper organisation (docs/ARITHMETIC.md 3.3 / 3b; default serial)")
     serve.add_argument("--formats", default="", help="number formats, e.g. x=s16.12,w=s16.12 (default: all defaults)")
     serve.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (default: any free port)")

@@ -9,6 +9,7 @@ a trainer with GoldenTrainer's interface (`train`, `predict`, `evaluate`, `save`
 adding a backend is one entry in BACKENDS.
 """
 
+import argparse
 import contextlib
 import importlib
 import sys
@@ -19,7 +20,8 @@ import numpy as np
 from golden.checkpoint import check_writable, write_json
 from golden.errors import DpfmError
 from golden.fixedpoint import HwFormats
-from golden.mlp import GoldenTrainer, TANGENTS
+from golden.mlp import GoldenTrainer
+from golden.toper import TANGENT_MODES, check_tangent_mode
 from golden.tasks import TASKS, accuracy, get_task, user_task, with_overrides
 
 
@@ -68,11 +70,20 @@ def add_task_arguments(p) -> None:
     h.add_argument("--seed", type=str, help="seed for initial weights and shuffling (default 0)")
     a = p.add_argument_group("arithmetic")
     a.add_argument("--fixed", metavar="FORMATS", help="fixed point: 'default' or e.g. x=s16.12,t=s16.12,...")
-    a.add_argument("--tangent", choices=TANGENTS, default=None,
-                   help="fixed-point tangent model: exact top-K or the hardware toper (default: exact on the "
-                        "golden backend, toper on sim/board)")
+    a.add_argument("--tangent", type=_tangent_mode, default=None,
+                   metavar="{" + ",".join(TANGENT_MODES) + ",toper-parallel-S}",
+                   help="fixed-point tangent model: exact top-K, the serial hardware toper, or the parallel one "
+                        "with K+1 (or S) source topers (default: exact on the golden backend, toper on sim/board)")
     a.add_argument("--no-progress", action="store_true",
                    help="no progress bar (it is shown only when stderr is a terminal anyway)")
+
+
+def _tangent_mode(text: str) -> str:
+    """argparse type of `--tangent`."""
+    try:
+        return check_tangent_mode(text)
+    except DpfmError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _number(text, kind, name, minimum=None):
@@ -148,8 +159,8 @@ def core_config(kind, spec, k, *, momentum, fixed, tangent):
     from hw.config import CoreConfig
     if momentum:
         raise DpfmError("the training core has no momentum", f"use --momentum 0 with --backend {kind}")
-    from hw.config import TOPERS
-    toper = {tangent: name for name, tangent in TOPERS.items()}.get(tangent or "toper")
+    from hw.config import toper_for_tangent
+    toper = toper_for_tangent(tangent)
     if toper is None:
         raise DpfmError(f"the training core computes a hardware toper tangent, not the {tangent} one",
                         f"drop --tangent (serial toper) or use --tangent toper-parallel with --backend {kind}")

@@ -9,7 +9,8 @@ from golden.errors import DpfmError
 from golden.fixed_mlp import FixedModel, _accumulate, _prune
 from golden.fixedpoint import Fmt, HwFormats, SatCounter, quantize, requantize, saturate
 from golden.net import NetSpec, flatten, init_weights
-from golden.toper import EMPTY_ID, ParallelToper, Toper, activation_slots, mac_candidate_sources
+from golden.toper import (EMPTY_ID, ParallelToper, Toper, activation_slots, indexed_mac_candidates,
+                          parallel_sources)
 
 # Narrow formats in which candidates, merges, z, deltas and G all saturate now and then.
 NARROW = HwFormats(x=Fmt(10, 6), w=Fmt(10, 6), t=Fmt(9, 6), g=Fmt(14, 12), lr=Fmt(12, 14, signed=False),
@@ -17,10 +18,10 @@ NARROW = HwFormats(x=Fmt(10, 6), w=Fmt(10, 6), t=Fmt(9, 6), g=Fmt(14, 12), lr=Fm
 
 
 def literal_batch_gradient(spec, fmts, k, w_raw, X_raw, Y_raw, mode="toper"):
-    """Section 3 read literally: one scalar Toper (or, in mode toper-parallel, one ParallelToper of section
-    3b), neuron after neuron, sample after sample."""
+    """Section 3 read literally: one scalar Toper (or, in the toper-parallel modes, one ParallelToper of
+    section 3b), neuron after neuron, sample after sample."""
     sat = SatCounter()
-    toper = Toper(k, fmts.t, sat) if mode == "toper" else ParallelToper(k, fmts.t, sat)
+    toper = Toper(k, fmts.t, sat) if mode == "toper" else ParallelToper(k, fmts.t, sat, parallel_sources(mode, k))
     c = quantize(2.0 / spec.n_outputs, fmts.x)
     G = [0] * spec.n_params
     for x_row, y_row in zip(X_raw.tolist(), Y_raw.tolist()):
@@ -36,7 +37,7 @@ def literal_batch_gradient(spec, fmts, k, w_raw, X_raw, Y_raw, mode="toper"):
                     x, xs = (a[i], slots[i]) if i < n_in else (1 << fmts.x.frac, [])
                     w = int(w_raw[ids[u, i]])
                     acc += w * x
-                    for source, v, wid in mac_candidate_sources(w, int(ids[u, i]), x, xs, fmts, sat):
+                    for source, v, wid in indexed_mac_candidates(w, int(ids[u, i]), x, xs, fmts, sat):
                         if mode == "toper":
                             toper.insert(v, wid)
                         else:
@@ -72,7 +73,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("mode", ["toper", "toper-parallel"])
+@pytest.mark.parametrize("mode", ["toper", "toper-parallel", "toper-parallel-2", "toper-parallel-3"])
 @pytest.mark.parametrize("fmts", [HwFormats(), NARROW], ids=["default", "narrow"])
 @pytest.mark.parametrize("spec, k", CASES)
 def test_toper_mode_equals_literal_section_3(spec, k, fmts, mode):

@@ -5,8 +5,9 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from golden.fixedpoint import Fmt, HwFormats, SatCounter, activation_luts, lut_index
-from golden.toper import (EMPTY_ID, BatchToper, ParallelToper, Toper, activation_slots, mac_candidate_sources,
-                          mac_candidates, merge_tree_order, ranks_above)
+from golden.errors import DpfmError
+from golden.toper import (EMPTY_ID, BatchToper, ParallelToper, Toper, activation_slots, indexed_mac_candidates,
+                          mac_candidates, merge_tree_order, parallel_sources, ranks_above)
 
 T = Fmt(16, 12)
 FMTS = HwFormats()
@@ -220,9 +221,9 @@ def test_merge_tree_shape(n, shape):
     assert merge_tree_order(n) == shape
 
 
-def test_mac_candidate_sources_tag_direct_0_and_slot_j_as_j_plus_1():
+def test_indexed_mac_candidates_tag_direct_0_and_slot_j_as_j_plus_1():
     slots = [(1 << 12, 7), None, (-(1 << 12), 9)]
-    got = mac_candidate_sources(1 << 12, 3, 2 << 12, slots, FMTS)
+    got = indexed_mac_candidates(1 << 12, 3, 2 << 12, slots, FMTS)
     assert got == [(0, 2 << 12, 3), (1, 1 << 12, 7), (3, -(1 << 12), 9)]
     assert [(v, i) for _, v, i in got] == mac_candidates(1 << 12, 3, 2 << 12, slots, FMTS)
 
@@ -283,3 +284,47 @@ def test_parallel_toper_with_distinct_ids_gives_exact_top_k(k, values, data):
         pt.insert(s, v, i)
     kept = top_k_exact(list(zip(values, ids)), k)
     assert pt.slots() == kept + [None] * (k - len(kept))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 6), st.lists(st.tuples(st.integers(0, 6), st.integers(-300, 300), st.integers(0, 5)),
+                                   max_size=30))
+def test_parallel_toper_with_one_source_is_the_serial_toper(k, candidates):
+    """S = 1: every candidate goes into T_0 in emission order and there is no tree, which is section 3.3
+    itself, merges, saturation and evictions included."""
+    t = Fmt(9, 4)
+    serial, one = Toper(k, t, SatCounter()), ParallelToper(k, t, SatCounter(), sources=1)
+    for c, v, i in candidates:
+        serial.insert(v, i)
+        one.insert(min(c, k), v, i)
+    assert one.slots() == serial.slots()
+    assert one.evictions == serial.evictions and one.sat.count == serial.sat.count
+
+
+def test_parallel_toper_sends_candidate_c_to_source_c_mod_s():
+    pt = ParallelToper(4, T, sources=2)
+    for c, v, i in [(0, 1, 10), (1, 2, 11), (2, 3, 12), (3, 4, 13), (4, 5, 14)]:
+        pt.insert(c, v, i)
+    assert [t.slots() for t in pt.sources] == [[(5, 14), (3, 12), (1, 10), None], [(4, 13), (2, 11), None, None]]
+
+
+@pytest.mark.parametrize("mode, k, sources", [("exact", 4, None), ("toper", 4, None), ("toper-parallel", 4, 5),
+                                              ("toper-parallel-3", 4, 3), ("toper-parallel-5", 4, 5)])
+def test_parallel_sources_of_each_tangent_mode(mode, k, sources):
+    assert parallel_sources(mode, k) == sources
+
+
+@pytest.mark.parametrize("mode, message", [
+    ("toper-parallel-0", "unknown tangent mode"), ("toper-parallel-x", "unknown tangent mode"),
+    ("toper-parallel-03", "unknown tangent mode"), ("parallel", "unknown tangent mode"),
+    ("toper-parallel-6", "only K \\+ 1 = 5 candidates"),
+])
+def test_bad_tangent_modes_are_rejected(mode, message):
+    with pytest.raises(DpfmError, match=message):
+        parallel_sources(mode, 4)
+
+
+@pytest.mark.parametrize("sources", [0, 6])
+def test_parallel_toper_rejects_a_source_count_that_does_not_fit(sources):
+    with pytest.raises(DpfmError, match="1 .. 5 sources"):
+        ParallelToper(4, T, sources=sources)
