@@ -51,7 +51,9 @@ def symm(x, n_bits: int, max_abs: float | None = None) -> np.ndarray:
     m = float(np.max(np.abs(x), initial=0.0)) if max_abs is None else float(max_abs)
     if m == 0.0:
         return x.copy()
-    return symm_codes(x, n_bits, m) * (m / (2 ** (n_bits - 1) - 1))
+    # codes / levels first, then * m: the range end is exactly m, even for a subnormal m (where m / levels
+    # would round to 0)
+    return symm_codes(x, n_bits, m) / (2 ** (n_bits - 1) - 1) * m
 
 
 def asymm_codes(x, n_bits: int, lo: float, hi: float) -> np.ndarray:
