@@ -53,8 +53,11 @@ class SlotQueue(wiring.Component):
     `nonempty`. `last` (out): `head` is that read-out's last slot. `take` (in): `head` is consumed in this
     cycle (only while `nonempty`); taking the last slot dequeues the read-out.
 
-    The read-outs are stored as they arrive (register loads with an enable, no shifting) and `head` is read
-    through a mux by entry and slot position: cheaper than shifting K slots every cycle.
+    The read-outs are stored as they arrive (register loads with an enable, no shifting). `head` is a
+    register loaded one cycle ahead with the slot that comes next (the following slot of the oldest entry,
+    the next entry's first slot, or an arriving read-out's first slot), so the mux by entry and slot
+    position sits in front of that register and not in front of the consuming toper's first compare; the
+    queue's cycle timing is the same as reading the entries directly.
     """
 
     def __init__(self, k: int, t_fmt, id_bits: int, depth: int):
@@ -95,10 +98,22 @@ class SlotQueue(wiring.Component):
             for e in range(depth):
                 with m.Case(e):
                     m.d.comb += oldest.eq(entries[e])
-        with m.Switch(pos):
-            for j in range(k):
-                with m.Case(j):
-                    m.d.comb += self.head.eq(oldest[j])
+        # head after this cycle: the oldest entry's next slot, else the next entry's first slot, else the
+        # arriving read-out's first slot (when the queue is or becomes empty, head is not looked at)
+        head = Signal.like(self.head, name="head_r")
+        m.d.comb += self.head.eq(head)
+        with m.If(self.take & ~self.last):
+            with m.Switch(pos):
+                for j in range(k - 1):
+                    with m.Case(j):
+                        m.d.sync += head.eq(oldest[j + 1])
+        with m.Elif(self.take & (count > 1)):
+            with m.Switch(rd):
+                for e in range(depth):
+                    with m.Case(e):
+                        m.d.sync += head.eq(entries[(e + 1) % depth][0])
+        with m.Elif(self.take | (count == 0)):
+            m.d.sync += head.eq(self.i.p[0])
 
         with m.If(push):
             with m.Switch(wr):
