@@ -31,11 +31,11 @@ Timing (every number below is checked by `sim/tb_parallel_lane.py`):
   offered (`depth = ceil(log2(K + 1))`, the number of nodes on the leftmost path), when its output is taken
   at once.
 
-`sat` is the sum of the nodes' merge clamps in a cycle and `evict` the number of entries dropped by the
-nodes' last cells in a cycle.
+`merge_clamps` and `evicts` are the nodes' per-cycle events as flags (a merge clamp per node and cell, an
+entry dropped by a node's last cell), for the lane to register before it counts them.
 """
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -133,7 +133,7 @@ class MergeNode(wiring.Component):
     """`merge(A, B)` of contract 3b: read-out `a` (left) then `b` (right) through one Toper, out on `o`.
 
     `right_depth` is the number of read-outs the right queue holds (2 when the right subtree is shallower,
-    see the module docstring). `merge_sat` and `evict` are the Toper's per-cycle events.
+    see the module docstring). `merge_clamps` (K flags) and `evict` are the Toper's per-cycle events.
     """
 
     def __init__(self, k: int, t_fmt, id_bits: int, right_depth: int = 1):
@@ -146,7 +146,7 @@ class MergeNode(wiring.Component):
             "a": In(stream.Signature(layout)),
             "b": In(stream.Signature(layout)),
             "o": Out(stream.Signature(layout)),
-            "merge_sat": Out(range(k + 1)),
+            "merge_clamps": Out(k),
             "evict": Out(1),
         })
 
@@ -185,14 +185,14 @@ class MergeNode(wiring.Component):
         with m.If(toper.done):
             m.d.sync += self.o.valid.eq(1)
 
-        m.d.comb += [self.merge_sat.eq(toper.merge_sat), self.evict.eq(toper.evict)]
+        m.d.comb += [self.merge_clamps.eq(toper.merge_clamps), self.evict.eq(toper.evict)]
         return m
 
 
 class MergeTree(wiring.Component):
     """The merge tree over `n` read-outs: inputs `i[0 .. n-1]` (streams of `slots_layout`), output `o`.
 
-    `sat` is the number of merge clamps and `evict` the number of dropped entries of all nodes in a cycle.
+    `merge_clamps` (K flags per node) and `evicts` (one flag per node) are the nodes' events in a cycle.
     """
 
     def __init__(self, k: int, t_fmt, id_bits: int, n: int):
@@ -206,8 +206,8 @@ class MergeTree(wiring.Component):
         super().__init__({
             "i": In(stream.Signature(layout)).array(n),
             "o": Out(stream.Signature(layout)),
-            "sat": Out(range((n - 1) * k + 1)),
-            "evict": Out(range(n)),
+            "merge_clamps": Out((n - 1) * k),
+            "evicts": Out(n - 1),
         })
 
     def shape(self):
@@ -242,7 +242,7 @@ class MergeTree(wiring.Component):
 
         wiring.connect(m, build(self.shape()), wiring.flipped(self.o))
         m.d.comb += [
-            self.sat.eq(sum(node.merge_sat for node in nodes)),
-            self.evict.eq(sum(node.evict for node in nodes)),
+            self.merge_clamps.eq(Cat(node.merge_clamps for node in nodes)),
+            self.evicts.eq(Cat(node.evict for node in nodes)),
         ]
         return m

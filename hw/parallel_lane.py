@@ -39,7 +39,9 @@ is offered `3 + K + 3K * depth` cycles after that step was accepted (`depth = ce
 stages, K cycles for the flush token to pass the source topers, 3K per tree level (`hw/merge_tree.py`).
 
 `sat` counts saturation events per cycle (candidate roundings as they enter `s3`, `z`, the merge clamps of
-every source toper and tree node); `evict` counts the entries dropped by any toper in a cycle.
+every source toper and tree node); `evict` counts the entries dropped by any toper in a cycle. Both report
+the previous cycle: the events are registered as flags and counted after the register, so the counting
+adders are not in series with the topers' merge logic (on ECP5 that series was the lane's longest path).
 """
 
 from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
@@ -50,7 +52,7 @@ from amaranth.lib.wiring import In, Out
 from golden.errors import DpfmError
 from hw.merge_tree import MergeTree
 from hw.streams import dual_layout, mac_step_layout, round_shift, saturate
-from hw.toper import Toper
+from hw.toper import Toper, count_ones
 
 
 class ParallelMacLane(wiring.Component):
@@ -229,9 +231,15 @@ class ParallelMacLane(wiring.Component):
             z_queue.r_en.eq(tree.o.valid & self.o.ready),
         ]
 
+        sat_flags = Signal(n_src + 1 + (2 * n_src - 1) * k)
+        evict_flags = Signal(2 * n_src - 1)
+        sat_r, evict_r = Signal.like(sat_flags), Signal.like(evict_flags)
+        m.d.sync += [sat_r.eq(sat_flags), evict_r.eq(evict_flags)]
         m.d.comb += [
-            self.sat.eq(sum(clamps) + (z_clamped & flush) + sum(t.merge_sat for t in topers) + tree.sat),
-            self.evict.eq(sum(t.evict for t in topers) + tree.evict),
+            sat_flags.eq(Cat(*clamps, z_clamped & flush, *(t.merge_clamps for t in topers), tree.merge_clamps)),
+            evict_flags.eq(Cat(*(t.evict for t in topers), tree.evicts)),
+            self.sat.eq(count_ones(list(sat_r))),
+            self.evict.eq(count_ones(list(evict_r))),
         ]
         return m
 

@@ -23,11 +23,11 @@ entry of the next neuron arrives there, so in that cycle the cell's final value 
 the cell is emptied for the next neuron (the contract's "cleared at the start of a neuron"). The next
 neuron's candidates can follow the token in the very next cycle.
 
-Magnitudes are compared as `|v|` in `t.bits - 1` unsigned bits: the signed range is symmetric, so `|v|`
-cannot overflow.
+Magnitudes are compared without computing `|v|` (see `Toper.ranks_above`). The signed range is symmetric, so
+`|v|` cannot overflow and two values add up to 0 only when one is the other's negation.
 """
 
-from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -62,6 +62,10 @@ class Toper(wiring.Component):
     - `flushing` (out): a token presented in an earlier cycle has not yet passed the last cell.
     - `evict` (out): an entry left the last cell in this cycle (dropped).
     - `merge_sat` (out): the number of merges in this cycle whose sum was clamped to the t range.
+    - `merge_clamps` (out, K bits): the same events per cell (bit j: cell j's merge in this cycle was
+      clamped); `merge_sat` is their count. A user that registers the events before counting them takes the
+      flags instead, so the count's adder tree is not in series with the merge adder and its clamp test (on
+      iCE40 that series was the core's longest path).
     """
 
     def __init__(self, k: int, t_fmt, id_bits: int):
@@ -78,22 +82,33 @@ class Toper(wiring.Component):
             "flushing": Out(1),
             "evict": Out(1),
             "merge_sat": Out(range(k + 1)),
+            "merge_clamps": Out(k),
         })
 
-    def ranks_above(self, e_mag, e_id, c_mag, c_id):
-        """The order key: entry e (magnitude, id) ranks above entry c: `|e| > |c|`, or equal magnitudes and
-        the lower id. One unsigned comparison of `(magnitude, ~id)` does both (a single carry chain)."""
-        return Cat(~e_id, e_mag) > Cat(~c_id, c_mag)
+    def ranks_above(self, e_value, e_id, c_value, c_id, opposite):
+        """The order key: entry e ranks above entry c: `|e| > |c|`, or equal magnitudes and the lower id.
 
-    def magnitude(self, value):
-        """`|value|` as `(value ^ sign) + sign`: one adder, where `abs` builds a negation and a mux."""
-        sign = value[-1]
-        return (value ^ sign.replicate(len(value))).as_unsigned() + sign
+        Without the magnitudes (`|v|` is an adder, which would sit in series with the comparison's carry
+        chain, the cells' longest path): with `m = v ^ sign` in the bits below the sign, `|v| = m + sign`, so
+        the keys `(m, sign, ~id)` compared as one unsigned number order entries exactly like `(|v|, ~id)`,
+        except when `e = -c` (`opposite`, see `negates`): then the magnitudes are equal, the keys' `m` differ
+        by one, and the ids decide."""
+        def key(value, ident):
+            sign = value[-1]
+            return Cat(~ident, sign, value[:-1] ^ sign.replicate(len(value) - 1))
+        return Mux(opposite, e_id < c_id, key(e_value, e_id) > key(c_value, c_id))
+
+    @staticmethod
+    def negates(a, b):
+        """`a + b == 0` (mod 2**len(a)) without the sum's carry chain: bit 0 of the sum is 0 when `a[0] == b[0]`,
+        and then bit i is 0 when `a[i] ^ b[i]` equals the carry into it, which is `a[i-1] | b[i-1]`. So one
+        4-input function per bit and an AND: it is ready before the key comparison it overrides. (For two
+        values of the symmetric range the sum cannot wrap, so this is `a == -b`.)"""
+        return Cat([~(a[0] ^ b[0])] + [(a[i] ^ b[i]) == (a[i - 1] | b[i - 1]) for i in range(1, len(a))]).all()
 
     def elaborate(self, platform):
         m = Module()
         layout = slot_layout(self.t_fmt, self.id_bits)
-        mag_shape = unsigned(self.t_fmt.bits - 1)
 
         cells = [Signal(layout, name=f"cell{j}") for j in range(self.k)]
         # fly[j] / token[j]: the entry and the flush token travelling into cell j (j >= 1); cell 0 is fed
@@ -115,9 +130,6 @@ class Toper(wiring.Component):
             nxt = Signal(layout, name=f"next{j}")   # the cell after this cycle's arrival
             out = Signal(layout, name=f"out{j}")    # what leaves cell j towards cell j+1 in this cycle
 
-            inc_mag = Signal(mag_shape, name=f"inc_mag{j}")
-            cur_mag = Signal(mag_shape, name=f"cur_mag{j}")
-            m.d.comb += [inc_mag.eq(self.magnitude(inc.value)), cur_mag.eq(self.magnitude(cur.value))]
             merged, merge_clamped = saturate(cur.value + inc.value, self.t_fmt)
             sat = Signal(name=f"merge_sat{j}")
             sat_flags.append(sat)
@@ -127,8 +139,9 @@ class Toper(wiring.Component):
             take = Signal(name=f"take{j}")      # the cell takes the arriving entry (empty cell or swap)
             merge = Signal(name=f"merge{j}")    # the arriving entry merges into the cell
             swap = Signal(name=f"swap{j}")      # the cell's old entry leaves towards c_{j+1}
+            above = self.ranks_above(inc.value, inc.id, cur.value, cur.id, self.negates(inc.value, cur.value))
             m.d.comb += [
-                swap.eq(inc.valid & cur.valid & ~same & self.ranks_above(inc_mag, inc.id, cur_mag, cur.id)),
+                swap.eq(inc.valid & cur.valid & ~same & above),
                 take.eq(inc.valid & ~cur.valid | swap),
                 merge.eq(inc.valid & same),
                 sat.eq(merge & merge_clamped),
@@ -151,6 +164,7 @@ class Toper(wiring.Component):
                 m.d.comb += [self.evict.eq(out.valid), self.done.eq(token[j])]
 
         m.d.comb += [
+            self.merge_clamps.eq(Cat(sat_flags)),
             self.merge_sat.eq(count_ones(sat_flags)),
             self.flushing.eq(Cat(token[1:]).any() if self.k > 1 else 0),
         ]
