@@ -10,7 +10,8 @@ from host.cli import main
 pytestmark = pytest.mark.skipif(shutil.which("iverilog") is None, reason="needs Icarus Verilog")
 
 
-@pytest.mark.parametrize("k, lanes, toper", [(8, 1, "serial"), (8, 2, "serial"), (2, 1, "parallel")])
+@pytest.mark.parametrize("k, lanes, toper", [(8, 1, "serial"), (8, 2, "serial"), (2, 1, "parallel"),
+                                            (4, 1, "parallel-2")])
 def test_writes_verilog_that_iverilog_elaborates(tmp_path, capsys, k, lanes, toper):
     out = tmp_path / "core.v"
     assert main(["verilog", "--task", "seed-sum", "--k", str(k), "--lanes", str(lanes), "--toper", toper,
@@ -33,6 +34,7 @@ def test_writes_verilog_that_iverilog_elaborates(tmp_path, capsys, k, lanes, top
     (["--task", "seed-sum", "--k", "4", "--max-batch", "0"], "max_batch"),
     (["--task", "seed-sum", "--k", "4", "--formats", "x=q1"], "fixed-point format"),
     (["--task", "seed-sum", "--k", "4", "--lanes", "6"], "widest layer has 5 units"),
+    (["--task", "seed-sum", "--k", "2", "--toper", "parallel-4"], "only K + 1 = 3 candidates"),
 ])
 def test_bad_configuration_is_one_line_error(tmp_path, capsys, argv, problem):
     assert main(["verilog", *argv, "-o", str(tmp_path / "x.v")]) == 2
