@@ -6,6 +6,8 @@ Four gradients are compared at each K, from the same initial weights and the sam
 - `hw-toper`: the hardware-exact fixed-point model of the serial lane (`FixedModel(tangent="toper")`);
 - `hw-parallel`: the same for the parallel lane (`tangent="toper-parallel"`: K + 1 source topers and a merge
   tree, docs/ARITHMETIC.md section 3b);
+- `hw-parallel-3`: the parallel lane with 3 source topers (`tangent="toper-parallel-3"`, the ECP5 build's;
+  all K + 1 sources when K + 1 < 3);
 - `fixed-exact`: exact top-K in the same fixed-point formats (each neuron's tangent summed exactly, then
   pruned), the reference the toper approximates;
 - `float-topk`: exact top-K in float64 (`golden.dual` semantics, where the loss is one more top-K node);
@@ -39,9 +41,10 @@ STUDY_DEFAULTS = {
     "digits": {"epochs": 5, "formats": ""},
 }
 FIDELITY_BATCHES = 20
-MODES = ("hw-toper", "hw-parallel", "fixed-exact", "float-topk")
-#: The hardware modes and their `FixedModel` tangent; the other modes use exact top-K.
-HW_TANGENTS = {"hw-toper": "toper", "hw-parallel": "toper-parallel"}
+MODES = ("hw-toper", "hw-parallel", "hw-parallel-3", "fixed-exact", "float-topk")
+#: The hardware modes and their `FixedModel` tangent at K; the other modes use exact top-K.
+HW_TANGENTS = {"hw-toper": lambda k: "toper", "hw-parallel": lambda k: "toper-parallel",
+               "hw-parallel-3": lambda k: "toper-parallel-3" if k >= 2 else "toper-parallel"}
 BASELINES = ("fixed-full", "float-full")
 
 
@@ -127,7 +130,7 @@ def gradient_fidelity(task, X, Y, ks, fmts, seed) -> list[dict]:
         g_ex = [ex.batch_gradient(w, Xr[b], Yr[b]) for b in batches]
         rec = {"k": k, "cos_fixed_exact": float(np.mean([_cosine(g, gf) for g, gf in zip(g_ex, G_full)]))}
         for mode, tangent in HW_TANGENTS.items():
-            hw = FixedModel(spec, k, fmts, tangent)
+            hw = FixedModel(spec, k, fmts, tangent(k))
             g_hw = [hw.batch_gradient(w, Xr[b], Yr[b]) for b in batches]
             key = mode.replace("-", "_")
             rec[f"cos_{key}"] = float(np.mean([_cosine(g, gf) for g, gf in zip(g_hw, G_full)]))
@@ -146,7 +149,7 @@ def train_once(task, mode, k, epochs, fmts, seed, X, Y, X_val, Y_val) -> dict:
     from golden.mlp import GoldenTrainer
     from golden.tasks import accuracy
     fixed = None if mode.startswith("float") else fmts
-    tangent = HW_TANGENTS.get(mode, "exact")
+    tangent = HW_TANGENTS[mode](k) if mode in HW_TANGENTS else "exact"
     trainer = GoldenTrainer(task.spec, k, lr=task.lr, batch=task.batch, init=task.init, seed=seed,
                             fixed=fixed, tangent=tangent)
     t0 = time.perf_counter()
@@ -173,17 +176,19 @@ def format_table(results: dict) -> str:
     for name, res in results["tasks"].items():
         lines.append(f"\n{name}: {res['epochs']} epochs, lr {res['lr']}, batch {res['batch']}, "
                      f"formats {res['formats']}")
-        lines.append(f"{'K':>5} {'cos(serial,full)':>17} {'cos(parallel,full)':>19} {'cos(exact,full)':>16} "
-                     f"{'serial != exact':>16} {'parallel != exact':>18}")
+        lines.append(f"{'K':>5} {'cos(serial,full)':>17} {'cos(parallel,full)':>19} {'cos(par-3,full)':>16} "
+                     f"{'cos(exact,full)':>16} {'serial != exact':>16} {'parallel != exact':>18} "
+                     f"{'par-3 != exact':>15}")
         for f in res["fidelity"]:
             lines.append(f"{f['k']:>5} {f['cos_hw_toper']:>17.4f} {f['cos_hw_parallel']:>19.4f} "
-                         f"{f['cos_fixed_exact']:>16.4f} {f['differ_hw_toper']:>16.0%} "
-                         f"{f['differ_hw_parallel']:>18.0%}")
+                         f"{f['cos_hw_parallel_3']:>16.4f} {f['cos_fixed_exact']:>16.4f} "
+                         f"{f['differ_hw_toper']:>16.0%} {f['differ_hw_parallel']:>18.0%} "
+                         f"{f['differ_hw_parallel_3']:>15.0%}")
         acc = res["classifier"]
-        head = f"{'mode':<12} {'K':>5} {'train loss':>11} {'val loss':>11}" + (f" {'val acc':>8}" if acc else "")
+        head = f"{'mode':<13} {'K':>5} {'train loss':>11} {'val loss':>11}" + (f" {'val acc':>8}" if acc else "")
         lines.append(head + f" {'s/epoch':>8} {'saturations':>12} {'evictions':>12}")
         for r in res["runs"]:
-            row = f"{r['mode']:<12} {_k_label(r['k']):>5} {r['train_loss']:>11.5g} {r['val_loss']:>11.5g}"
+            row = f"{r['mode']:<13} {_k_label(r['k']):>5} {r['train_loss']:>11.5g} {r['val_loss']:>11.5g}"
             if acc:
                 row += f" {r['val_acc']:>8.3f}"
             row += f" {r['s_per_epoch']:>8.3f} {r.get('saturations', ''):>12} {r.get('evictions', ''):>12}"
@@ -200,7 +205,7 @@ def plot(results: dict, path) -> None:
     fig, axes = plt.subplots(len(tasks), 2, figsize=(11, 3.8 * len(tasks)), squeeze=False)
     for row, (name, res) in zip(axes, tasks.items()):
         ks = results["ks"]
-        for mode, style in zip(MODES, ("o-", "D-.", "s--", "^:")):
+        for mode, style in zip(MODES, ("o-", "D-.", "v-", "s--", "^:")):
             vals = [next(r["val_loss"] for r in res["runs"] if r["mode"] == mode and r["k"] == k) for k in ks]
             row[0].plot(ks, vals, style, label=mode)
         for base, color in zip(BASELINES, ("gray", "black")):
@@ -211,6 +216,7 @@ def plot(results: dict, path) -> None:
         fid = res["fidelity"]
         row[1].plot(ks, [f["cos_hw_toper"] for f in fid], "o-", label="hw-toper")
         row[1].plot(ks, [f["cos_hw_parallel"] for f in fid], "D-.", label="hw-parallel")
+        row[1].plot(ks, [f["cos_hw_parallel_3"] for f in fid], "v-", label="hw-parallel-3")
         row[1].plot(ks, [f["cos_fixed_exact"] for f in fid], "s--", label="fixed-exact")
         row[1].set(xlabel="K", ylabel="cosine to full gradient", title=f"{name}: gradient fidelity at init")
         row[1].legend(fontsize=8)

@@ -1,0 +1,19 @@
+"""`dpfm bench approx`: every hardware toper mode is trained and compared, JSON + table + PNG are written."""
+
+import json
+
+from golden.approx_study import BASELINES, MODES
+from host.cli import main
+
+
+def test_approx_study_covers_every_mode(tmp_path, capsys):
+    out = tmp_path / "approx"
+    assert main(["bench", "approx", "--tasks", "seed-sum", "--epochs", "1", "--ks", "1,3", "--out", str(out)]) == 0
+    res = json.loads((out / "approx.json").read_text())["tasks"]["seed-sum"]
+    assert {(r["mode"], r["k"]) for r in res["runs"]} == (
+        {(m, k) for m in MODES for k in (1, 3)} | {(b, None) for b in BASELINES})
+    for f in res["fidelity"]:
+        for mode in ("hw_toper", "hw_parallel", "hw_parallel_3"):
+            assert 0.0 < f[f"cos_{mode}"] <= 1.0 + 1e-12 and 0.0 <= f[f"differ_{mode}"] <= 1.0
+    assert (out / "approx.png").stat().st_size > 0
+    assert "hw-parallel-3" in capsys.readouterr().out
