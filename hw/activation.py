@@ -21,7 +21,12 @@ pace with a lane. Pipeline, with full backpressure:
   result is offered on `o`.
 
 A result waiting on `o` holds the shift (and everything before it) until taken. Latency: the result is
-offered K + 2 cycles after its input was accepted. `identity` is one register stage.
+offered K + 2 cycles after its input was accepted. `ready` depends on registers only: while a product waits
+to shift and a result is offered, no input is accepted even in the cycle that result is taken (so the
+consumer's `ready` never reaches the producer's). With the result taken as soon as it is offered this never
+costs a cycle for K >= 3 (the stage is next ready K - 2 cycles after the offer); for K <= 2 a neuron can
+occupy the stage K + 1 cycles. `identity` is one register stage, ready when it is empty (for the same reason:
+a neuron every 2 cycles, never faster than a MAC lane delivers them).
 
 Identity bypass (`bypass=True`, LUT kinds only): a network whose output layer is the identity would otherwise
 need a second instance and a 200-bit mux choosing between the two results (about 550 logic cells on the
@@ -85,9 +90,10 @@ class Activation(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         if self.kind == "identity":
-            out_free = ~self.o.valid | self.o.ready
-            m.d.comb += self.i.ready.eq(out_free)
-            with m.If(out_free):
+            m.d.comb += self.i.ready.eq(~self.o.valid)
+            with m.If(self.o.ready):
+                m.d.sync += self.o.valid.eq(0)
+            with m.If(~self.o.valid):
                 m.d.sync += [self.o.valid.eq(self.i.valid), self.o.payload.eq(self.i.payload)]
             return m
 
@@ -121,7 +127,10 @@ class Activation(wiring.Component):
         hold = Signal()
         m.d.comb += hold.eq(prod_valid & self.o.valid & ~self.o.ready)
         advance = ~hold
-        m.d.comb += self.i.ready.eq(advance & (left <= 1))
+        # `ready` is a function of registers only (it assumes a hold whenever the shift would meet an offered
+        # result), so the consumer's `ready` does not ripple through here into the MAC lane's flush decision and
+        # from there into the sequencer's memory enables: that chain was the iCE40 build's longest path.
+        m.d.comb += self.i.ready.eq((left <= 1) & ~(prod_valid & self.o.valid))
         accepted = self.i.valid & self.i.ready
         idx = self.lut_index(self.i.p.value)
         m.d.comb += [read_f.addr.eq(idx), read_d.addr.eq(idx), read_f.en.eq(accepted), read_d.en.eq(accepted)]
@@ -141,8 +150,16 @@ class Activation(wiring.Component):
                     m.d.sync += [ident.eq(self.identity), z_in.eq(self.i.p.value)]
 
         value, clamped = saturate(round_shift(prod, fmts.x.frac), fmts.t)
+        # "The slot's value is not 0", tested on the product itself rather than behind the rounding adder
+        # and the clamp (a clamp never gives 0): `round_half_up(p, s)` is 0 exactly when
+        # `-2**(s-1) <= p < 2**(s-1)`, i.e. when the bits of p from s-1 up are all equal.
+        if fmts.x.frac > 0:
+            top = prod[fmts.x.frac - 1:]
+            nonzero = top.any() & ~top.all()
+        else:
+            nonzero = prod.any()
         entry = Signal(slot_t, name="entry")
-        m.d.comb += [entry.valid.eq(prod_slot & ((value != 0) | prod_ident)), entry.value.eq(value),
+        m.d.comb += [entry.valid.eq(prod_slot & (nonzero | prod_ident)), entry.value.eq(value),
                      entry.id.eq(prod_id)]
         shift = prod_valid & advance
         with m.If(self.o.ready):

@@ -79,8 +79,9 @@ class DpfmCore(wiring.Component):
         done = Signal()
         clear = Signal()
         train = Signal()
-        n_eff = Signal(range(cfg.max_batch + 1))
-        m.d.comb += n_eff.eq(Mux(n_samples == 0, 1, Mux(n_samples > cfg.max_batch, cfg.max_batch, n_samples)))
+        # N_SAMPLES clamped to 1 .. max_batch, computed when it is written: a register, so the comparisons are
+        # not in series with what uses it (the sample counters, the 32-bit SAMPLES_DONE sum).
+        n_eff = Signal(range(cfg.max_batch + 1), init=cfg.max_batch)
 
         m.d.comb += [fwd.train.eq(train), fwd.n_samples.eq(n_eff), sgd.lr.eq(lr)]
         # Operation state as a plain register with continuous assignments (no FSM/If on the comb side): Icarus
@@ -91,7 +92,7 @@ class DpfmCore(wiring.Component):
         state = Signal(range(4), init=IDLE)
         busy = Signal()
         in_sgd = Signal()
-        start = Signal()
+        start = Signal()         # a CTRL write that starts an operation, registered (see the bus slave)
         start_train = Signal()
         forward_done = ~fwd.busy & ~grad.busy & ~grad.req.valid
         m.d.comb += [
@@ -102,8 +103,8 @@ class DpfmCore(wiring.Component):
         ]
         with m.Switch(state):
             with m.Case(IDLE):
-                with m.If(start):
-                    m.d.sync += [state.eq(FORWARD), train.eq(start_train), cycles.eq(0), done.eq(0)]
+                with m.If(start):   # CYCLES counts this cycle too: the operation started with the write
+                    m.d.sync += [state.eq(FORWARD), train.eq(start_train), cycles.eq(1), done.eq(0)]
             with m.Case(FORWARD):
                 with m.If(forward_done):
                     m.d.sync += state.eq(Mux(train, SGD, FINISH))
@@ -157,19 +158,33 @@ class DpfmCore(wiring.Component):
         in_s = (region == regmap.REGION_SAMPLES) & (index < n_sample_words)
         in_o = (region == regmap.REGION_OUTPUTS) & (index < n_out_words)
         write = capture & bus.we & ~busy
+        # Memory writes happen in the ack cycle, from the decode registered in the capture cycle and the address
+        # and data the initiator still holds (until the edge ending `ready`): the region decode and its range
+        # compares are then not in series with the block RAMs' write enables (on iCE40 that path from the
+        # command processor was among the longest). The next transaction is captured after the write, so it
+        # sees it; and no operation can start in the ack cycle (a start needs a CTRL write captured).
+        write_w, write_s = Signal(), Signal()
+        m.d.sync += [write_w.eq(write & in_w), write_s.eq(write & in_s)]
         m.d.comb += [
             w_wr.addr.eq(Mux(in_sgd, sgd.w_wr.addr, index)),
             w_wr.data.eq(Mux(in_sgd, sgd.w_wr.data, bus.wdata[:f.w.bits])),
-            w_wr.en.eq(Mux(in_sgd, sgd.w_wr.en, write & in_w)),
-            s_wr.addr.eq(index), s_wr.data.eq(bus.wdata[:f.x.bits]), s_wr.en.eq(write & in_s),
+            w_wr.en.eq(Mux(in_sgd, sgd.w_wr.en, write_w)),
+            s_wr.addr.eq(index), s_wr.data.eq(bus.wdata[:f.x.bits]), s_wr.en.eq(write_s),
         ]
         reg_write = capture & bus.we & (region == regmap.REGION_REGS)
         with m.If(reg_write & ~busy & (index == regmap.REG_N_SAMPLES)):
-            m.d.sync += n_samples.eq(bus.wdata)
+            written = bus.wdata[:len(n_samples)]
+            m.d.sync += [n_samples.eq(written),
+                         n_eff.eq(Mux(written == 0, 1, Mux(written > cfg.max_batch, cfg.max_batch, written)))]
         with m.If(reg_write & ~busy & (index == regmap.REG_LR)):
             m.d.sync += lr.eq(bus.wdata)
         ctrl = reg_write & (index == regmap.REG_CTRL)
-        m.d.comb += [
+        # A CTRL write's start and clear are acted on in the cycle after it is captured: the decode of the
+        # initiator's request is then not in series with the sequencer's dozens of start-loaded registers or
+        # with the counters' synchronous clear (on iCE40 those paths from the command processor were among the
+        # longest). Nothing can observe the extra cycle: the slave acks in that cycle and so captures no
+        # transaction in it, and from the next one on the core is busy and the counters are clear.
+        m.d.sync += [
             start.eq(ctrl & ~busy & (bus.wdata & (regmap.CTRL_TRAIN | regmap.CTRL_INFER)).any()),
             start_train.eq((bus.wdata & regmap.CTRL_TRAIN).any()),
             clear.eq(ctrl & (bus.wdata & regmap.CTRL_CLEAR_COUNTERS).any()),

@@ -48,10 +48,16 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.streams import dual_layout, mac_step_layout, round_shift, saturate
-from hw.toper import Toper
+from hw.toper import Toper, count_ones, saturate_fast
 
 #: The direct candidate's entry in `MacLane.sources`.
 DIRECT = "direct"
+
+
+def first_one(bits):
+    """The lowest set bit of `bits`, one-hot (0 if none), as AND-OR logic: bit i is set and no lower bit is.
+    Unlike `bits & (~bits + 1)` (a carry chain) it folds to a constant when the lowest bits are constants."""
+    return Cat(bits[i] & ~bits[:i].any() if i else bits[0] for i in range(len(bits)))
 
 
 class MacLane(wiring.Component):
@@ -120,12 +126,22 @@ class MacLane(wiring.Component):
         # ---- issue: the lowest pending source of the offered step (one-hot select, AND-OR mux) ------------
         # The step stays on `i` (not copied into the lane) until its last operation issues: the sender holds
         # its payload while `ready` is low, which saves a K-slot register and its load mux.
+        # The lowest source and "more remain" are computed separately for a fresh step and for a started one
+        # (from the `pending` register) and only then selected by `started`: the step's slot valid bits come
+        # straight from the sender's block RAM, and this way they reach the operand select and `ready` through
+        # an OR of the valid bits only (the direct source, always present and first, makes a fresh step's
+        # lowest source a constant once synthesis folds the priority logic).
         fresh = Cat(1 if src == DIRECT else step.slots[src].valid for src in sources)
-        todo = Signal(n)
-        m.d.comb += todo.eq(Mux(started, pending, fresh))
+        lowest_fresh, lowest_pending = Signal(n), Signal(n)
+        m.d.comb += [lowest_fresh.eq(first_one(fresh)), lowest_pending.eq(first_one(pending))]
         lowest = Signal(n)
-        m.d.comb += lowest.eq(todo & (~todo + 1))
-        remaining = todo & ~lowest
+        remaining = Signal(n)
+        more = Signal()            # `remaining` is not empty: the step stays on `i` for another cycle
+        m.d.comb += [
+            lowest.eq(Mux(started, lowest_pending, lowest_fresh)),
+            remaining.eq(Mux(started, pending & ~lowest_pending, fresh & ~lowest_fresh)),
+            more.eq(Mux(started, (pending & ~lowest_pending).any(), (fresh & ~lowest_fresh).any())),
+        ]
         sel_a, sel_id = 0, 0
         for bit, src in enumerate(sources):
             if src == DIRECT:
@@ -138,15 +154,15 @@ class MacLane(wiring.Component):
             sel_id = sel_id | (ident & lowest[bit].replicate(self.id_bits))
         direct_bit = sources.index(DIRECT)
 
-        m.d.comb += self.i.ready.eq(advance & ~remaining.any())
+        m.d.comb += self.i.ready.eq(advance & ~more)
         with m.If(advance):
             m.d.sync += [
                 s1_valid.eq(self.i.valid), s1_direct.eq(lowest[direct_bit]),
-                s1_end.eq(step.last & ~remaining.any()),
+                s1_end.eq(step.last & ~more),
                 s1_w.eq(step.w), s1_a.eq(sel_a.as_signed()), s1_id.eq(sel_id),
             ]
             with m.If(self.i.valid):
-                m.d.sync += [started.eq(remaining.any()), pending.eq(remaining)]
+                m.d.sync += [started.eq(more), pending.eq(remaining)]
 
         # ---- s2: the product ---------------------------------------------------------------------------
         with m.If(advance):
@@ -157,7 +173,7 @@ class MacLane(wiring.Component):
 
         # ---- s3: rounding, saturation, the primal accumulator --------------------------------------------
         direct_v, direct_clamped = saturate(round_shift(s2_a, fmts.x.frac - fmts.t.frac), fmts.t)
-        slot_v, slot_clamped = saturate(round_shift(s2_prod, fmts.w.frac), fmts.t)
+        slot_v, slot_clamped = saturate_fast(round_shift(s2_prod, fmts.w.frac), fmts.t)
         cand_clamped = Signal()
         m.d.comb += cand_clamped.eq(advance & s2_valid & Mux(s2_direct, direct_clamped, slot_clamped))
         with m.If(advance):
@@ -193,10 +209,12 @@ class MacLane(wiring.Component):
 
         # The events are registered before they are added up, so `sat` adds no logic behind the z saturation
         # test and the toper's merge adders (their totals are what counts, one cycle later changes nothing).
-        cand_sat, z_sat, merge_sat = Signal(), Signal(), Signal.like(toper.merge_sat)
-        m.d.sync += [cand_sat.eq(cand_clamped), z_sat.eq(z_clamped & flush), merge_sat.eq(toper.merge_sat)]
+        # The toper's per-cell merge clamp flags are registered, not its count `merge_sat`: the count's adder
+        # tree behind the merge adders was the longest path of the iCE40 build.
+        cand_sat, z_sat, merge_clamps = Signal(), Signal(), Signal.like(toper.merge_clamps)
+        m.d.sync += [cand_sat.eq(cand_clamped), z_sat.eq(z_clamped & flush), merge_clamps.eq(toper.merge_clamps)]
         m.d.comb += [
-            self.sat.eq(cand_sat + z_sat + merge_sat),
+            self.sat.eq(cand_sat + z_sat + count_ones(list(merge_clamps))),
             self.evict.eq(toper.evict),
         ]
         return m

@@ -37,11 +37,11 @@ class GradientUnit(wiring.Component):
     """MSE delta and G accumulation for one output at a time (section 3.5).
 
     `e = sat_x(a - y)`, `delta = sat_x(round_x(c * e))`, then for each valid slot in order
-    `G[id] <- sat_g(G[id] + delta * v)`. One register stage per arithmetic step (error, delta, product,
-    sum, saturate) keeps the unit off the critical path. A valid slot costs three cycles (read with the
-    product, add, saturate and write) and the next slot is read only after the write, so two slots naming
-    the same id (possible after in-place merges) see each other's result without forwarding logic. `busy` is low only when no request is held. `sat` counts this cycle's
-    saturation events.
+    `G[id] <- sat_g(G[id] + delta * v)`. One register stage per step (the target read from block RAM, error,
+    delta, product, sum, saturate) keeps the unit off the critical path. A valid slot costs three cycles
+    (read with the product, add, saturate and write) and the next slot is read only after the write, so two
+    slots naming the same id (possible after in-place merges) see each other's result without forwarding
+    logic. `busy` is low only when no request is held. `sat` counts this cycle's saturation events.
     """
 
     def __init__(self, cfg: CoreConfig, sample_addr_bits: int, g_addr_bits: int):
@@ -67,15 +67,16 @@ class GradientUnit(wiring.Component):
         left = Signal(range(cfg.k + 1))
         head = slots[0]
 
-        e_new, e_sat = saturate(a - self.y_rd.data, f.x)
+        y = Signal(signed(f.x.bits))
+        e_new, e_sat = saturate(a - y, f.x)
         c = Const(cfg.delta_scale_raw, signed(f.x.bits))
         d_new, d_sat = saturate(round_shift(c * e, f.x.frac), f.x)
         g_sum = Signal(signed(f.g.bits + 1))
         g_new, g_sat = saturate(g_sum, f.g)
 
         # State as a plain register and continuous assignments (see hw/core.py on Icarus and `always @*`).
-        IDLE, ERROR, DELTA, SLOT, ADD, RMW = range(6)
-        state = Signal(range(6), init=IDLE)
+        IDLE, TARGET, ERROR, DELTA, SLOT, ADD, RMW = range(7)
+        state = Signal(range(7), init=IDLE)
         idle = state == IDLE
         m.d.comb += [
             self.req.ready.eq(idle),
@@ -92,7 +93,9 @@ class GradientUnit(wiring.Component):
         with m.Switch(state):
             with m.Case(IDLE):
                 with m.If(self.req.valid):
-                    m.d.sync += [a.eq(self.req.p.a), slots.eq(self.req.p.slots), left.eq(cfg.k), state.eq(ERROR)]
+                    m.d.sync += [a.eq(self.req.p.a), slots.eq(self.req.p.slots), left.eq(cfg.k), state.eq(TARGET)]
+            with m.Case(TARGET):    # the read port holds the word read in IDLE (its enable is low now)
+                m.d.sync += [y.eq(self.y_rd.data), state.eq(ERROR)]
             with m.Case(ERROR):
                 m.d.sync += [e.eq(e_new), state.eq(DELTA)]
             with m.Case(DELTA):
@@ -114,15 +117,17 @@ class SgdUnit(wiring.Component):
     """One pass over all P weight-ids after a training batch (section 3.6), one id per cycle, pipelined.
 
     Cycle n reads `W[n]`, `G[n]`; n+1 registers the words read; n+2 the exact product `lr * G[n]`; n+3 rounds
-    it to format w; n+4 writes `W[n] <- sat_w(W[n] - round_w(lr * G[n]))` and `G[n] <- 0`. The register
-    after the read keeps the block RAM's clock-to-output time (and the core's port sharing) out of the
-    16 x 32 multiply's path, the longest in the ECP5 build; it costs one cycle per batch. Reads and writes in
-    flight always name different ids, so there is no hazard. `start` pulses to begin; `busy` stays high
-    until the last write.
+    it to format w; n+4 the difference `W[n] - round_w(lr * G[n])`; n+5 writes its saturation to `W[n]` and
+    `G[n] <- 0`. The register after the read keeps the block RAM's clock-to-output time (and the core's port
+    sharing) out of the 16 x 32 multiply's path, the longest in the ECP5 build. The one between subtraction
+    and saturation splits what was among the iCE40 build's longest paths (the step-wide carry chain, the clamp
+    test, then the core's write data mux). Each costs one cycle per batch. Reads and writes in flight always
+    name different ids, so there is no hazard. `start` pulses to begin; `busy` stays high until the last
+    write.
     """
 
     #: pipeline registers between a read and its write (the write is in cycle n + STAGES)
-    STAGES = 4
+    STAGES = 5
 
     def __init__(self, cfg: CoreConfig, addr_bits: int):
         self.cfg = cfg
@@ -152,13 +157,15 @@ class SgdUnit(wiring.Component):
         reading = Signal()
         ids = [Signal(range(p), name=f"id{s}") for s in range(1, stages + 1)]
         valid = [Signal(name=f"valid{s}") for s in range(1, stages + 1)]
-        ws = [Signal(signed(f.w.bits), name=f"w{s}") for s in range(1, stages + 1)]
+        ws = [Signal(signed(f.w.bits), name=f"w{s}") for s in range(1, 4)]   # W[n] until the subtraction
         g1 = Signal(signed(f.g.bits))
         product = self.lr * g1
         product2 = Signal(signed(len(product) + 1))
         step = self.round_step(product2)
         step3 = Signal(signed(len(step)))
-        w_new, w_sat = saturate(ws[2] - step3, f.w)
+        diff = ws[2] - step3
+        diff4 = Signal(diff.shape())
+        w_new, w_sat = saturate(diff4, f.w)
         last = stages - 1
 
         m.d.comb += [
@@ -172,8 +179,8 @@ class SgdUnit(wiring.Component):
         m.d.sync += [valid[0].eq(reading), ids[0].eq(rd_id), ws[0].eq(self.w_rd.data), g1.eq(self.g_rd.data)]
         m.d.sync += [valid[s].eq(valid[s - 1]) for s in range(1, stages)]
         m.d.sync += [ids[s].eq(ids[s - 1]) for s in range(1, stages)]
-        m.d.sync += [ws[s].eq(ws[s - 1]) for s in range(1, stages)]
-        m.d.sync += [product2.eq(product), step3.eq(step)]
+        m.d.sync += [ws[s].eq(ws[s - 1]) for s in range(1, len(ws))]
+        m.d.sync += [product2.eq(product), step3.eq(step), diff4.eq(diff)]
         with m.If(self.start):
             m.d.sync += [reading.eq(1), rd_id.eq(0)]
         with m.Elif(reading):

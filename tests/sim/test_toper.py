@@ -25,7 +25,8 @@ def test_toper_matches_golden(tmp_path, k, t_fmt):
 class TieFlippedToper(Toper):
     """MUTANT for the test below only: on equal magnitudes the higher id wins (the contract says lower)."""
 
-    def ranks_above(self, e_mag, e_id, c_mag, c_id):
+    def ranks_above(self, e_value, e_id, c_value, c_id, opposite):
+        e_mag, c_mag = abs(e_value), abs(c_value)
         return (e_mag > c_mag) | ((e_mag == c_mag) & (e_id > c_id))
 
 
