@@ -19,21 +19,26 @@ from hw import regmap
 TOPERS = ("serial", "parallel", "parallel-S")
 
 
-def toper_arg(text: str) -> str:
-    """argparse type of `--toper`: a toper organisation of `TOPERS` (checked against K by `CoreConfig`)."""
-    if text == "serial" or (text.startswith("parallel") and _is_tangent_mode(f"toper-{text}")
-                            and text != "parallel-1"):
-        return text
-    raise argparse.ArgumentTypeError(f"'{text}' is not serial, parallel or parallel-S with S >= 2 "
-                                     "(parallel-1 would be the serial lane)")
-
-
-def _is_tangent_mode(mode: str) -> bool:
+def check_toper(toper: str) -> str:
+    """`toper` if it names an organisation of `TOPERS` (its S is checked against K by `CoreConfig`), else
+    `DpfmError`."""
+    if toper == "serial":
+        return toper
     try:
-        check_tangent_mode(mode)
+        check_tangent_mode(f"toper-{toper}")
     except DpfmError:
-        return False
-    return True
+        raise DpfmError(f"unknown toper organisation '{toper}'", f"use one of {', '.join(TOPERS)}") from None
+    if toper == "parallel-1":
+        raise DpfmError("parallel-1 would be the serial lane", "use --toper serial for one source")
+    return toper
+
+
+def toper_arg(text: str) -> str:
+    """argparse type of `--toper` (`check_toper`)."""
+    try:
+        return check_toper(text)
+    except DpfmError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def toper_name(k: int, sources: int | None) -> str:
@@ -91,12 +96,10 @@ class CoreConfig:
                             "pass --k 1 or more (K=full is only available in the golden model)")
         if self.k > 255:
             raise DpfmError(f"K={self.k} does not fit the CONFIG0 register", "use K <= 255")
-        if self.toper != "serial" and not self.toper.startswith("parallel"):
-            raise DpfmError(f"unknown toper organisation '{self.toper}'", f"use one of {', '.join(TOPERS)}")
-        sources = self.sources
-        if sources is not None and not 2 <= sources <= 255:
-            raise DpfmError(f"toper '{self.toper}' has {sources} source topers at K={self.k}; the parallel lane "
-                            "needs 2 .. 255", "use --toper serial for one source, or parallel-S with S <= 255")
+        check_toper(self.toper)
+        if (self.sources or 0) > 255:
+            raise DpfmError(f"toper '{self.toper}' has {self.sources} source topers at K={self.k}, more than "
+                            "CONFIG0 holds", "use parallel-S with S <= 255")
         if spec.loss != "mse":
             raise DpfmError(f"the core implements the MSE loss only, the network uses '{spec.loss}'",
                             "train with --loss mse on hardware")

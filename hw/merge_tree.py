@@ -197,7 +197,7 @@ class MergeTree(wiring.Component):
 
     def __init__(self, k: int, t_fmt, id_bits: int, n: int):
         if n < 2:
-            raise DpfmError(f"a merge tree needs at least 2 read-outs, got {n}", "use K >= 1 (K + 1 sources)")
+            raise DpfmError(f"a merge tree needs at least 2 read-outs, got {n}", "use 2 or more source topers")
         self.k = k
         self.t_fmt = t_fmt
         self.id_bits = id_bits
