@@ -104,6 +104,26 @@ def saturate(value, fmt: Fmt):
     return clamped[:n].as_signed(), over | under
 
 
+def saturate_fast(value, fmt: Fmt):
+    """`(clamped, saturated)` exactly as `saturate(value, fmt)` for a signed value and a signed
+    format `fmt` (n bits), arranged for a value that comes out of an adder's carry chain, whose top bits are
+    its latest: `value` is out of range when its bits from n-1 up are not all equal (then the limit is
+    `sign, ~sign * (n-2), 1`), or when it is exactly `-2**(n-1)` (`1, 0 * (n-1)`), whose clamp
+    `-2**(n-1) + 1` differs from it in bit 0 only. So bits 1 .. n-1 are selected by the top bits alone and
+    only bit 0 and the flag wait for the OR of the low bits (which leave the chain first); `saturate` selects
+    every bit by the complete flag, a logic level or two deeper."""
+    n = fmt.bits
+    if len(value) < n:      # every value of a narrower signed shape is inside the range
+        return value.as_signed(), Const(0, 1)
+    sign = value[-1]
+    top = value[n - 1:]
+    out_of_range = top.any() & ~top.all()
+    is_min = top.all() & ~value[:n - 1].any()
+    clamped = Cat(out_of_range | value[0] | is_min, Mux(out_of_range, Cat((~sign).replicate(n - 2), sign),
+                                                         value[1:n]))
+    return clamped.as_signed(), out_of_range | is_min
+
+
 # --- Python codec for the flattened Verilog vectors -------------------------------------------------------
 
 def pack(layout, obj) -> int:
