@@ -209,7 +209,7 @@ class MacLane(wiring.Component):
 
         # The events are registered before they are added up, so `sat` adds no logic behind the z saturation
         # test and the toper's merge adders (their totals are what counts, one cycle later changes nothing).
-        # The toper's per-cell merge clamp flags are registered, not its count `merge_sat`: the count's adder
+        # The toper's per-cell merge clamp flags are registered and counted after the register: a count's adder
         # tree behind the merge adders was the longest path of the iCE40 build.
         cand_sat, z_sat, merge_clamps = Signal(), Signal(), Signal.like(toper.merge_clamps)
         m.d.sync += [cand_sat.eq(cand_clamped), z_sat.eq(z_clamped & flush), merge_clamps.eq(toper.merge_clamps)]

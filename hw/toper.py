@@ -61,11 +61,10 @@ class Toper(wiring.Component):
     - `done` (out): the token passes the last cell in this cycle (for K = 1 this is `flush` itself).
     - `flushing` (out): a token presented in an earlier cycle has not yet passed the last cell.
     - `evict` (out): an entry left the last cell in this cycle (dropped).
-    - `merge_sat` (out): the number of merges in this cycle whose sum was clamped to the t range.
-    - `merge_clamps` (out, K bits): the same events per cell (bit j: cell j's merge in this cycle was
-      clamped); `merge_sat` is their count. A user that registers the events before counting them takes the
-      flags instead, so the count's adder tree is not in series with the merge adder and its clamp test (on
-      iCE40 that series was the core's longest path).
+    - `merge_clamps` (out, K bits): bit j: cell j's merge in this cycle was clamped to the t range (a merge
+      saturation event). Flags rather than their count: the lanes register them and count after the
+      register, so no adder tree is in series with the merge adder and its clamp test (on iCE40 that series
+      was the core's longest path).
     """
 
     def __init__(self, k: int, t_fmt, id_bits: int):
@@ -81,7 +80,6 @@ class Toper(wiring.Component):
             "done": Out(1),
             "flushing": Out(1),
             "evict": Out(1),
-            "merge_sat": Out(range(k + 1)),
             "merge_clamps": Out(k),
         })
 
@@ -165,7 +163,6 @@ class Toper(wiring.Component):
 
         m.d.comb += [
             self.merge_clamps.eq(Cat(sat_flags)),
-            self.merge_sat.eq(count_ones(sat_flags)),
             self.flushing.eq(Cat(token[1:]).any() if self.k > 1 else 0),
         ]
         return m

@@ -133,13 +133,15 @@ class StreamSink:
 
 
 class EventCounter:
-    """Adds up a per-cycle event output (a count or a 1-bit pulse) from the end of the first reset on
-    (before it the outputs may be undefined); an undefined value after that fails the test."""
+    """Adds up a per-cycle event output (a count or a 1-bit pulse, or with `flags` a vector of one-bit
+    events, counting its set bits) from the end of the first reset on (before it the outputs may be
+    undefined); an undefined value after that fails the test."""
 
-    def __init__(self, dut, name: str):
+    def __init__(self, dut, name: str, flags: bool = False):
         self.clk = dut.clk
         self.rst = dut.rst
         self.signal = getattr(dut, name)
+        self.flags = flags
         self.total = 0
         cocotb.start_soon(self._run())
 
@@ -149,7 +151,8 @@ class EventCounter:
         while True:
             await RisingEdge(self.clk)
             if self.rst.value == 0:
-                self.total += int(self.signal.value)
+                value = int(self.signal.value)
+                self.total += value.bit_count() if self.flags else value
 
 
 def assert_transactions(got: list, expected: list, what: str, describe=None):
