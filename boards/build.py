@@ -10,12 +10,12 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from golden.errors import DpfmError
-from hw.config import CoreConfig
+from dpfm.golden.contract.errors import DpfmError
+from dpfm.hw.config import CoreConfig
 
-from boards.clocks import sync_clock
-from boards.report import BuildReport, parse_failed_nextpnr_log, parse_nextpnr_report
-from boards.targets import get_target
+from dpfm.boards.clocks import sync_clock
+from dpfm.boards.report import BuildReport, parse_failed_nextpnr_log, parse_nextpnr_report
+from dpfm.boards.targets import get_target
 
 TOP_NAME = "dpfm_top"
 REPORT_NAME = "nextpnr_report.json"
@@ -30,7 +30,7 @@ def build_board(board: str, cfg: CoreConfig, build_dir: Path | None = None, *, p
     `top` replaces the board top (used by the flow smoke test); `program` then loads the bitstream with the
     board's programmer.
     """
-    from boards.top import BoardTop
+    from dpfm.boards.top import BoardTop
 
     target = get_target(board)
     cfg.check_fits(board)

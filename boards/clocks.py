@@ -14,8 +14,8 @@ from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Instance, Modul
 from amaranth.lib import io
 from amaranth.lib.cdc import ResetSynchronizer
 
-from golden.errors import DpfmError
-from hw.uart import bit_divisor
+from dpfm.golden.contract.errors import DpfmError
+from dpfm.hw.uart import bit_divisor
 
 # ECP5 EHXPLLL limits (TN1263; the same numbers as ecppll's INPUT/OUTPUT/PFD/VCO_MIN/MAX), in Hz.
 CLKI_RANGE = (8_000_000, 400_000_000)

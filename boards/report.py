@@ -12,7 +12,7 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from golden.errors import DpfmError
+from dpfm.golden.contract.errors import DpfmError
 
 # nextpnr cell type -> our name, per FPGA family.
 _CELLS = {

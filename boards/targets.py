@@ -18,7 +18,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from golden.errors import DpfmError
+from dpfm.golden.contract.errors import DpfmError
 
 
 def _venv_tool(name: str) -> str:

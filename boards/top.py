@@ -8,11 +8,11 @@ platform's power-on reset (iCEBreaker, 12 MHz = 4 x 3 Mbaud), or an ECP5 PLL who
 from amaranth.hdl import Elaboratable, Module
 from amaranth.lib import io, wiring
 
-from hw.config import CoreConfig
-from hw.core import DpfmCore
-from hw.link import Link
+from dpfm.hw.config import CoreConfig
+from dpfm.hw.core import DpfmCore
+from dpfm.hw.link import Link
 
-from boards.clocks import BoardClock, exact_bit_divisor
+from dpfm.boards.clocks import BoardClock, exact_bit_divisor
 
 
 class BoardTop(Elaboratable):

@@ -2,8 +2,6 @@
 
 import numpy as np
 
-ACTIVATIONS = ("sigmoid", "tanh", "relu", "identity")
-
 
 def activate(name: str, z: np.ndarray):
     """`(f(z), f'(z))`; the slope is None for identity (its tangent passes unchanged)."""

@@ -13,7 +13,7 @@ tested against, and the place to read when in doubt about what "top-K forward mo
 
 import math
 
-from golden.net import NetSpec
+from dpfm.golden.contract.net import NetSpec
 
 # Keras' clipping epsilon for binary cross-entropy (see `bce`).
 BCE_EPS = 1e-7
@@ -149,7 +149,7 @@ class Dual:
         return self._unary(e, e)
 
     def activation(self, name: str):
-        """Apply the activation called `name` (one of golden.net.ACTIVATIONS)."""
+        """Apply the activation called `name` (one of dpfm.golden.contract.net.ACTIVATIONS)."""
         return getattr(self, name)()
 
     # -- compound nodes ------------------------------------------------------------------------------
@@ -184,30 +184,6 @@ def _sigmoid(z: float) -> float:
 def param(value: float, wid: int, k: int | None = None) -> Dual:
     """A trainable parameter: tangent {wid: 1}."""
     return Dual(value, {int(wid): 1.0}, k)
-
-
-def sigmoid(d: Dual) -> Dual:
-    return d.sigmoid()
-
-
-def tanh(d: Dual) -> Dual:
-    return d.tanh()
-
-
-def relu(d: Dual) -> Dual:
-    return d.relu()
-
-
-def identity(d: Dual) -> Dual:
-    return d.identity()
-
-
-def log(d: Dual) -> Dual:
-    return d.log()
-
-
-def exp(d: Dual) -> Dual:
-    return d.exp()
 
 
 def _loss_node(preds, targets, per_output, derivative) -> Dual:

@@ -39,11 +39,13 @@ import math
 
 import numpy as np
 
-from golden.errors import DpfmError
-from golden.fixedpoint import (HwFormats, SatCounter, activation_luts, lut_index, quantize, requantize, saturate,
-                               shift_round)
-from golden.net import NetSpec
-from golden.toper import EMPTY_ID, BatchToper, check_tangent_mode, merge_tree_order, parallel_sources
+from dpfm.golden.contract.errors import DpfmError
+from dpfm.golden.contract.formats import HwFormats
+from dpfm.golden.fixedpoint import (SatCounter, activation_luts, lut_index, quantize, requantize, saturate,
+                                    shift_round)
+from dpfm.golden.contract.net import NetSpec
+from dpfm.golden.toper import EMPTY_ID, BatchToper, merge_tree_order
+from dpfm.golden.contract.organisation import check_tangent_mode, parallel_sources
 
 
 class FixedModel:

@@ -22,13 +22,15 @@ import sys
 import numpy as np
 from tqdm import tqdm
 
-from golden import checkpoint
-from golden.activations import activate
-from golden.dual import BCE_EPS
-from golden.errors import DpfmError
-from golden.fixedpoint import HwFormats, quantize, to_float
-from golden.net import NetSpec, flatten, init_weights, unflatten
-from golden.toper import check_tangent_mode
+from dpfm.golden import checkpoint
+from dpfm.golden.activations import activate
+from dpfm.golden.dual import BCE_EPS
+from dpfm.golden.contract.errors import DpfmError
+from dpfm.golden.contract.formats import HwFormats
+from dpfm.golden.fixedpoint import quantize, to_float
+from dpfm.golden.contract.net import NetSpec, flatten, init_weights, unflatten
+from dpfm.golden.fixed_mlp import FixedModel
+from dpfm.golden.contract.organisation import check_tangent_mode
 
 _TINY = np.nextafter(0.0, 1.0)  # smallest positive float: "|v| >= _TINY" means "v != 0"
 
@@ -193,17 +195,6 @@ def normalize_ks(k) -> tuple:
     return tuple(None if v is None else int(v) for v in ks)
 
 
-def _fixed_model_class():
-    try:
-        from golden.fixed_mlp import FixedModel
-    except ModuleNotFoundError as exc:
-        if exc.name != "golden.fixed_mlp":
-            raise
-        raise DpfmError("fixed-point training is not available: golden/fixed_mlp.py is missing",
-                        "train in float (omit --fixed)") from None
-    return FixedModel
-
-
 class GoldenTrainer:
     """Mini-batch SGD (optional momentum) with top-K forward-mode gradients, in float or fixed point.
 
@@ -242,7 +233,6 @@ class GoldenTrainer:
         self._velocity = np.zeros_like(self._flat)
         self._fixed_models = None
         if fixed is not None:
-            FixedModel = _fixed_model_class()
             self._fixed_models = [FixedModel(spec, k, fixed, tangent=tangent) for k in self.ks]
             self._raw = np.stack([m.quantize_weights(w) for m, w in zip(self._fixed_models, self._flat)])
         self.epoch = 0

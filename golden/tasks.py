@@ -11,8 +11,8 @@ from typing import Callable
 
 import numpy as np
 
-from golden.errors import DpfmError
-from golden.net import NetSpec
+from dpfm.golden.contract.errors import DpfmError
+from dpfm.golden.contract.net import NetSpec
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,10 @@ fixed-point trainer; it is tested equal to `Toper` and is not a second definitio
 
 import numpy as np
 
-from golden.errors import DpfmError
-from golden.fixedpoint import Fmt, HwFormats, SatCounter, requantize, saturate
-from golden.fixedpoint import activation_luts, lut_index
+from dpfm.golden.contract.errors import DpfmError
+from dpfm.golden.contract.formats import Fmt, HwFormats
+from dpfm.golden.fixedpoint import SatCounter, requantize, saturate
+from dpfm.golden.fixedpoint import activation_luts, lut_index
 
 Slot = tuple[int, int] | None
 
@@ -108,38 +109,6 @@ def merge_tree_order(n: int) -> list:
         m = (a + b) // 2
         return (tree(a, m), tree(m + 1, b))
     return tree(0, n - 1)
-
-
-#: The tangent modes of the fixed-point models: exact top-K, the serial lane (section 3.3), and the parallel
-#: lane (section 3b) with K + 1 source topers; `toper-parallel-S` is the parallel lane with S sources.
-TANGENT_MODES = ("exact", "toper", "toper-parallel")
-PARALLEL_PREFIX = "toper-parallel-"
-
-
-def check_tangent_mode(mode: str) -> str:
-    """`mode` if it names a tangent mode (`TANGENT_MODES` or `toper-parallel-S`, S >= 1), else `DpfmError`."""
-    if mode in TANGENT_MODES:
-        return mode
-    count = mode[len(PARALLEL_PREFIX):] if isinstance(mode, str) and mode.startswith(PARALLEL_PREFIX) else ""
-    if not (count.isdigit() and int(count) >= 1 and count == str(int(count))):
-        raise DpfmError(f"unknown tangent mode '{mode}'",
-                        f"use one of {', '.join(TANGENT_MODES)}, or {PARALLEL_PREFIX}S for S source topers")
-    return mode
-
-
-def parallel_sources(mode: str, k: int | None) -> int | None:
-    """The number S of source topers of tangent mode `mode` at K = `k`: K + 1 for `toper-parallel`, S for
-    `toper-parallel-S` (1 <= S <= K + 1), None for the modes without a parallel lane."""
-    check_tangent_mode(mode)
-    if not mode.startswith("toper-parallel"):
-        return None
-    if k is None:
-        raise DpfmError(f"the {mode} tangent mode needs a finite K", "give K (e.g. 8)")
-    sources = k + 1 if mode == "toper-parallel" else int(mode[len(PARALLEL_PREFIX):])
-    if sources > k + 1:
-        raise DpfmError(f"{mode} has {sources} source topers but a MAC step has only K + 1 = {k + 1} candidates",
-                        f"use at most {PARALLEL_PREFIX}{k + 1} at K={k}")
-    return sources
 
 
 class ParallelToper:

@@ -9,16 +9,16 @@ import argparse
 import importlib
 import sys
 
-from golden.errors import DpfmError
+from dpfm.golden.contract.errors import DpfmError
 
 # name -> (module, one-line help)
 COMMANDS = {
-    "train": ("host.commands.train", "train a network (golden model, RTL co-simulation or a board)"),
-    "sweep": ("host.commands.sweep", "train once per K and tabulate/plot the loss curves"),
-    "bench": ("host.commands.bench", "run a benchmark and write JSON and a table"),
-    "verilog": ("host.commands.verilog", "generate synthesizable Verilog for a configuration"),
-    "build": ("host.commands.build", "build a bitstream for a board and report resources and Fmax"),
-    "sim": ("host.commands.sim", "run or serve the RTL co-simulation"),
+    "train": ("dpfm.host.commands.train", "train a network (golden model, RTL co-simulation or a board)"),
+    "sweep": ("dpfm.host.commands.sweep", "train once per K and tabulate/plot the loss curves"),
+    "bench": ("dpfm.host.commands.bench", "run a benchmark and write JSON and a table"),
+    "verilog": ("dpfm.host.commands.verilog", "generate synthesizable Verilog for a configuration"),
+    "build": ("dpfm.host.commands.build", "build a bitstream for a board and report resources and Fmax"),
+    "sim": ("dpfm.host.commands.sim", "run or serve the RTL co-simulation"),
 }
 
 
@@ -29,12 +29,7 @@ def build_parser(argv):
     wanted = next((a for a in argv if not a.startswith("-")), None)
     for name, (module, help_text) in COMMANDS.items():
         if name == wanted:
-            try:
-                importlib.import_module(module).register(sub)
-            except ModuleNotFoundError as exc:
-                if exc.name != module:
-                    raise
-                sub.add_parser(name, help=help_text + " [not available yet]")
+            importlib.import_module(module).register(sub)
         else:
             sub.add_parser(name, help=help_text, add_help=False)
     return parser
@@ -44,8 +39,6 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser(argv)
     args = parser.parse_args(argv)
-    if not hasattr(args, "func"):
-        parser.error(f"'{args.command}' is not implemented yet")
     try:
         return int(args.func(args) or 0)
     except DpfmError as exc:

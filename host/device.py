@@ -11,13 +11,13 @@ import time
 
 import numpy as np
 
-from golden.checkpoint import read_checkpoint, write_checkpoint
-from golden.errors import DpfmError
-from golden.fixedpoint import quantize, to_float
-from golden.net import flatten, init_weights, unflatten
-from hw import regmap as R
-from hw.config import toper_name
-from host.link import DEFAULT_BAUD, LinkClient, SerialPort
+from dpfm.golden.checkpoint import read_checkpoint, write_checkpoint
+from dpfm.golden.contract.errors import DpfmError
+from dpfm.golden.fixedpoint import quantize, to_float
+from dpfm.golden.contract.net import flatten, init_weights, unflatten
+from dpfm.golden.contract import regmap as R
+from dpfm.golden.contract.organisation import Organisation
+from dpfm.host.link import DEFAULT_BAUD, LinkClient, SerialPort
 
 CHECKPOINT_KIND = "dpfm-device-checkpoint"
 
@@ -32,7 +32,7 @@ class Device:
 
     def __init__(self, client: LinkClient, config, lr=0.01, batch=10, init="glorot", seed=0,
                  poll_timeout: float = 60.0, owned=None):
-        from golden.fixed_mlp import FixedModel
+        from dpfm.golden.fixed_mlp import FixedModel
         self.client = client
         self.config = config
         self.spec = config.spec
@@ -83,17 +83,14 @@ class Device:
         if core_id != R.CORE_ID:
             raise DpfmError(f"the device reports core id {core_id:#010x}, not {R.CORE_ID:#010x}",
                             "program the board with a dpfm bitstream")
-        config0, n_params = self._reg(R.REG_CONFIG0), self._reg(R.REG_CONFIG1)
+        config0, n_params = R.Config0.unpack(self._reg(R.REG_CONFIG0)), self._reg(R.REG_CONFIG1)
         self.max_batch = self._reg(R.REG_CONFIG2)
-        k, n_layers = config0 & 0xFF, (config0 >> 8) & 0xFF
-        sources = config0 >> 24 & 0xFF
-        if (k, n_layers, n_params, sources) != (self.config.k, self.spec.n_layers, self.spec.n_params,
-                                                self.config.sources or 0):
-            raise DpfmError(f"the device is built for K={k}, {n_layers} layers, {n_params} parameters, "
-                            f"{toper_name(k, sources)} toper; the run needs K={self.config.k}, "
-                            f"{self.spec.n_layers} layers, {self.spec.n_params}, "
-                            f"{toper_name(self.config.k, self.config.sources)} toper",
-                            "build and load the bitstream for this task, K and toper")
+        if (config0.k, config0.n_layers, n_params, config0.sources) != (
+                self.config.k, self.spec.n_layers, self.spec.n_params, self.config.sources or 0):
+            raise DpfmError(f"the device is built for K={config0.k}, {config0.n_layers} layers, {n_params} "
+                            f"parameters, {Organisation.from_sources(config0.k, config0.sources)} toper; the run "
+                            f"needs K={self.config.k}, {self.spec.n_layers} layers, {self.spec.n_params}, "
+                            f"{self.config.toper} toper", "build and load the bitstream for this task, K and toper")
 
     def _run(self, ctrl: int) -> None:
         """Start an operation and wait until the core reports it done."""
@@ -266,7 +263,7 @@ def open_device(backend: str, config, port: str | None = None, baud: int = DEFAU
     """A `Device` on the co-simulation ("sim": built, started here and stopped by `close`) or on a board
     behind the serial port `port` ("board"). `trainer` holds lr, batch, init, seed."""
     if backend == "sim":
-        from sim.cosim import Cosim, build, core_slave
+        from dpfm.sim.cosim import Cosim, build, core_slave
         sim = Cosim(build(core_slave(config)))
         try:
             return Device(LinkClient(SerialPort(sim.url)), config, owned=sim, **trainer)

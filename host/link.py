@@ -1,4 +1,4 @@
-"""Host side of the link: a byte transport and the request/reply client of host/protocol.py.
+"""Host side of the link: a byte transport and the request/reply client of golden/contract/wire.py.
 
 `SerialPort` opens any pyserial URL with `serial.serial_for_url`, so a board's /dev/ttyUSB1 and a
 co-simulation's socket://127.0.0.1:PORT take the same code path. `LinkClient` sends one command at a time,
@@ -11,8 +11,8 @@ from collections import deque
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
-from golden.errors import DpfmError
-from host import protocol as P
+from dpfm.golden.contract.errors import DpfmError
+from dpfm.golden.contract import wire as P
 
 DEFAULT_BAUD = 3_000_000
 
@@ -95,7 +95,7 @@ class LinkClient:
     `timeout` is the wait for the first reply, doubled on every re-send (up to 16x) so a slow device (a
     loaded co-simulation) is not buried under re-sends it cannot answer in time; `retries` is the number of
     re-sends before giving up with a DpfmError that says what to check. Opening sends a PING, which also makes a stale sequence number from an earlier session
-    harmless (see host/protocol.py).
+    harmless (see golden/contract/wire.py).
     """
 
     def __init__(self, link: ByteLink, timeout: float = 0.5, retries: int = 4):

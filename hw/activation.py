@@ -42,10 +42,10 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from golden.errors import DpfmError
-from golden.fixedpoint import activation_luts
-from golden.net import ACTIVATIONS
-from hw.streams import dual_layout, round_shift, saturate
+from dpfm.golden.contract.errors import DpfmError
+from dpfm.golden.fixedpoint import activation_luts
+from dpfm.golden.contract.net import ACTIVATIONS
+from dpfm.hw.streams import dual_layout, round_shift, saturate
 
 
 class Activation(wiring.Component):

@@ -1,4 +1,4 @@
-"""The word bus between the link's command processor and the training core (see hw/regmap.py).
+"""The word bus between the link's command processor and the training core (see golden/contract/regmap.py).
 
 One transaction at a time: the initiator holds `addr`/`wdata`/`we` with `valid` until `ready`; for reads
 `rdata` is valid in the cycle `ready` is high. Writes to the weight and sample regions while the core is
@@ -8,7 +8,7 @@ busy are ignored (`STATUS_BUSY` tells the host to wait); reads always complete.
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from hw import regmap
+from dpfm.golden.contract import regmap
 
 
 class CoreBusSignature(wiring.Signature):

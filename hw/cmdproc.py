@@ -1,9 +1,9 @@
-"""Command processor: received frames -> word-bus transactions -> reply frames (host/protocol.py).
+"""Command processor: received frames -> word-bus transactions -> reply frames (golden/contract/wire.py).
 
 A frame is received whole into a buffer while its CRC and header fields are taken on the fly; only when
 its end arrives and every check passed does any bus write happen, so a corrupt or malformed frame changes
 nothing. Replies are produced byte by byte (READ data straight from the bus) with the CRC appended.
-The sequence-number rule of host/protocol.py (a repeated WRITE is acknowledged, not executed) lives here.
+The sequence-number rule of golden/contract/wire.py (a repeated WRITE is acknowledged, not executed) lives here.
 While a frame is executed or answered the input is not taken (`i.ready` low); the link's FIFO absorbs it.
 """
 
@@ -12,10 +12,10 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from host import protocol as P
-from hw import regmap
-from hw.bus import CoreBusSignature
-from hw.framing import RxToken, TxToken, crc16_step
+from dpfm.golden.contract import wire as P
+from dpfm.golden.contract import regmap
+from dpfm.hw.bus import CoreBusSignature
+from dpfm.hw.framing import RxToken, TxToken, crc16_step
 
 _DATA_OFFSET = P.HEADER_BYTES + P.RW_HEADER_BYTES  # first data byte of a WRITE
 

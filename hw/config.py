@@ -5,58 +5,14 @@ core, the board flow and the host agree on them; anything the core cannot build 
 Amaranth sees it.
 """
 
-import argparse
 from dataclasses import dataclass, field
 
-from golden.errors import DpfmError
-from golden.fixedpoint import HwFormats, quantize
-from golden.net import NetSpec
-from golden.toper import check_tangent_mode, parallel_sources
-from hw import regmap
-
-#: The MAC lane's toper organisations (docs/ARITHMETIC.md 3.3 / 3b): "serial", "parallel" (K + 1 source
-#: topers) or "parallel-S" (S source topers, 2 <= S <= K + 1).
-TOPERS = ("serial", "parallel", "parallel-S")
-
-
-def check_toper(toper: str) -> str:
-    """`toper` if it names an organisation of `TOPERS` (its S is checked against K by `CoreConfig`), else
-    `DpfmError`."""
-    if toper == "serial":
-        return toper
-    try:
-        check_tangent_mode(f"toper-{toper}")
-    except DpfmError:
-        raise DpfmError(f"unknown toper organisation '{toper}'", f"use one of {', '.join(TOPERS)}") from None
-    if toper == "parallel-1":
-        raise DpfmError("parallel-1 would be the serial lane", "use --toper serial for one source")
-    return toper
-
-
-def toper_arg(text: str) -> str:
-    """argparse type of `--toper` (`check_toper`)."""
-    try:
-        return check_toper(text)
-    except DpfmError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-
-
-def toper_name(k: int, sources: int | None) -> str:
-    """The toper organisation of a lane with `sources` source topers at K = `k` (0 or None: serial)."""
-    if not sources:
-        return "serial"
-    return "parallel" if sources == k + 1 else f"parallel-{sources}"
-
-
-def toper_for_tangent(tangent: str | None) -> str | None:
-    """The toper organisation whose lane computes golden tangent mode `tangent` (None for "exact")."""
-    check_tangent_mode(tangent or "toper")
-    if tangent in (None, "toper"):
-        return "serial"
-    return tangent[len("toper-"):] if tangent.startswith("toper-parallel") else None
-
-#: Activations the core has a datapath for (LUT activations plus the identity pass-through).
-SUPPORTED_ACTIVATIONS = ("sigmoid", "tanh", "relu", "identity")
+from dpfm.golden.contract.errors import DpfmError
+from dpfm.golden.contract.formats import HwFormats
+from dpfm.golden.fixedpoint import quantize
+from dpfm.golden.contract.net import NetSpec
+from dpfm.golden.contract import regmap
+from dpfm.golden.contract.organisation import Organisation
 
 #: Usable on-chip RAM bits per board (block RAM only; what the core's memories must fit in).
 BOARD_RAM_BITS = {
@@ -75,9 +31,10 @@ class CoreConfig:
     """A validated training-core configuration.
 
     `max_batch` is the number of samples the on-chip buffer holds (one CTRL_TRAIN uses up to that many);
-    `lanes` is the number of neurons computed in parallel; `toper` is "serial" (one multiplier and one toper
-    per lane, a MAC step costs 1 + valid slots cycles), "parallel" (K + 1 multipliers, K + 1 source topers
-    and a merge tree per lane, one cycle per MAC step) or "parallel-S" (S source topers, so a step's K + 1
+    `lanes` is the number of neurons computed in parallel; `toper` (an `Organisation`, or its `--toper`
+    spelling) is serial (one multiplier and one toper per lane, a MAC step costs 1 + valid slots cycles),
+    parallel (K + 1 multipliers, K + 1 source topers and a merge tree per lane, one cycle per MAC step) or
+    parallel-S (S source topers, so a step's K + 1
     candidates take ceil(candidates / S) cycles: most of the parallel lane's speed for a fraction of its
     topers).
     """
@@ -87,7 +44,7 @@ class CoreConfig:
     fmts: HwFormats = field(default_factory=HwFormats)
     max_batch: int = 16
     lanes: int = 1
-    toper: str = "serial"
+    toper: Organisation | str = Organisation()
 
     def __post_init__(self):
         spec = self.spec
@@ -96,17 +53,16 @@ class CoreConfig:
                             "pass --k 1 or more (K=full is only available in the golden model)")
         if self.k > 255:
             raise DpfmError(f"K={self.k} does not fit the CONFIG0 register", "use K <= 255")
-        check_toper(self.toper)
+        if isinstance(self.toper, str):
+            object.__setattr__(self, "toper", Organisation.parse(self.toper))
+        if self.sources == 1:
+            raise DpfmError("parallel-1 would be the serial lane", "use --toper serial for one source")
         if (self.sources or 0) > 255:
             raise DpfmError(f"toper '{self.toper}' has {self.sources} source topers at K={self.k}, more than "
                             "CONFIG0 holds", "use parallel-S with S <= 255")
         if spec.loss != "mse":
             raise DpfmError(f"the core implements the MSE loss only, the network uses '{spec.loss}'",
                             "train with --loss mse on hardware")
-        for a in spec.activations:
-            if a not in SUPPORTED_ACTIVATIONS:
-                raise DpfmError(f"the core has no datapath for activation '{a}'",
-                                f"use one of {', '.join(SUPPORTED_ACTIVATIONS)}")
         if not isinstance(self.lanes, int) or not 1 <= self.lanes <= min(255, max(spec.sizes[1:])):
             raise DpfmError(f"lanes={self.lanes} does not fit a network whose widest layer has "
                             f"{max(spec.sizes[1:])} units", "use 1 <= lanes <= the widest layer")
@@ -132,22 +88,23 @@ class CoreConfig:
     @property
     def tangent(self) -> str:
         """The `golden.fixed_mlp.FixedModel` tangent mode this core computes bit for bit."""
-        return "toper" if self.toper == "serial" else f"toper-{self.toper}"
+        return self.toper.tangent
 
     @property
     def parallel(self) -> bool:
         """The lanes are parallel lanes (docs/ARITHMETIC.md 3b)."""
-        return self.toper != "serial"
+        return self.toper.parallel
 
     @property
     def sources(self) -> int | None:
         """Source topers per parallel lane (None for the serial lane)."""
-        return parallel_sources(self.tangent, self.k)
+        return self.toper.sources_at(self.k)
 
     @property
     def config0(self) -> int:
-        """The CONFIG0 register (hw/regmap.py): what the host checks before it trusts the core."""
-        return self.k | (self.spec.n_layers << 8) | (self.lanes << 16) | ((self.sources or 0) << 24)
+        """The CONFIG0 register's value: what the host checks before it trusts the core."""
+        return regmap.Config0(k=self.k, n_layers=self.spec.n_layers, lanes=self.lanes,
+                              sources=self.sources or 0).pack()
 
     @property
     def n_params(self) -> int:
@@ -201,28 +158,7 @@ class CoreConfig:
 
     @classmethod
     def from_task(cls, name: str, k: int, fmts: HwFormats | None = None, max_batch: int = 16,
-                  lanes: int = 1, toper: str = "serial") -> "CoreConfig":
+                  lanes: int = 1, toper: Organisation | str = Organisation()) -> "CoreConfig":
         """The configuration for a named task of `golden.tasks` (its network shape)."""
-        from golden.tasks import get_task
-        task = get_task(name)
-        spec = task.spec if hasattr(task, "spec") else task[0]
-        return cls(spec=spec, k=k, fmts=fmts or HwFormats(), max_batch=max_batch, lanes=lanes, toper=toper)
-
-
-def add_core_arguments(parser, default_task: str | None = "seed-sum", default_k: int = 8) -> None:
-    """The options that pick a core configuration (shared by `dpfm verilog`, `dpfm build`, `dpfm bench hw`)."""
-    parser.add_argument("--task", default=default_task, help="task whose network the core is built for")
-    parser.add_argument("--k", type=int, default=default_k, help="tangent slots K (toper size)")
-    parser.add_argument("--max-batch", type=int, default=16, help="samples held on chip per operation")
-    parser.add_argument("--lanes", type=int, default=1, help="MAC lanes (neurons of a layer in parallel)")
-    parser.add_argument("--toper", type=toper_arg, default="serial", metavar="{serial,parallel,parallel-S}",
-                        help="serial: one multiplier and toper per lane; parallel: K+1 of each and a merge tree, "
-                             "one cycle per MAC step; parallel-S: S source topers, ceil(candidates/S) cycles "
-                             "per MAC step (default: %(default)s)")
-    parser.add_argument("--formats", default="", help="number formats, e.g. x=s16.12,t=s16.12 (default: contract)")
-
-
-def config_from_args(args, task: str | None = None) -> CoreConfig:
-    """The `CoreConfig` the `add_core_arguments` options describe (`task` overrides `args.task`)."""
-    return CoreConfig.from_task(task or args.task, args.k, HwFormats.parse(args.formats), args.max_batch,
-                                args.lanes, args.toper)
+        from dpfm.golden.tasks import get_task
+        return cls(spec=get_task(name).spec, k=k, fmts=fmts or HwFormats(), max_batch=max_batch, lanes=lanes, toper=toper)

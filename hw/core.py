@@ -1,4 +1,4 @@
-"""The DPFM training core: memories, the bus slave of hw/regmap.py, and the operation sequencing.
+"""The DPFM training core: memories, the bus slave of golden/contract/regmap.py, and the operation sequencing.
 
 Weights W (index = weight-id) and the gradient accumulator G live in block RAM (`hw.bram.BlockRam`: no
 read-first logic, since no datapath port uses a word read in the cycle that writes it), as do the sample
@@ -18,12 +18,12 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In
 
-from hw import regmap
-from hw.bram import BlockRam
-from hw.bus import CoreBusSignature
-from hw.config import CoreConfig
-from hw.sequencer import Forward
-from hw.update import GradientUnit, SgdUnit
+from dpfm.golden.contract import regmap
+from dpfm.hw.bram import BlockRam
+from dpfm.hw.bus import CoreBusSignature
+from dpfm.hw.config import CoreConfig
+from dpfm.hw.sequencer import Forward
+from dpfm.hw.update import GradientUnit, SgdUnit
 
 
 def _addr_bits(depth: int) -> int:

@@ -1,4 +1,4 @@
-"""SLIP frame decoder/encoder and the CRC-16 step, in gateware (host/protocol.py defines the format).
+"""SLIP frame decoder/encoder and the CRC-16 step, in gateware (golden/contract/wire.py defines the format).
 
 The decoder turns the received byte stream into tokens: frame bytes, then one end token per non-empty frame
 carrying `bad` if the frame had an invalid escape. The encoder does the reverse for replies. Both pass one
@@ -9,7 +9,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from host import protocol
+from dpfm.golden.contract import wire as protocol
 
 #: A decoded frame byte (`end` = 0), or the end of a non-empty frame (`end` = 1; `bad` = invalid escape seen).
 RxToken = data.StructLayout({"data": 8, "end": 1, "bad": 1})

@@ -1,7 +1,7 @@
 """The host link: UART pins in, word-bus initiator out (UART PHY -> SLIP -> command processor -> SLIP -> UART).
 
 The board top connects `Link.bus` to the training core and `rx`/`tx` to the board's USB UART; the
-co-simulation connects the same pins to a TCP socket. host/protocol.py describes what travels on the wire.
+co-simulation connects the same pins to a TCP socket. golden/contract/wire.py describes what travels on the wire.
 `FrameLink` is the same link without the PHY (byte streams), which the frame-level testbench drives directly.
 """
 
@@ -10,10 +10,10 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from hw.bus import CoreBusSignature
-from hw.cmdproc import CommandProcessor
-from hw.framing import SlipDecoder, SlipEncoder
-from hw.uart import UartRx, UartTx, bit_divisor
+from dpfm.hw.bus import CoreBusSignature
+from dpfm.hw.cmdproc import CommandProcessor
+from dpfm.hw.framing import SlipDecoder, SlipEncoder
+from dpfm.hw.uart import UartRx, UartTx, bit_divisor
 
 #: Received bytes buffered while the command processor executes or answers a frame. The host keeps one
 #: command in flight, so this only holds line noise or an early retry; when it is full, bytes are dropped

@@ -47,8 +47,8 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.streams import dual_layout, mac_step_layout, round_shift, saturate, saturate_fast
-from hw.toper import Toper, count_ones
+from dpfm.hw.streams import dual_layout, mac_step_layout, round_shift, saturate, saturate_fast
+from dpfm.hw.toper import Toper, count_ones
 
 #: The direct candidate's entry in `MacLane.sources`.
 DIRECT = "direct"

@@ -39,10 +39,10 @@ from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from golden.errors import DpfmError
-from golden.toper import merge_tree_order
-from hw.streams import slot_layout, slots_layout
-from hw.toper import Toper
+from dpfm.golden.contract.errors import DpfmError
+from dpfm.golden.toper import merge_tree_order
+from dpfm.hw.streams import slot_layout, slots_layout
+from dpfm.hw.toper import Toper
 
 
 class SlotQueue(wiring.Component):

@@ -49,10 +49,10 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
-from golden.errors import DpfmError
-from hw.merge_tree import MergeTree
-from hw.streams import dual_layout, mac_step_layout, round_shift, saturate
-from hw.toper import Toper, count_ones
+from dpfm.golden.contract.errors import DpfmError
+from dpfm.hw.merge_tree import MergeTree
+from dpfm.hw.streams import dual_layout, mac_step_layout, round_shift, saturate
+from dpfm.hw.toper import Toper, count_ones
 
 
 class ParallelMacLane(wiring.Component):

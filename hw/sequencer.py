@@ -28,13 +28,13 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.activation import Activation
-from hw.bram import BlockRam
-from hw.config import CoreConfig
-from hw.mac_lane import MacLane
-from hw.parallel_lane import ParallelMacLane
-from hw.streams import dual_layout
-from hw.update import grad_request_layout, read_port, write_port
+from dpfm.hw.activation import Activation
+from dpfm.hw.bram import BlockRam
+from dpfm.hw.config import CoreConfig
+from dpfm.hw.mac_lane import MacLane
+from dpfm.hw.parallel_lane import ParallelMacLane
+from dpfm.hw.streams import dual_layout
+from dpfm.hw.update import grad_request_layout, read_port, write_port
 
 
 def _table(m: Module, index, values, shape, name: str) -> Signal:

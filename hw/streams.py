@@ -13,8 +13,8 @@ an arithmetic shift, symmetric saturation) for the RTL, mirroring `golden.fixedp
 from amaranth.hdl import Cat, Const, Mux, Shape, Value, signed, unsigned
 from amaranth.lib import data
 
-from golden.errors import DpfmError
-from golden.fixedpoint import Fmt
+from dpfm.golden.contract.errors import DpfmError
+from dpfm.golden.contract.formats import Fmt
 
 
 def _check_signed(fmt: Fmt, what: str):

@@ -31,8 +31,8 @@ from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from golden.errors import DpfmError
-from hw.streams import entry_layout, saturate_fast, slot_layout, slots_layout
+from dpfm.golden.contract.errors import DpfmError
+from dpfm.hw.streams import entry_layout, saturate_fast, slot_layout, slots_layout
 
 
 def count_ones(flags):

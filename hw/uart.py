@@ -9,7 +9,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
-from golden.errors import DpfmError
+from dpfm.golden.contract.errors import DpfmError
 
 #: Fewest cycles per bit the receiver handles: start detection through the synchronizer (2 cycles) must
 #: leave the sample point inside the bit.

@@ -10,8 +10,8 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import ReadPort, WritePort
 from amaranth.lib.wiring import In, Out
 
-from hw.config import CoreConfig
-from hw.streams import round_shift, saturate, slots_layout
+from dpfm.hw.config import CoreConfig
+from dpfm.hw.streams import round_shift, saturate, slots_layout
 
 
 def read_port(addr_width: int, shape) -> wiring.FlippedSignature:

@@ -24,10 +24,10 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from golden.errors import DpfmError
-from hw import regmap
-from hw.bus import CoreBusSignature
-from hw.link import Link
+from dpfm.golden.contract.errors import DpfmError
+from dpfm.golden.contract import regmap
+from dpfm.hw.bus import CoreBusSignature
+from dpfm.hw.link import Link
 
 HARNESS = Path(__file__).parent / "cosim" / "harness.cpp"
 TOP_NAME = "cosim_top"
@@ -221,5 +221,5 @@ class Cosim:
 
 def core_slave(config):
     """The training core for `config` (a `hw.config.CoreConfig`)."""
-    from hw.core import DpfmCore
+    from dpfm.hw.core import DpfmCore
     return DpfmCore(config)

@@ -27,7 +27,7 @@ from amaranth.hdl import Const, Value, ValueCastable
 from amaranth.hdl._ir import PortDirection
 from amaranth.lib import wiring
 
-from golden.errors import DpfmError
+from dpfm.golden.contract.errors import DpfmError
 
 PARAMS_ENV = "DPFM_TB_PARAMS"
 WAVES_ENV = "DPFM_WAVES"

@@ -19,8 +19,8 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import RisingEdge
 
-from hw.streams import pack, unpack
-from sim.runner import PARAMS_ENV
+from dpfm.hw.streams import pack, unpack
+from dpfm.sim.runner import PARAMS_ENV
 
 
 def load_params() -> dict:

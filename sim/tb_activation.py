@@ -10,10 +10,11 @@ transactions are identity neurons, some with valid slots of value 0 (which the i
 import cocotb
 from amaranth.lib.data import StructLayout
 
-from golden.fixedpoint import HwFormats, SatCounter
-from golden.toper import activation_slots
-from hw.streams import dual_layout, slots_from_python, slots_to_python
-from sim.tb import TB, EventCounter, StreamSink, StreamSource, assert_transactions, load_params
+from dpfm.golden.contract.formats import HwFormats
+from dpfm.golden.fixedpoint import SatCounter
+from dpfm.golden.toper import activation_slots
+from dpfm.hw.streams import dual_layout, slots_from_python, slots_to_python
+from dpfm.sim.tb import TB, EventCounter, StreamSink, StreamSource, assert_transactions, load_params
 
 
 def random_dual(rng, k: int, fmts: HwFormats, id_bits: int, zeros: bool = False):

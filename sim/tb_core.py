@@ -16,8 +16,8 @@ from pathlib import Path
 import cocotb
 from cocotb.triggers import ReadOnly, RisingEdge
 
-from hw import regmap
-from sim.tb import TB, load_params
+from dpfm.golden.contract import regmap
+from dpfm.sim.tb import TB, load_params
 
 MASK32 = (1 << 32) - 1
 
@@ -78,8 +78,8 @@ class CoreTB(TB):
     async def check_identity(self):
         p, reg = self.p, self.bus.reg
         assert await reg(regmap.REG_ID) == regmap.CORE_ID, "REG_ID"
-        config0 = p["k"] | (len(self.sizes) - 1) << 8 | p["lanes"] << 16 | (p["sources"] or 0) << 24
-        assert await reg(regmap.REG_CONFIG0) == config0, "REG_CONFIG0"
+        config0 = regmap.Config0(k=p["k"], n_layers=len(self.sizes) - 1, lanes=p["lanes"], sources=p["sources"] or 0)
+        assert regmap.Config0.unpack(await reg(regmap.REG_CONFIG0)) == config0, "REG_CONFIG0"
         assert await reg(regmap.REG_CONFIG1) == len(p["w0"]), "REG_CONFIG1 (P)"
         assert await reg(regmap.REG_CONFIG2) == p["max_batch"], "REG_CONFIG2 (max batch)"
         for i in range(len(self.sizes) + 1):

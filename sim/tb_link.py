@@ -12,9 +12,9 @@ import random
 import cocotb
 from cocotb.triggers import RisingEdge, Timer
 
-from host import protocol as P
-from hw import regmap
-from sim.tb import TB, StreamSink, StreamSource, load_params
+from dpfm.golden.contract import wire as P
+from dpfm.golden.contract import regmap
+from dpfm.sim.tb import TB, StreamSink, StreamSource, load_params
 
 STATUS_ADDR = regmap.address(regmap.REGION_REGS, regmap.REG_STATUS)
 

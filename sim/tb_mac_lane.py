@@ -6,11 +6,12 @@ Parameters (from `sim.runner`): `k`, `fmts` (a `HwFormats` string), `id_bits`, `
 
 import cocotb
 
-from golden.fixedpoint import HwFormats, SatCounter, requantize
-from golden.toper import Toper as GoldenToper
-from golden.toper import mac_candidates
-from hw.streams import dual_layout, mac_step_layout, slots_from_python, slots_to_python
-from sim.tb import TB, EventCounter, StreamSink, StreamSource, assert_transactions, load_params
+from dpfm.golden.contract.formats import HwFormats
+from dpfm.golden.fixedpoint import SatCounter, requantize
+from dpfm.golden.toper import Toper as GoldenToper
+from dpfm.golden.toper import mac_candidates
+from dpfm.hw.streams import dual_layout, mac_step_layout, slots_from_python, slots_to_python
+from dpfm.sim.tb import TB, EventCounter, StreamSink, StreamSource, assert_transactions, load_params
 
 KINDS = ("random", "saturating", "zeros", "duplicates", "sparse")
 

@@ -8,11 +8,12 @@ Parameters (from `sim.runner`): `k`, `sources`, `fmts` (a `HwFormats` string), `
 import cocotb
 from cocotb.triggers import RisingEdge
 
-from golden.fixedpoint import HwFormats, SatCounter, requantize
-from golden.toper import ParallelToper, indexed_mac_candidates
-from hw.streams import dual_layout, mac_step_layout, slots_to_python
-from sim.tb import TB, EventCounter, StreamSink, StreamSource, assert_transactions, load_params
-from sim.tb_mac_lane import KINDS, NeuronGen, step_payloads
+from dpfm.golden.contract.formats import HwFormats
+from dpfm.golden.fixedpoint import SatCounter, requantize
+from dpfm.golden.toper import ParallelToper, indexed_mac_candidates
+from dpfm.hw.streams import dual_layout, mac_step_layout, slots_to_python
+from dpfm.sim.tb import TB, EventCounter, StreamSink, StreamSource, assert_transactions, load_params
+from dpfm.sim.tb_mac_lane import KINDS, NeuronGen, step_payloads
 
 
 def golden_neuron(steps, k: int, sources: int, fmts: HwFormats, sat: SatCounter):

@@ -11,10 +11,11 @@ the evictions and merge saturations must add up to the golden totals. A monitor 
 import cocotb
 from cocotb.triggers import RisingEdge
 
-from golden.fixedpoint import Fmt, SatCounter
-from golden.toper import Toper as GoldenToper
-from hw.streams import entry_layout, pack, slots_layout, slots_to_python, unpack
-from sim.tb import TB, EventCounter, load_params
+from dpfm.golden.contract.formats import Fmt
+from dpfm.golden.fixedpoint import SatCounter
+from dpfm.golden.toper import Toper as GoldenToper
+from dpfm.hw.streams import entry_layout, pack, slots_layout, slots_to_python, unpack
+from dpfm.sim.tb import TB, EventCounter, load_params
 
 
 class ToperTB(TB):

@@ -5,7 +5,7 @@ bit, a glitch shorter than half a bit, and the transmitter's exact bit timing.""
 import cocotb
 from cocotb.triggers import RisingEdge, Timer
 
-from sim.tb import TB, EventCounter, StreamSink, StreamSource, load_params
+from dpfm.sim.tb import TB, EventCounter, StreamSink, StreamSource, load_params
 
 
 async def send_bits(dut, bits, bit_ns):

@@ -16,15 +16,15 @@ import pytest
 from amaranth.hdl import Fragment, Instance
 from amaranth.lib.cdc import AsyncFFSynchronizer
 
-from boards.build import build_board, program_board
-from boards.clocks import BoardClock, Ecp5Pll, exact_bit_divisor, sync_clock
-from boards.report import parse_failed_nextpnr_log, parse_nextpnr_report
-from boards.targets import TARGETS, Target, get_target
-from boards.top import BoardTop
-from golden.errors import DpfmError
-from golden.fixedpoint import HwFormats
-from hw.config import CoreConfig
-from hw.link import Link
+from dpfm.boards.build import build_board, program_board
+from dpfm.boards.clocks import BoardClock, Ecp5Pll, exact_bit_divisor, sync_clock
+from dpfm.boards.report import parse_failed_nextpnr_log, parse_nextpnr_report
+from dpfm.boards.targets import TARGETS, Target, get_target
+from dpfm.boards.top import BoardTop
+from dpfm.golden.contract.errors import DpfmError
+from dpfm.golden.contract.formats import HwFormats
+from dpfm.hw.config import CoreConfig
+from dpfm.hw.link import Link
 
 ICE40_REPORT = {
     "fmax": {"cd_sync_clk12_0__io": {"achieved": 31.25, "constraint": 12.0},
@@ -282,9 +282,9 @@ def test_icebreaker_build_of_seed_sum_core(tmp_path):
 
 def test_build_summary_names_run_clock_timing_and_toper():
     """`dpfm build`'s summary, from the numbers of a real ULX3S build (digits, K=8, 45 MHz PLL)."""
-    from boards.report import BuildReport, Usage
-    from host.commands.build import format_summary, summarize
-    from hw.config import CoreConfig
+    from dpfm.boards.report import BuildReport, Usage
+    from dpfm.host.commands.build import format_summary, summarize
+    from dpfm.hw.config import CoreConfig
     report = BuildReport(board="ulx3s-85f", resources={"luts": Usage(6796, 83640)}, fmax_mhz=56.36,
                          clock_mhz=45.0, clock_source="ECP5 PLL 45 MHz from clk25 25 MHz")
     cfg = CoreConfig.from_task("digits", 8, toper="parallel")

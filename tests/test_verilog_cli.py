@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from host.cli import main
+from dpfm.host.cli import main
 
 pytestmark = pytest.mark.skipif(shutil.which("iverilog") is None, reason="needs Icarus Verilog")
 

@@ -8,13 +8,13 @@ error instead of an import traceback. The target's own options follow the target
 import argparse
 import importlib
 
-from golden.errors import DpfmError
+from dpfm.golden.contract.errors import DpfmError
 
 TARGETS = {
-    "golden": ("golden.bench", "golden trainer: seed-sum sweep time and per-epoch time against PyTorch"),
-    "hw": ("hw.bench", "gateware resources, Fmax and cycle counts"),
-    "link": ("host.bench_link", "host <-> device link throughput"),
-    "approx": ("golden.approx_study", "hardware toper approximation against exact top-K"),
+    "golden": ("dpfm.host.bench.golden", "golden trainer: seed-sum sweep time and per-epoch time against PyTorch"),
+    "hw": ("dpfm.host.bench.hw", "gateware resources, Fmax and cycle counts"),
+    "link": ("dpfm.host.bench.link", "host <-> device link throughput"),
+    "approx": ("dpfm.host.bench.approx", "hardware toper approximation against exact top-K"),
 }
 
 
@@ -30,13 +30,7 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     module_name, help_text = TARGETS[args.target]
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name != module_name:
-            raise
-        raise DpfmError(f"benchmark '{args.target}' is not available yet ({module_name.replace('.', '/')}.py "
-                        "is missing)", "run another target, e.g. dpfm bench golden") from None
+    module = importlib.import_module(module_name)
     parser = argparse.ArgumentParser(prog=f"dpfm bench {args.target}", description=help_text)
     module.add_arguments(parser)
     return module.run(parser.parse_args(args.options))

@@ -5,8 +5,8 @@ from pathlib import Path
 
 
 def register(subparsers):
-    from boards.targets import TARGETS
-    from hw.config import add_core_arguments
+    from dpfm.boards.targets import TARGETS
+    from dpfm.host.options import add_core_arguments
     p = subparsers.add_parser("build", help="build a bitstream for a board and report resources and Fmax",
                               description="Synthesize, place and route the core plus the UART link for a board.")
     p.add_argument("--board", required=True, choices=sorted(TARGETS), help="target board")
@@ -18,11 +18,11 @@ def register(subparsers):
 
 
 def run(args) -> int:
-    from boards.build import build_board
-    from boards.targets import get_target
-    from hw.config import config_from_args
+    from dpfm.boards.build import build_board
+    from dpfm.boards.targets import get_target
+    from dpfm.host.options import config_from_args
 
-    from hw.bench import measure_cycles
+    from dpfm.sim.core_cycles import measure_cycles
 
     target = get_target(args.board)
     task = args.task or target.default_task
@@ -40,12 +40,12 @@ def run(args) -> int:
 def summarize(report, cfg, cycles: dict) -> dict:
     """The build report plus the throughput it implies: `cycles` is `hw.bench.measure_cycles`' result
     (one simulated training batch of the task's data, checked bit for bit)."""
-    from boards.targets import get_target
+    from dpfm.boards.targets import get_target
 
     per_sample = cycles["train_cycles_per_sample"]
     out = {
         **report.to_json(),
-        "sizes": list(cfg.spec.sizes), "k": cfg.k, "lanes": cfg.lanes, "toper": cfg.toper,
+        "sizes": list(cfg.spec.sizes), "k": cfg.k, "lanes": cfg.lanes, "toper": str(cfg.toper),
         "max_batch": cfg.max_batch,
         "baud": get_target(report.board).baud,
         "cycles_per_train_sample": per_sample,

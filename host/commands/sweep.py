@@ -10,12 +10,12 @@ import os
 import re
 import time
 
-from golden.checkpoint import check_writable, write_json
-from golden.errors import DpfmError
-from golden.plots import plot_loss_curves
-from golden.tasks import accuracy
-from host.commands.train import (BACKENDS, _number, add_task_arguments, closing, core_config, k_label,
-                                 make_trainer, parse_fixed, parse_k, resolve_task, show_progress)
+from dpfm.golden.contract.files import check_writable, write_json
+from dpfm.golden.contract.errors import DpfmError
+from dpfm.host.plots import plot_loss_curves
+from dpfm.golden.tasks import accuracy
+from dpfm.host.commands.train import (BACKENDS, _number, add_task_arguments, closing, core_config, k_label,
+                                      make_trainer, parse_fixed, parse_k, resolve_task, show_progress)
 
 DEFAULT_KS = "2,4,8,16,32,64,full"
 

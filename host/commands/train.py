@@ -11,18 +11,18 @@ adding a backend is one entry in BACKENDS.
 
 import argparse
 import contextlib
-import importlib
 import sys
 import time
 
 import numpy as np
 
-from golden.checkpoint import check_writable, write_json
-from golden.errors import DpfmError
-from golden.fixedpoint import HwFormats
-from golden.mlp import GoldenTrainer
-from golden.toper import TANGENT_MODES, check_tangent_mode
-from golden.tasks import TASKS, accuracy, get_task, user_task, with_overrides
+from dpfm.golden.contract.files import check_writable, write_json
+from dpfm.golden.contract.errors import DpfmError
+from dpfm.golden.contract.formats import HwFormats
+from dpfm.golden.mlp import GoldenTrainer
+from dpfm.golden.contract.organisation import Organisation
+from dpfm.host.options import DEFAULT_K, TANGENT_METAVAR, tangent_arg
+from dpfm.golden.tasks import TASKS, accuracy, get_task, user_task, with_overrides
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -70,20 +70,11 @@ def add_task_arguments(p) -> None:
     h.add_argument("--seed", type=str, help="seed for initial weights and shuffling (default 0)")
     a = p.add_argument_group("arithmetic")
     a.add_argument("--fixed", metavar="FORMATS", help="fixed point: 'default' or e.g. x=s16.12,t=s16.12,...")
-    a.add_argument("--tangent", type=_tangent_mode, default=None,
-                   metavar="{" + ",".join(TANGENT_MODES) + ",toper-parallel-S}",
+    a.add_argument("--tangent", type=tangent_arg, default=None, metavar=TANGENT_METAVAR,
                    help="fixed-point tangent model: exact top-K, the serial hardware toper, or the parallel one "
                         "with K+1 (or S) source topers (default: exact on the golden backend, toper on sim/board)")
     a.add_argument("--no-progress", action="store_true",
                    help="no progress bar (it is shown only when stderr is a terminal anyway)")
-
-
-def _tangent_mode(text: str) -> str:
-    """argparse type of `--tangent`."""
-    try:
-        return check_tangent_mode(text)
-    except DpfmError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _number(text, kind, name, minimum=None):
@@ -140,27 +131,20 @@ def device_backend(kind):
     """A factory for the co-simulation / board backends of `host.device` (imported only when used): a
     training core configured for the network, K and formats, which computes the hardware toper tangent."""
     def make(spec, k, *, lr, batch, momentum, init, seed, fixed, tangent, port=None, baud=None):
-        try:
-            device = importlib.import_module("host.device")
-        except ModuleNotFoundError as exc:
-            if exc.name != "host.device":
-                raise
-            raise DpfmError(f"backend '{kind}' is not available yet (host/device.py is missing)",
-                            "use --backend golden") from None
+        from dpfm.host.device import open_device
         config = core_config(kind, spec, k, momentum=momentum, fixed=fixed, tangent=tangent)
         link = {} if baud is None else {"baud": baud}
-        return device.open_device(kind, config, port=port, lr=lr, batch=batch, init=init, seed=seed, **link)
+        return open_device(kind, config, port=port, lr=lr, batch=batch, init=init, seed=seed, **link)
     return make
 
 
 def core_config(kind, spec, k, *, momentum, fixed, tangent):
     """The training-core configuration for a device backend; raises DpfmError for what the core cannot do
     (so a sweep can check every K before it opens a device)."""
-    from hw.config import CoreConfig
+    from dpfm.hw.config import CoreConfig
     if momentum:
         raise DpfmError("the training core has no momentum", f"use --momentum 0 with --backend {kind}")
-    from hw.config import toper_for_tangent
-    toper = toper_for_tangent(tangent)
+    toper = Organisation.from_tangent(tangent or "toper")
     if toper is None:
         raise DpfmError(f"the training core computes a hardware toper tangent, not the {tangent} one",
                         f"drop --tangent (serial toper) or use --tangent toper-parallel with --backend {kind}")
@@ -193,7 +177,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("train", help="train a network (golden model, RTL co-simulation or a board)",
                               description=__doc__.split("\n\n")[0])
     p.add_argument("--k", default=None, help="tangent entries kept per value: a positive integer or 'full' "
-                                             "(default 8)")
+                                             f"(default {DEFAULT_K})")
     p.add_argument("--backend", choices=tuple(BACKENDS), default="golden", help="where to train (default golden)")
     p.add_argument("--port", help="serial port of the board (--backend board)")
     p.add_argument("--baud", type=int, help="UART rate of the board's bitstream (--backend board; default 3000000, "
@@ -253,7 +237,7 @@ def _prepare(args):
     if resumed is not None:
         trainer = _check_resume(args, task, resumed)
         return task, data, trainer, (task.epochs if args.epochs is not None else max(task.epochs - trainer.epoch, 0))
-    k = parse_k(args.k if args.k is not None else "8")
+    k = parse_k(args.k) if args.k is not None else DEFAULT_K
     seed = _number(args.seed, int, "seed") if args.seed is not None else 0
     trainer = make_trainer(args.backend, task, k, seed, parse_fixed(args.fixed), args.tangent, args.port,
                            args.baud)
@@ -270,7 +254,7 @@ def _prepare(args):
 def run(args) -> int:
     task, (X, Y, X_val, Y_val), trainer, epochs = _prepare(args)
     with closing(trainer):
-        k = trainer.ks[0] if hasattr(trainer, "ks") else parse_k(args.k or "8")
+        k = trainer.ks[0] if hasattr(trainer, "ks") else (parse_k(args.k) if args.k is not None else DEFAULT_K)
         start = time.perf_counter()
         # A device rewrites its --save checkpoint after every epoch, so an interrupted run loses at most one.
         per_epoch = {} if isinstance(trainer, GoldenTrainer) else {"checkpoint": args.save}

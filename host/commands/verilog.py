@@ -2,15 +2,15 @@
 
 from pathlib import Path
 
-from golden.errors import DpfmError
+from dpfm.golden.contract.errors import DpfmError
 
 VERILOG_TOP = "dpfm_core"
 
 
 def register(subparsers):
-    from hw.config import add_core_arguments
+    from dpfm.host.options import add_core_arguments
     p = subparsers.add_parser("verilog", help="generate synthesizable Verilog for a configuration",
-                              description="Write the training core (bus slave of hw/regmap.py) as Verilog "
+                              description="Write the training core (bus slave of golden/contract/regmap.py) as Verilog "
                                           f"module {VERILOG_TOP}.")
     add_core_arguments(p)
     p.add_argument("-o", "--output", required=True, help="Verilog file to write")
@@ -20,8 +20,8 @@ def register(subparsers):
 def run(args) -> int:
     from amaranth.back import verilog
 
-    from hw.config import config_from_args
-    from hw.core import DpfmCore
+    from dpfm.host.options import config_from_args
+    from dpfm.hw.core import DpfmCore
 
     cfg = config_from_args(args)
     out = Path(args.output)

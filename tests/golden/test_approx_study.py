@@ -2,8 +2,8 @@
 
 import json
 
-from golden.approx_study import BASELINES, MODES
-from host.cli import main
+from dpfm.host.bench.approx import BASELINES, MODES
+from dpfm.host.cli import main
 
 
 def test_approx_study_covers_every_mode(tmp_path, capsys):

@@ -4,13 +4,14 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from golden import dual
-from golden.errors import DpfmError
-from golden.fixed_mlp import FixedModel, _accumulate, _prune
-from golden.fixedpoint import Fmt, HwFormats, SatCounter, quantize, requantize, saturate
-from golden.net import NetSpec, flatten, init_weights
-from golden.toper import (EMPTY_ID, ParallelToper, Toper, activation_slots, indexed_mac_candidates,
-                          parallel_sources)
+from dpfm.golden import dual
+from dpfm.golden.contract.errors import DpfmError
+from dpfm.golden.fixed_mlp import FixedModel, _accumulate, _prune
+from dpfm.golden.contract.formats import Fmt, HwFormats
+from dpfm.golden.fixedpoint import SatCounter, quantize, requantize, saturate
+from dpfm.golden.contract.net import NetSpec, flatten, init_weights
+from dpfm.golden.toper import EMPTY_ID, ParallelToper, Toper, activation_slots, indexed_mac_candidates
+from dpfm.golden.contract.organisation import parallel_sources
 
 # Narrow formats in which candidates, merges, z, deltas and G all saturate now and then.
 NARROW = HwFormats(x=Fmt(10, 6), w=Fmt(10, 6), t=Fmt(9, 6), g=Fmt(14, 12), lr=Fmt(12, 14, signed=False),

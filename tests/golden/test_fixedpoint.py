@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
-from golden.errors import DpfmError
-from golden.fixedpoint import (Fmt, HwFormats, SatCounter, activation_luts, lut_bin_centres, lut_index, quantize,
-                               requantize, saturate, shift_round, to_float)
+from dpfm.golden.contract.errors import DpfmError
+from dpfm.golden.contract.formats import Fmt, HwFormats
+from dpfm.golden.fixedpoint import (SatCounter, activation_luts, lut_bin_centres, lut_index, quantize, requantize,
+                                    saturate, shift_round, to_float)
 
 S16 = Fmt(16, 12)
 

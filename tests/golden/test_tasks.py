@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from golden.errors import DpfmError
-from golden.tasks import TASKS, accuracy, get_task, parse_sizes, user_task
+from dpfm.golden.contract.errors import DpfmError
+from dpfm.golden.tasks import TASKS, accuracy, get_task, parse_sizes, user_task
 
 
 def test_seed_sum_is_spec_section_2(seed_sum_data):

@@ -4,10 +4,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from golden.fixedpoint import Fmt, HwFormats, SatCounter, activation_luts, lut_index
-from golden.errors import DpfmError
-from golden.toper import (EMPTY_ID, BatchToper, ParallelToper, Toper, activation_slots, indexed_mac_candidates,
-                          mac_candidates, merge_tree_order, parallel_sources, ranks_above)
+from dpfm.golden.contract.formats import Fmt, HwFormats
+from dpfm.golden.fixedpoint import SatCounter, activation_luts, lut_index
+from dpfm.golden.contract.errors import DpfmError
+from dpfm.golden.toper import (EMPTY_ID, BatchToper, ParallelToper, Toper, activation_slots, indexed_mac_candidates,
+                               mac_candidates, merge_tree_order, ranks_above)
+from dpfm.golden.contract.organisation import parallel_sources
 
 T = Fmt(16, 12)
 FMTS = HwFormats()

@@ -7,14 +7,15 @@ import random
 import numpy as np
 import pytest
 
-from golden.errors import DpfmError
-from golden.fixedpoint import HwFormats, quantize
-from golden.mlp import GoldenTrainer
-from golden.net import flatten
-from golden.tasks import get_task
-from hw.config import CoreConfig
-from host.device import Device, open_device
-from host.link import ByteLink, LinkClient, SerialPort
+from dpfm.golden.contract.errors import DpfmError
+from dpfm.golden.contract.formats import HwFormats
+from dpfm.golden.fixedpoint import quantize
+from dpfm.golden.mlp import GoldenTrainer
+from dpfm.golden.contract.net import flatten
+from dpfm.golden.tasks import get_task
+from dpfm.hw.config import CoreConfig
+from dpfm.host.device import Device, open_device
+from dpfm.host.link import ByteLink, LinkClient, SerialPort
 
 pytestmark = pytest.mark.slow
 K = 4
@@ -23,7 +24,7 @@ TASK = get_task("seed-sum")
 
 @pytest.fixture(scope="module")
 def cosim():
-    from sim.cosim import Cosim, build, core_slave
+    from dpfm.sim.cosim import Cosim, build, core_slave
     with Cosim(build(core_slave(CoreConfig.from_task("seed-sum", K)))) as sim:
         yield sim
 

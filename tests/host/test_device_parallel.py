@@ -7,11 +7,12 @@ configuration before training, and tests/sim/test_parallel_lane.py, test_core_pa
 import numpy as np
 import pytest
 
-from golden.fixedpoint import HwFormats, quantize
-from golden.mlp import GoldenTrainer
-from golden.net import flatten
-from golden.tasks import get_task
-from host.cli import main
+from dpfm.golden.contract.formats import HwFormats
+from dpfm.golden.fixedpoint import quantize
+from dpfm.golden.mlp import GoldenTrainer
+from dpfm.golden.contract.net import flatten
+from dpfm.golden.tasks import get_task
+from dpfm.host.cli import main
 
 pytestmark = pytest.mark.slow
 

@@ -1,9 +1,9 @@
-"""host/protocol.py: CRC, SLIP and the host-side decoder under arbitrary input (hypothesis)."""
+"""golden/contract/wire.py: CRC, SLIP and the host-side decoder under arbitrary input (hypothesis)."""
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from host import protocol as P
+from dpfm.golden.contract import wire as P
 
 
 def test_crc_check_value_and_zero_residue():

@@ -8,11 +8,11 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.data import StructLayout
 from amaranth.lib.wiring import In, Out
 
-from golden.errors import DpfmError
-from golden.fixedpoint import HwFormats
-from hw.activation import Activation
-from hw.streams import dual_layout
-from sim.runner import run_cocotb
+from dpfm.golden.contract.errors import DpfmError
+from dpfm.golden.contract.formats import HwFormats
+from dpfm.hw.activation import Activation
+from dpfm.hw.streams import dual_layout
+from dpfm.sim.runner import run_cocotb
 
 ID_BITS = 8
 NARROW = "x=s12.8,w=s12.8,t=s12.8,g=s24.16,lut_bits=8"
@@ -28,7 +28,7 @@ NARROW = "x=s12.8,w=s12.8,t=s12.8,g=s24.16,lut_bits=8"
 def test_activation_matches_golden(tmp_path, kind, k, fmts):
     fmts = HwFormats.parse(fmts)
     params = {"kind": kind, "k": k, "fmts": str(fmts), "id_bits": ID_BITS, "n": 300, "seed": k}
-    run_cocotb(Activation(kind, k, fmts, ID_BITS), name="activation", test_module="sim.tb_activation",
+    run_cocotb(Activation(kind, k, fmts, ID_BITS), name="activation", test_module="dpfm.sim.tb_activation",
                build_dir=tmp_path, params=params, seed=k).check()
 
 
@@ -66,7 +66,7 @@ def test_identity_bypass_matches_golden(tmp_path, kind, k, fmts):
     fmts = HwFormats.parse(fmts)
     params = {"kind": kind, "k": k, "fmts": str(fmts), "id_bits": ID_BITS, "n": 300, "seed": k + 100,
               "bypass": True}
-    run_cocotb(BypassHarness(kind, k, fmts, ID_BITS), name="activation", test_module="sim.tb_activation",
+    run_cocotb(BypassHarness(kind, k, fmts, ID_BITS), name="activation", test_module="dpfm.sim.tb_activation",
                build_dir=tmp_path, params=params, seed=k).check()
 
 

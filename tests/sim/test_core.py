@@ -11,10 +11,10 @@ import json
 
 import pytest
 
-from hw.bench import core_plan, run_core_sim
-from hw.config import CoreConfig
-from hw.core import DpfmCore
-from hw.update import SgdUnit
+from dpfm.sim.core_cycles import core_plan, run_core_sim
+from dpfm.hw.config import CoreConfig
+from dpfm.hw.core import DpfmCore
+from dpfm.hw.update import SgdUnit
 
 BATCH = 10
 LR = 0.1

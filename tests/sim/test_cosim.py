@@ -12,11 +12,11 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
-from golden.errors import DpfmError
-from host import protocol as P
-from host.link import LinkClient, SerialPort
-from hw.bus import CoreBusSignature
-from sim.cosim import POR_CYCLES, TOP_NAME, Cosim, CosimTop, MemorySlave, build, cosim_verilog
+from dpfm.golden.contract.errors import DpfmError
+from dpfm.golden.contract import wire as P
+from dpfm.host.link import LinkClient, SerialPort
+from dpfm.hw.bus import CoreBusSignature
+from dpfm.sim.cosim import POR_CYCLES, TOP_NAME, Cosim, CosimTop, MemorySlave, build, cosim_verilog
 
 
 @pytest.fixture(scope="module")

@@ -2,13 +2,13 @@
 
 import pytest
 
-from hw.link import FrameLink, Link
-from sim.runner import run_cocotb
+from dpfm.hw.link import FrameLink, Link
+from dpfm.sim.runner import run_cocotb
 
 
 def run_link(dut, tmp_path, testcase, **params):
     params.setdefault("seed", 1)
-    return run_cocotb(dut, name="link", test_module="sim.tb_link", build_dir=tmp_path, params=params,
+    return run_cocotb(dut, name="link", test_module="dpfm.sim.tb_link", build_dir=tmp_path, params=params,
                       testcase=testcase, seed=params["seed"])
 
 

@@ -3,11 +3,11 @@
 cycle cost (sim/tb_parallel_lane.py)."""
 
 import pytest
-from golden.errors import DpfmError
-from golden.fixedpoint import HwFormats
-from hw.merge_tree import MergeTree, SlotQueue
-from hw.parallel_lane import ParallelMacLane
-from sim.runner import run_cocotb
+from dpfm.golden.contract.errors import DpfmError
+from dpfm.golden.contract.formats import HwFormats
+from dpfm.hw.merge_tree import MergeTree, SlotQueue
+from dpfm.hw.parallel_lane import ParallelMacLane
+from dpfm.sim.runner import run_cocotb
 from tests.sim.test_mac_lane import ID_BITS, LANE_CASES, NARROW
 
 
@@ -15,7 +15,7 @@ from tests.sim.test_mac_lane import ID_BITS, LANE_CASES, NARROW
 def test_parallel_lane_matches_golden(tmp_path, k, fmts):
     fmts = HwFormats.parse(fmts)
     params = {"k": k, "sources": k + 1, "fmts": str(fmts), "id_bits": ID_BITS, "neurons": 40, "seed": k}
-    run_cocotb(ParallelMacLane(k, fmts, ID_BITS), name="parallel_lane", test_module="sim.tb_parallel_lane",
+    run_cocotb(ParallelMacLane(k, fmts, ID_BITS), name="parallel_lane", test_module="dpfm.sim.tb_parallel_lane",
                build_dir=tmp_path, params=params, seed=k).check()
 
 
@@ -32,7 +32,7 @@ def test_lane_with_fewer_sources_matches_golden(tmp_path, k, sources, fmts):
     fmts = HwFormats.parse(fmts)
     params = {"k": k, "sources": sources, "fmts": str(fmts), "id_bits": ID_BITS, "neurons": 40, "seed": k}
     run_cocotb(ParallelMacLane(k, fmts, ID_BITS, sources=sources), name="parallel_lane",
-               test_module="sim.tb_parallel_lane", build_dir=tmp_path, params=params, seed=k).check()
+               test_module="dpfm.sim.tb_parallel_lane", build_dir=tmp_path, params=params, seed=k).check()
 
 
 def mirrored(tree):
@@ -85,7 +85,7 @@ def test_tree_mutant_is_caught(tmp_path, tree_class, k, testcase):
     fmts = HwFormats()
     params = {"k": k, "sources": k + 1, "fmts": str(fmts), "id_bits": ID_BITS, "neurons": 40, "seed": k}
     result = run_cocotb(lane_with(tree_class)(k, fmts, ID_BITS), name="parallel_lane",
-                        test_module="sim.tb_parallel_lane", build_dir=tmp_path, params=params, testcase=testcase)
+                        test_module="dpfm.sim.tb_parallel_lane", build_dir=tmp_path, params=params, testcase=testcase)
     assert set(result.tests) == {testcase}
     assert not result.passed, f"the testbench passed on a lane with a {tree_class.__name__}"
 
@@ -102,7 +102,7 @@ def test_source_assignment_mutant_is_caught(tmp_path):
     fmts = HwFormats.parse(NARROW)
     params = {"k": 8, "sources": 3, "fmts": str(fmts), "id_bits": ID_BITS, "neurons": 40, "seed": 8}
     result = run_cocotb(BlockedSourcesLane(8, fmts, ID_BITS, sources=3), name="parallel_lane",
-                        test_module="sim.tb_parallel_lane", build_dir=tmp_path, params=params,
+                        test_module="dpfm.sim.tb_parallel_lane", build_dir=tmp_path, params=params,
                         testcase="matches_golden")
     assert set(result.tests) == {"matches_golden"}
     assert not result.passed, "the testbench passed on a lane that assigns candidates to sources in blocks"

@@ -4,11 +4,11 @@ import pytest
 from amaranth.hdl import signed
 from amaranth.lib import data
 
-from golden.errors import DpfmError
-from golden.fixedpoint import Fmt, HwFormats
-from hw.streams import dual_layout, mac_step_layout, pack, slots_from_python, slots_to_python, unpack
-from hw.toper import Toper
-from sim.runner import component_ports, require_icarus, run_cocotb, write_verilog
+from dpfm.golden.contract.errors import DpfmError
+from dpfm.golden.contract.formats import Fmt, HwFormats
+from dpfm.hw.streams import dual_layout, mac_step_layout, pack, slots_from_python, slots_to_python, unpack
+from dpfm.hw.toper import Toper
+from dpfm.sim.runner import component_ports, require_icarus, run_cocotb, write_verilog
 
 T = Fmt(16, 12)
 
@@ -41,7 +41,7 @@ def test_pack_rejects_values_that_do_not_fit():
 
 def test_waveform_file_is_written(tmp_path):
     params = {"k": 1, "t": [T.bits, T.frac], "id_bits": 6, "groups": 2, "seed": 3}
-    result = run_cocotb(Toper(1, T, 6), name="toper", test_module="sim.tb_toper", build_dir=tmp_path,
+    result = run_cocotb(Toper(1, T, 6), name="toper", test_module="dpfm.sim.tb_toper", build_dir=tmp_path,
                         params=params, testcase="few_candidates_and_zeros", waves=True)
     result.check()
     assert result.waves is not None and result.waves.stat().st_size > 0
@@ -51,7 +51,7 @@ def test_failing_cocotb_test_fails_the_run(tmp_path):
     """The testbench is told t is s12.8 while the RTL is built for s16.12: the golden expectations differ
     (saturation points), the cocotb test fails, and `check()` raises with its name."""
     params = {"k": 2, "t": [12, 8], "id_bits": 6, "groups": 2, "seed": 3}
-    result = run_cocotb(Toper(2, T, 6), name="toper", test_module="sim.tb_toper", build_dir=tmp_path,
+    result = run_cocotb(Toper(2, T, 6), name="toper", test_module="dpfm.sim.tb_toper", build_dir=tmp_path,
                         params=params, testcase="merges_and_saturation")
     assert not result.passed
     with pytest.raises(AssertionError, match="merges_and_saturation"):

@@ -5,9 +5,9 @@ import pytest
 from amaranth.hdl import Module, Signal, signed
 from amaranth.sim import Simulator
 
-from golden.fixedpoint import Fmt
-from golden.fixedpoint import saturate as golden_saturate
-from hw.streams import saturate, saturate_fast
+from dpfm.golden.contract.formats import Fmt
+from dpfm.golden.fixedpoint import saturate as golden_saturate
+from dpfm.hw.streams import saturate, saturate_fast
 
 
 @pytest.mark.parametrize("helper", [saturate, saturate_fast])

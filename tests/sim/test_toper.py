@@ -2,16 +2,16 @@
 
 import pytest
 
-from golden.fixedpoint import Fmt
-from hw.toper import Toper
-from sim.runner import run_cocotb
+from dpfm.golden.contract.formats import Fmt
+from dpfm.hw.toper import Toper
+from dpfm.sim.runner import run_cocotb
 
 ID_BITS = 8
 
 
 def run_toper(toper, tmp_path, k, t_fmt, testcase=None, groups=24, seed=1):
     params = {"k": k, "t": [t_fmt.bits, t_fmt.frac], "id_bits": ID_BITS, "groups": groups, "seed": seed}
-    return run_cocotb(toper, name="toper", test_module="sim.tb_toper", build_dir=tmp_path, params=params,
+    return run_cocotb(toper, name="toper", test_module="dpfm.sim.tb_toper", build_dir=tmp_path, params=params,
                       testcase=testcase, seed=seed)
 
 

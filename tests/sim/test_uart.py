@@ -6,9 +6,9 @@ from amaranth.hdl import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from golden.errors import DpfmError
-from hw.uart import UartRx, UartTx, bit_divisor
-from sim.runner import run_cocotb
+from dpfm.golden.contract.errors import DpfmError
+from dpfm.hw.uart import UartRx, UartTx, bit_divisor
+from dpfm.sim.runner import run_cocotb
 
 
 class UartPair(wiring.Component):
@@ -36,7 +36,7 @@ class UartPair(wiring.Component):
 
 def run_uart(tmp_path, divisor, testcase, baud_error=0.0):
     params = {"seed": divisor, "divisor": divisor, "baud_error": baud_error}
-    return run_cocotb(UartPair(divisor), name="uart", test_module="sim.tb_uart", build_dir=tmp_path,
+    return run_cocotb(UartPair(divisor), name="uart", test_module="dpfm.sim.tb_uart", build_dir=tmp_path,
                       params=params, testcase=testcase, seed=divisor)
 
 

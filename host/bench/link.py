@@ -18,8 +18,8 @@ import time
 
 import numpy as np
 
-from golden.checkpoint import check_writable, write_json
-from golden.errors import DpfmError
+from dpfm.golden.contract.files import check_writable, write_json
+from dpfm.golden.contract.errors import DpfmError
 
 UART_BAUD = 3_000_000
 BITS_PER_BYTE = 10  # 8N1
@@ -41,8 +41,8 @@ def add_arguments(parser) -> None:
 
 def board_clocks_mhz() -> list[float]:
     """The clocks the board tops run the core at (boards/clocks.py): iCEBreaker 12 MHz, ULX3S 45 MHz."""
-    from boards.clocks import sync_clock
-    from boards.targets import TARGETS
+    from dpfm.boards.clocks import sync_clock
+    from dpfm.boards.targets import TARGETS
     return sorted({sync_clock(name).sync_hz(t.platform()) / 1e6 for name, t in TARGETS.items()})
 
 
@@ -61,7 +61,7 @@ def _read_report(path):
 
 
 def _stream_words(client, words: int) -> None:
-    from hw import regmap
+    from dpfm.golden.contract import regmap
     data = list(range(words))
     base = regmap.address(regmap.REGION_WEIGHTS, 0)
     span = 1 << regmap.REGION_SHIFT
@@ -71,14 +71,15 @@ def _stream_words(client, words: int) -> None:
 
 
 def run(args) -> int:
-    from golden.fixedpoint import HwFormats, quantize
-    from golden.net import flatten
-    from golden.mlp import GoldenTrainer
-    from golden.tasks import get_task
-    from hw.config import CoreConfig
-    from host.device import Device
-    from host.link import LinkClient, SerialPort
-    from sim.cosim import Cosim, build, core_slave
+    from dpfm.golden.contract.formats import HwFormats
+    from dpfm.golden.fixedpoint import quantize
+    from dpfm.golden.contract.net import flatten
+    from dpfm.golden.mlp import GoldenTrainer
+    from dpfm.golden.tasks import get_task
+    from dpfm.hw.config import CoreConfig
+    from dpfm.host.device import Device
+    from dpfm.host.link import LinkClient, SerialPort
+    from dpfm.sim.cosim import Cosim, build, core_slave
 
     json_path = args.json or os.path.join(args.out, "bench.json")
     check_writable(json_path)

@@ -1,8 +1,10 @@
-"""Address map of the training core, shared by the gateware and the host driver (one source of truth).
+"""Address map of the training core, shared by the gateware, the testbenches and the host driver.
 
 The core is a word-addressed slave: 16-bit word addresses, 32-bit data. The top two address bits select
-a region; the low 14 bits index inside it. Pure Python (no Amaranth import) so the host can use it.
+a region; the low 14 bits index inside it. Pure Python (no Amaranth import) so every layer can use it.
 """
+
+from dataclasses import dataclass
 
 ADDR_BITS = 16
 DATA_BITS = 32
@@ -23,7 +25,7 @@ def address(region: int, index: int) -> int:
 
 # Registers (REGION_REGS). R = read-only, W = write, RW = read/write.
 REG_ID = 0x00            # R: constant CORE_ID
-REG_CONFIG0 = 0x01       # R: K | n_layers << 8 | lanes << 16 | parallel sources << 24 (0: serial toper)
+REG_CONFIG0 = 0x01       # R: `Config0` below
 REG_CONFIG1 = 0x02       # R: P (number of parameters)
 REG_CONFIG2 = 0x03       # R: max samples per batch held on chip
 REG_CTRL = 0x04          # W: write CTRL_* bits; each starts an operation (core must be idle)
@@ -44,3 +46,26 @@ CTRL_CLEAR_COUNTERS = 1 << 2
 
 STATUS_BUSY = 1 << 0
 STATUS_DONE = 1 << 1     # set when an operation finishes, cleared when the next starts
+
+
+@dataclass(frozen=True)
+class Config0:
+    """REG_CONFIG0: `k | n_layers << 8 | lanes << 16 | sources << 24`, one byte each; `sources` is the
+    parallel lane's source-toper count, 0 for the serial lane."""
+
+    k: int
+    n_layers: int
+    lanes: int
+    sources: int
+
+    def __post_init__(self):
+        for name in ("k", "n_layers", "lanes", "sources"):
+            if not 0 <= getattr(self, name) <= 0xFF:
+                raise ValueError(f"CONFIG0 field {name}={getattr(self, name)} does not fit a byte")
+
+    def pack(self) -> int:
+        return self.k | self.n_layers << 8 | self.lanes << 16 | self.sources << 24
+
+    @classmethod
+    def unpack(cls, word: int) -> "Config0":
+        return cls(k=word & 0xFF, n_layers=word >> 8 & 0xFF, lanes=word >> 16 & 0xFF, sources=word >> 24 & 0xFF)

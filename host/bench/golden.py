@@ -13,10 +13,11 @@ import time
 
 import numpy as np
 
-from golden.checkpoint import check_writable, write_json
-from golden.errors import DpfmError
-from golden.mlp import GoldenTrainer
-from golden.tasks import get_task
+from dpfm.golden.contract.files import check_writable, write_json
+from dpfm.golden.contract.errors import DpfmError
+from dpfm.golden.mlp import GoldenTrainer
+from dpfm.golden.tasks import get_task
+from dpfm.host.torch_reference import torch_mlp
 
 SWEEP_KS = (2, 4, 8, 16, 32, 64, None)
 SWEEP_TARGET_S = 15.0
@@ -43,17 +44,7 @@ def _torch_epoch_timer(task, layers, X, Y):
     except ImportError:
         return None, None
     torch.set_num_threads(1)  # tiny matrices: extra threads only add synchronisation
-    mods = []
-    for l, (W, b) in enumerate(layers):
-        lin = torch.nn.Linear(W.shape[1], W.shape[0])
-        with torch.no_grad():
-            lin.weight.copy_(torch.from_numpy(W))
-            lin.bias.copy_(torch.from_numpy(b))
-        mods.append(lin)
-        act = task.spec.activations[l]
-        if act != "identity":
-            mods.append({"sigmoid": torch.nn.Sigmoid, "tanh": torch.nn.Tanh, "relu": torch.nn.ReLU}[act]())
-    net = torch.nn.Sequential(*mods)
+    net = torch_mlp(task.spec, layers)
     opt = torch.optim.SGD(net.parameters(), lr=task.lr)
     loss_fn = torch.nn.MSELoss()
     Xt = torch.from_numpy(X.astype(np.float32))

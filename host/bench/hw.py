@@ -12,16 +12,18 @@ Builds give LUTs / DSPs / block RAM / Fmax; samples/s = Fmax / cycles per traini
 timed on the CPU at batch 1 (forward, MSE, backward, SGD step) on the same network in the same run.
 """
 
-import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from golden.errors import DpfmError
-from hw.config import CoreConfig
+from dpfm.golden.contract.errors import DpfmError
+from dpfm.golden.contract.files import write_json
+from dpfm.golden.contract.organisation import Organisation
+from dpfm.hw.config import CoreConfig
+from dpfm.host.torch_reference import torch_mlp
+from dpfm.sim.core_cycles import measure_cycles
 
 #: (board, task, K, lanes, toper, formats) built and simulated by default; "" = the contract's formats.
 #: The boards' targets: UP5K seed-sum K=8 fit and Fmax; ECP5 digits K=8 fit, Fmax and cycles within 1.5x of
@@ -31,79 +33,10 @@ DEFAULT_CONFIGS = [("icebreaker", "seed-sum", 8, 1, "serial", ""), ("icebreaker"
                    ("ulx3s-85f", "digits", 8, 1, "serial", ""), ("ulx3s-85f", "digits", 8, 1, "parallel-3", "")]
 
 
-def core_plan(cfg: CoreConfig, task_name: str, n_batches: int, batch: int, n_infer: int, seed: int,
-              lr: float | None = None, model_cls=None) -> dict:
-    """A testbench plan for sim/tb_core.py: Glorot weights, `n_batches` training batches of the task's
-    training data, one inference over validation samples, and every result the golden model expects
-    (weights after each batch, outputs, saturation and eviction totals)."""
-    from golden.fixed_mlp import FixedModel
-    from golden.net import flatten, init_weights
-    from golden.tasks import get_task
-
-    task = get_task(task_name)
-    if batch > cfg.max_batch or n_infer > cfg.max_batch:
-        raise DpfmError(f"a batch of {max(batch, n_infer)} does not fit max_batch={cfg.max_batch}",
-                        "use a smaller batch or a larger max_batch")
-    X_tr, Y_tr, X_va, _ = task.load()
-    model = (model_cls or FixedModel)(cfg.spec, cfg.k, cfg.fmts, tangent=cfg.tangent)
-    w = model.quantize_weights(flatten(cfg.spec, init_weights(cfg.spec, np.random.default_rng(seed))))
-    w0 = w.copy()
-    lr_raw = model.lr_raw(task.lr if lr is None else lr, batch)
-    ops = []
-    for b in range(n_batches):
-        X = model.quantize_inputs(X_tr[b * batch:(b + 1) * batch])
-        Y = model.quantize_inputs(Y_tr[b * batch:(b + 1) * batch], "targets")
-        w = model.sgd_update(w, model.batch_gradient(w, X, Y), lr_raw)
-        ops.append({"op": "train", "X": X.tolist(), "Y": Y.tolist(), "lr": lr_raw, "expect_w": w.tolist()})
-    X = model.quantize_inputs(X_va[:n_infer])
-    model.output_tangents(w, X)  # the hardware's forward pass counts saturations and evictions too
-    ops.append({"op": "infer", "X": X.tolist(), "expect_out": model.predict(w, X).ravel().tolist()})
-    return {"sizes": list(cfg.spec.sizes), "k": cfg.k, "lanes": cfg.lanes, "toper": cfg.toper,
-            "sources": cfg.sources,
-            "max_batch": cfg.max_batch,
-            "w0": w0.tolist(), "ops": ops, "expect_sat": model.sat.count, "expect_evictions": model.evictions}
-
-
-def run_core_sim(core, build_dir: Path, plan: dict, seed: int = 1, max_idle: int = 3, platform=None):
-    """Simulate `core` with sim/tb_core.py on `plan` (elaborated for `platform`, None = generic); returns the
-    `SimResult` (cycles in cycles.json)."""
-    from sim.runner import run_cocotb
-    build_dir = Path(build_dir).resolve()  # the testbench runs inside the build directory
-    params = dict(plan, seed=seed, max_idle=max_idle, cycles_file=str(build_dir / "cycles.json"))
-    return run_cocotb(core, name="dpfm_core", test_module="sim.tb_core", build_dir=build_dir, params=params,
-                      seed=seed, platform=platform)
-
-
-def measure_cycles(cfg: CoreConfig, task_name: str, build_dir: Path) -> dict:
-    """Cycles of one full training batch (`max_batch` samples, SGD included) and one inference batch, from
-    a bit-exact simulation of the core; raises `DpfmError` if the core disagrees with the golden model."""
-    from golden.tasks import get_task
-    from hw.core import DpfmCore
-    batch = cfg.max_batch
-    # the task's lr, unless lr / batch overflows the lr format (cycles do not depend on it)
-    lr = min(get_task(task_name).lr, cfg.fmts.lr.max_value * batch / 2)
-    plan = core_plan(cfg, task_name, n_batches=1, batch=batch, n_infer=batch, seed=0, lr=lr)
-    result = run_core_sim(DpfmCore(cfg), build_dir, plan, max_idle=0)
-    if not result.passed:
-        raise DpfmError(f"the core simulation disagrees with the golden model: {result.failures}",
-                        f"see {result.log}")
-    log = json.loads((Path(build_dir) / "cycles.json").read_text())
-    train, infer = log[0], log[1]
-    return {"train_cycles_per_sample": train["cycles"] / train["samples"],
-            "infer_cycles_per_sample": infer["cycles"] / infer["samples"],
-            "ideal_cycles_per_sample": cfg.macs_per_sample / cfg.lanes,
-            "batch": train["samples"]}
-
-
 def torch_samples_per_s(spec, seconds: float = 2.0) -> float:
     """PyTorch CPU training throughput at batch 1 on `spec` (float32, MSE, plain SGD)."""
     import torch
-    layers = []
-    acts = {"sigmoid": torch.nn.Sigmoid, "tanh": torch.nn.Tanh, "relu": torch.nn.ReLU, "identity": torch.nn.Identity}
-    for l, act in enumerate(spec.activations):
-        n_out, n_in = spec.layer_shape(l)
-        layers += [torch.nn.Linear(n_in, n_out), acts[act]()]
-    net = torch.nn.Sequential(*layers)
+    net = torch_mlp(spec)
     opt = torch.optim.SGD(net.parameters(), lr=0.01)
     loss_fn = torch.nn.MSELoss()
     gen = torch.Generator().manual_seed(0)
@@ -127,9 +60,9 @@ def torch_samples_per_s(spec, seconds: float = 2.0) -> float:
 
 def bench_config(board: str, task: str, k: int, lanes: int, toper: str, formats: str, work: Path,
                  build: bool) -> dict:
-    from boards.build import build_board
-    from golden.fixedpoint import HwFormats
-    from golden.tasks import get_task
+    from dpfm.boards.build import build_board
+    from dpfm.golden.contract.formats import HwFormats
+    from dpfm.golden.tasks import get_task
     cfg = CoreConfig.from_task(task, k, HwFormats.parse(formats), max_batch=16, lanes=lanes, toper=toper)
     row = {"board": board, "task": task, "sizes": list(cfg.spec.sizes), "k": k, "lanes": lanes, "toper": toper,
            "formats": str(cfg.fmts), "max_batch": cfg.max_batch}
@@ -173,15 +106,14 @@ def add_arguments(parser) -> None:
 
 
 def _parse_config(text: str) -> tuple:
-    from hw.config import toper_arg
     try:
         board, task, k, lanes, *rest = text.split(":")
         toper = rest.pop(0) if rest and "=" not in rest[0] else "serial"
-        toper_arg(toper)
+        Organisation.parse(toper)
         if len(rest) > 1:
             raise ValueError
         return board, task, int(k), int(lanes), toper, rest[0] if rest else ""
-    except (ValueError, argparse.ArgumentTypeError):
+    except (ValueError, DpfmError):
         raise DpfmError(f"cannot read configuration '{text}'",
                         "write BOARD:TASK:K:LANES[:TOPER][:FORMATS], e.g. ulx3s-85f:digits:8:1:parallel-3 or "
                         "icebreaker:seed-sum:8:1:t=s16.12") from None
@@ -195,7 +127,7 @@ def run(args) -> int:
         rows = []
         for board, task, k, lanes, toper, formats in configs:
             rows.append(bench_config(board, task, k, lanes, toper, formats, work, not args.no_build))
-            Path(args.json).write_text(json.dumps(rows, indent=2))  # after each row: builds take long
+            write_json(args.json, rows)  # after each row: builds take long
     print(format_table(rows))
     print(f"wrote {args.json}")
     return 0

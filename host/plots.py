@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from golden.checkpoint import atomic_path
+from dpfm.golden.contract.files import atomic_path
 
 
 def plot_loss_curves(curves: dict, path, title: str) -> None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from golden.errors import DpfmError
+from dpfm.golden.contract.errors import DpfmError
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "identity")
 LOSSES = ("mse", "bce")

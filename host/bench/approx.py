@@ -30,10 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
-from golden.errors import DpfmError
-from golden.fixedpoint import HwFormats
-from golden.fixed_mlp import FixedModel
-from golden.net import flatten, init_weights
+from dpfm.golden.contract.errors import DpfmError
+from dpfm.golden.contract.formats import HwFormats
+from dpfm.golden.fixed_mlp import FixedModel
+from dpfm.golden.contract.net import flatten, init_weights
 
 # Default study length and formats per task.
 STUDY_DEFAULTS = {
@@ -98,7 +98,7 @@ def _parse_ks(text: str) -> list[int]:
 
 def study_task(name: str, ks: list[int], epochs: int, fmts: HwFormats, seed: int, log=print) -> dict:
     """Fidelity and training runs of one task; see the module docstring."""
-    from golden.tasks import get_task
+    from dpfm.golden.tasks import get_task
     task = get_task(name)
     X, Y, X_val, Y_val = task.load()
     log(f"{name}: gradient fidelity over {FIDELITY_BATCHES} batches")
@@ -146,8 +146,8 @@ def _cosine(a, b) -> float:
 
 
 def train_once(task, mode, k, epochs, fmts, seed, X, Y, X_val, Y_val) -> dict:
-    from golden.mlp import GoldenTrainer
-    from golden.tasks import accuracy
+    from dpfm.golden.mlp import GoldenTrainer
+    from dpfm.golden.tasks import accuracy
     fixed = None if mode.startswith("float") else fmts
     tangent = HW_TANGENTS[mode](k) if mode in HW_TANGENTS else "exact"
     trainer = GoldenTrainer(task.spec, k, lr=task.lr, batch=task.batch, init=task.init, seed=seed,

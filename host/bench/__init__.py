@@ -1,0 +1,1 @@
+"""Benchmarks and studies (`dpfm bench TARGET`): each module has `add_arguments(parser)` and `run(args)`."""
