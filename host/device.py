@@ -17,7 +17,8 @@ from dpfm.golden.fixedpoint import quantize, to_float
 from dpfm.golden.contract.net import flatten, init_weights, unflatten
 from dpfm.golden.contract import regmap as R
 from dpfm.golden.contract.organisation import Organisation
-from dpfm.host.link import DEFAULT_BAUD, LinkClient, SerialPort
+from dpfm.golden.contract import wire
+from dpfm.host.link import LinkClient, SerialPort
 
 CHECKPOINT_KIND = "dpfm-device-checkpoint"
 
@@ -259,7 +260,7 @@ class Device:
         self.close()
 
 
-def open_device(backend: str, config, port: str | None = None, baud: int = DEFAULT_BAUD, **trainer) -> Device:
+def open_device(backend: str, config, port: str | None = None, baud: int = wire.BAUD, **trainer) -> Device:
     """A `Device` on the co-simulation ("sim": built, started here and stopped by `close`) or on a board
     behind the serial port `port` ("board"). `trainer` holds lr, batch, init, seed."""
     if backend == "sim":

@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from dpfm.golden.contract.errors import DpfmError
 from dpfm.golden.contract import wire as P
 
-DEFAULT_BAUD = 3_000_000
-
 
 class ByteLink(ABC):
     """A bidirectional byte pipe."""
@@ -36,7 +34,7 @@ class ByteLink(ABC):
 class SerialPort(ByteLink):
     """A pyserial port by URL: a device path, or `socket://127.0.0.1:PORT` for the co-simulation."""
 
-    def __init__(self, url: str, baud: int = DEFAULT_BAUD):
+    def __init__(self, url: str, baud: int = P.BAUD):
         import serial
         self.name = url
         try:

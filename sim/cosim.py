@@ -25,7 +25,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from dpfm.golden.contract.errors import DpfmError
-from dpfm.golden.contract import regmap
+from dpfm.golden.contract import regmap, wire
 from dpfm.hw.bus import CoreBusSignature
 from dpfm.hw.link import Link
 
@@ -34,7 +34,7 @@ TOP_NAME = "cosim_top"
 #: The simulated clock and UART: 3 Mbaud at 4 clock cycles per bit (the PHY's minimum), so the protocol
 #: runs as on a board while each byte costs only 40 simulated cycles.
 SIM_CLK_FREQ = 12_000_000
-SIM_BAUD = 3_000_000
+SIM_BAUD = wire.BAUD
 #: Cycles the power-on reset holds `sync` in reset; the harness runs longer than this (its POWER_ON_CYCLES)
 #: before it accepts a client.
 POR_CYCLES = 3

@@ -34,6 +34,10 @@ number; the host opens every session with a PING so a stale number from a previo
 
 import struct
 
+#: The link's line rate, on every board and in the co-simulation: 3 Mbaud, 8N1. Each board's clock is
+#: chosen so that it divides exactly (boards/clocks.py); the host opens its serial port at this rate.
+BAUD = 3_000_000
+
 # --- SLIP -----------------------------------------------------------------------------------------------
 END = 0xC0
 ESC = 0xDB

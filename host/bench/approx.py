@@ -32,6 +32,7 @@ import numpy as np
 
 from dpfm.golden.contract.errors import DpfmError
 from dpfm.golden.contract.formats import HwFormats
+from dpfm.golden.contract.organisation import Organisation
 from dpfm.golden.fixed_mlp import FixedModel
 from dpfm.golden.contract.net import flatten, init_weights
 
@@ -41,10 +42,10 @@ STUDY_DEFAULTS = {
     "digits": {"epochs": 5, "formats": ""},
 }
 FIDELITY_BATCHES = 20
-MODES = ("hw-toper", "hw-parallel", "hw-parallel-3", "fixed-exact", "float-topk")
-#: The hardware modes and their `FixedModel` tangent at K; the other modes use exact top-K.
-HW_TANGENTS = {"hw-toper": lambda k: "toper", "hw-parallel": lambda k: "toper-parallel",
-               "hw-parallel-3": lambda k: "toper-parallel-3" if k >= 2 else "toper-parallel"}
+#: The lanes compared, each named by `Organisation.study_mode`; the other modes use exact top-K.
+HW_ORGANISATIONS = (Organisation(), Organisation(parallel=True), Organisation(parallel=True, sources=3))
+HW_MODES = {org.study_mode: org for org in HW_ORGANISATIONS}
+MODES = (*HW_MODES, "fixed-exact", "float-topk")
 BASELINES = ("fixed-full", "float-full")
 
 
@@ -129,14 +130,23 @@ def gradient_fidelity(task, X, Y, ks, fmts, seed) -> list[dict]:
         ex = FixedModel(spec, k, fmts, "exact")
         g_ex = [ex.batch_gradient(w, Xr[b], Yr[b]) for b in batches]
         rec = {"k": k, "cos_fixed_exact": float(np.mean([_cosine(g, gf) for g, gf in zip(g_ex, G_full)]))}
-        for mode, tangent in HW_TANGENTS.items():
-            hw = FixedModel(spec, k, fmts, tangent(k))
+        for mode in HW_MODES:
+            hw = FixedModel(spec, k, fmts, hw_tangent(mode, k))
             g_hw = [hw.batch_gradient(w, Xr[b], Yr[b]) for b in batches]
             key = mode.replace("-", "_")
             rec[f"cos_{key}"] = float(np.mean([_cosine(g, gf) for g, gf in zip(g_hw, G_full)]))
             rec[f"differ_{key}"] = sum(bool(np.any(g != e)) for g, e in zip(g_hw, g_ex)) / len(batches)
         out.append(rec)
     return out
+
+
+def hw_tangent(mode: str, k: int) -> str:
+    """The `FixedModel` tangent of hardware mode `mode` at K: a lane with more sources than the step's
+    K + 1 candidates is built with K + 1 of them."""
+    org = HW_MODES[mode]
+    if org.sources is not None and org.sources > k + 1:
+        org = Organisation(parallel=True)
+    return org.tangent
 
 
 def _cosine(a, b) -> float:
@@ -149,7 +159,7 @@ def train_once(task, mode, k, epochs, fmts, seed, X, Y, X_val, Y_val) -> dict:
     from dpfm.golden.mlp import GoldenTrainer
     from dpfm.golden.tasks import accuracy
     fixed = None if mode.startswith("float") else fmts
-    tangent = HW_TANGENTS[mode](k) if mode in HW_TANGENTS else "exact"
+    tangent = hw_tangent(mode, k) if mode in HW_MODES else "exact"
     trainer = GoldenTrainer(task.spec, k, lr=task.lr, batch=task.batch, init=task.init, seed=seed,
                             fixed=fixed, tangent=tangent)
     t0 = time.perf_counter()

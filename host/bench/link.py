@@ -19,9 +19,9 @@ import time
 import numpy as np
 
 from dpfm.golden.contract.files import check_writable, write_json
+from dpfm.golden.contract import wire
 from dpfm.golden.contract.errors import DpfmError
 
-UART_BAUD = 3_000_000
 BITS_PER_BYTE = 10  # 8N1
 
 
@@ -131,8 +131,8 @@ def run(args) -> int:
                   "cycles_per_cpu_second": speed["cycles"] / max(speed["cpu_seconds"], 1e-9)},
         "wire": {"bytes_to_device_per_sample": out_b / samples, "bytes_from_device_per_sample": in_b / samples,
                  "bytes_per_sample": bytes_per_sample, "commands_per_sample": commands / samples,
-                 "uart_baud": UART_BAUD,
-                 "uart_bound_samples_per_second": UART_BAUD / BITS_PER_BYTE / bytes_per_sample},
+                 "uart_baud": wire.BAUD,
+                 "uart_bound_samples_per_second": wire.BAUD / BITS_PER_BYTE / bytes_per_sample},
         "train": {"epochs": args.epochs, "samples": samples, "wall_seconds": train_seconds,
                   "simulated_cycles": train_stats["cycles"], "harness_cpu_seconds": train_stats["cpu_seconds"],
                   "cycles_per_cpu_second": train_stats["cycles"] / max(train_stats["cpu_seconds"], 1e-9),
@@ -148,7 +148,7 @@ def run(args) -> int:
         ("bytes per training sample (to + from)", f"{w['bytes_to_device_per_sample']:.1f} + "
                                                   f"{w['bytes_from_device_per_sample']:.1f}"),
         ("commands per training sample", f"{w['commands_per_sample']:.2f}"),
-        (f"UART-bound samples/s at {UART_BAUD / 1e6:g} Mbaud", f"{w['uart_bound_samples_per_second']:,.0f}"),
+        (f"UART-bound samples/s at {wire.BAUD / 1e6:g} Mbaud", f"{w['uart_bound_samples_per_second']:,.0f}"),
         ("core cycles per training sample (co-simulated)", f"{cycles_per_sample:.1f}"),
         *((f"compute-bound samples/s at {mhz} MHz", f"{v:,.0f}")
           for mhz, v in compute["samples_per_second_at_clock_mhz"].items()),

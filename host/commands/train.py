@@ -17,6 +17,7 @@ import time
 import numpy as np
 
 from dpfm.golden.contract.files import check_writable, write_json
+from dpfm.golden.contract import wire
 from dpfm.golden.contract.errors import DpfmError
 from dpfm.golden.contract.formats import HwFormats
 from dpfm.golden.mlp import GoldenTrainer
@@ -180,7 +181,7 @@ def register(subparsers) -> None:
                                              f"(default {DEFAULT_K})")
     p.add_argument("--backend", choices=tuple(BACKENDS), default="golden", help="where to train (default golden)")
     p.add_argument("--port", help="serial port of the board (--backend board)")
-    p.add_argument("--baud", type=int, help="UART rate of the board's bitstream (--backend board; default 3000000, "
+    p.add_argument("--baud", type=int, help=f"UART rate of the board's bitstream (--backend board; default {wire.BAUD}, "
                                             "`dpfm build` prints the rate of each board)")
     add_task_arguments(p)
     o = p.add_argument_group("outputs")
