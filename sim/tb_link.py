@@ -1,4 +1,4 @@
-"""cocotb testbench of the link gateware against `host.protocol.DeviceModel` (the executable protocol spec).
+"""cocotb testbench of the link gateware against `golden.contract.wire.DeviceModel` (the executable protocol spec).
 
 Two DUTs: `hw.link.FrameLink` (byte streams; the frame decoder and command processor, fuzzed with valid,
 corrupted, truncated, overlong and garbage frames) and `hw.link.Link` (UART pins, a few frames end to end).

@@ -38,7 +38,7 @@ def run(args) -> int:
 
 
 def summarize(report, cfg, cycles: dict) -> dict:
-    """The build report plus the throughput it implies: `cycles` is `hw.bench.measure_cycles`' result
+    """The build report plus the throughput it implies: `cycles` is `sim.core_cycles.measure_cycles`' result
     (one simulated training batch of the task's data, checked bit for bit)."""
     from dpfm.boards.targets import get_target
 
