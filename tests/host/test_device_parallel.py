@@ -28,4 +28,4 @@ def test_cli_trains_the_parallel_core_bit_exactly(tmp_path, capsys, tangent):
     X, Y, X_val, Y_val = task.load()
     gold.train(X, Y, 2, X_val, Y_val, progress=False)
     assert f"tangent {tangent}  " in capsys.readouterr().out
-    assert np.array_equal(np.load(out)["weights_raw"], quantize(flatten(task.spec, gold.weights), HwFormats().w))
+    assert np.array_equal(np.load(out)["weights_raw"][0], quantize(flatten(task.spec, gold.weights), HwFormats().w))
