@@ -1,26 +1,26 @@
-"""`Device`: the training API of `golden.mlp.GoldenTrainer`, run by a training core over the link.
+"""`Device`: a training core over the link, as a backend of the `golden.trainer.Trainer` protocol.
 
-The host keeps what the golden trainer keeps on the host side (the shuffle generator, the epoch counter,
-the history) and does exactly what it does with them, so with the same seed the device sees the same
-initial weights (quantized as `golden.fixed_mlp.FixedModel` does) and the same batches in the same order as
-`GoldenTrainer(fixed=..., tangent="toper")`; the weights then agree bit for bit. Per batch: upload the
-samples, run CTRL_INFER (the batch loss before the update, as golden reports it), then CTRL_TRAIN.
+The host keeps what every trainer keeps on the host side (the shuffle generator, the epoch counter, the
+history) and the protocol's epoch driver uses them exactly as for the golden trainer, so with the same seed
+the device sees the same initial weights (quantized as `golden.fixed_mlp.FixedModel` does) and the same
+batches in the same order as `GoldenTrainer(fixed=..., tangent=<the core's tangent>)`; the weights then
+agree bit for bit, and either continues the other's checkpoint. Per batch: upload the samples, run
+CTRL_INFER (the batch loss before the update, as golden reports it), then CTRL_TRAIN.
 """
 
+import contextlib
 import time
 
 import numpy as np
 
-from dpfm.golden.checkpoint import read_checkpoint, write_checkpoint
 from dpfm.golden.contract.errors import DpfmError
-from dpfm.golden.fixedpoint import quantize, to_float
+from dpfm.golden.fixedpoint import to_float
 from dpfm.golden.contract.net import flatten, init_weights, unflatten
 from dpfm.golden.contract import regmap as R
 from dpfm.golden.contract.organisation import Organisation
 from dpfm.golden.contract import wire
+from dpfm.golden.trainer import Trainer, mean_loss
 from dpfm.host.link import LinkClient, SerialPort
-
-CHECKPOINT_KIND = "dpfm-device-checkpoint"
 
 
 def _signed(words, bits=32) -> np.ndarray:
@@ -28,32 +28,28 @@ def _signed(words, bits=32) -> np.ndarray:
     return np.where(w >= 1 << (bits - 1), w - (1 << bits), w)
 
 
-class Device:
-    """A training core behind `client` (a `host.link.LinkClient`), configured as `config` (CoreConfig)."""
+class Device(Trainer):
+    """A training core behind `client` (a `host.link.LinkClient`), configured as `config` (CoreConfig): a
+    fixed-point trainer of one K, in the tangent mode of the core's toper, without momentum."""
+
+    kind = "device"
 
     def __init__(self, client: LinkClient, config, lr=0.01, batch=10, init="glorot", seed=0,
                  poll_timeout: float = 60.0, owned=None):
         from dpfm.golden.fixed_mlp import FixedModel
+        super().__init__(config.spec, config.k, lr=lr, batch=batch, init=init, seed=seed, fixed=config.fmts,
+                         tangent=config.tangent)
         self.client = client
         self.config = config
-        self.spec = config.spec
-        self.fmts = config.fmts
-        self.lr = float(lr)
-        self.batch = int(batch)
         self.poll_timeout = poll_timeout
         self._owned = owned
-        self.tangent = config.tangent   # the golden tangent mode this core computes bit for bit
-        self._model = FixedModel(self.spec, config.k, self.fmts, tangent=config.tangent)
+        self._model = FixedModel(self.spec, config.k, self.fixed, tangent=config.tangent)
         self._settings: dict[int, int] = {}
         self._samples_run = 0      # samples of every INFER/TRAIN this host started (SAMPLES_DONE's count)
         self._check_identity()
         if not 1 <= self.batch <= self.max_batch:
             raise DpfmError(f"batch {self.batch} does not fit the core's {self.max_batch}-sample buffer",
                             f"use --batch 1..{self.max_batch} or build the core with a larger max_batch")
-        self._rng = np.random.default_rng(int(seed))
-        self.epoch = 0
-        self.history = {"train_loss": [], "val_loss": []}
-        self.seed = int(seed)
         self.set_weights(init_weights(self.spec, self._rng, init))
 
     # --- registers --------------------------------------------------------------------------------------
@@ -113,7 +109,7 @@ class Device:
     def weights_raw(self) -> np.ndarray:
         words = self.client.read(R.address(R.REGION_WEIGHTS, 0), self.spec.n_params)
         raw = _signed(words)
-        w = self.fmts.w
+        w = self.fixed.w
         if np.any(raw < w.min_raw) or np.any(raw > w.max_raw):
             raise DpfmError(f"the device returned weights outside format {w}", "the core or link is faulty")
         return raw
@@ -126,10 +122,17 @@ class Device:
 
     @property
     def weights(self) -> list:
-        return unflatten(self.spec, to_float(self.weights_raw, self.fmts.w))
+        return unflatten(self.spec, to_float(self.weights_raw, self.fixed.w))
 
     def set_weights(self, layers) -> None:
         self.set_weights_raw(self._model.quantize_weights(flatten(self.spec, layers).astype(np.float64)))
+
+    def _checkpoint_arrays(self) -> dict:
+        raw = self.weights_raw
+        return {"weights": to_float(raw, self.fixed.w)[None], "weights_raw": raw[None]}
+
+    def _restore_arrays(self, arrays: dict) -> None:
+        self.set_weights_raw(arrays["weights_raw"][0])
 
     # --- samples ----------------------------------------------------------------------------------------
 
@@ -138,67 +141,39 @@ class Device:
         self.client.write(R.address(R.REGION_SAMPLES, 0), [int(v) & 0xFFFFFFFF for v in rows.ravel()])
         self._set_setting(R.REG_N_SAMPLES, len(rows))
 
-    def _outputs(self, n: int) -> np.ndarray:
+    def _read_outputs(self, n: int) -> np.ndarray:
         words = self.client.read(R.address(R.REGION_OUTPUTS, 0), n * self.spec.n_outputs)
         return _signed(words).reshape(n, self.spec.n_outputs)
 
-    def _check_data(self, X, Y):
-        X = np.asarray(X, dtype=np.float64)
-        Y = np.asarray(Y, dtype=np.float64)
-        if Y.ndim == 1:
-            Y = Y[:, None]
-        if X.ndim != 2 or X.shape[1] != self.spec.n_inputs or Y.shape != (len(X), self.spec.n_outputs):
-            raise DpfmError(f"data X{X.shape}, Y{Y.shape} does not fit network {list(self.spec.sizes)}",
-                            "match the data to the first and last layer sizes")
-        return X, Y
+    # --- the protocol's backend -------------------------------------------------------------------------
 
-    def _batch_step(self, X_raw, Y_raw, Y) -> float:
+    def _step(self, X, Y, X_raw, Y_raw) -> np.ndarray:
         """Loss as golden computes it: the fixed-point outputs in float against the float targets."""
-        self._upload(X_raw, Y_raw)
-        self._run(R.CTRL_INFER)
-        out = to_float(self._outputs(len(X_raw)), self.fmts.x)
-        loss = float(np.mean((out - Y) ** 2))
-        self._set_setting(R.REG_LR, self._model.lr_raw(self.lr, len(X_raw)))
-        self._run(R.CTRL_TRAIN)
-        return loss
-
-    def train_batch(self, X, Y) -> float:
-        """One SGD step on the mini-batch; its mean loss before the update."""
-        X, Y = self._check_data(X, Y)
         if len(X) > self.max_batch:
             raise DpfmError(f"a batch of {len(X)} exceeds the core's {self.max_batch}-sample buffer",
                             f"use batches of at most {self.max_batch}")
-        return self._batch_step(quantize(X, self.fmts.x, what="batch inputs"),
-                                quantize(Y, self.fmts.x, what="batch targets"), Y)
+        self._upload(X_raw, Y_raw)
+        self._run(R.CTRL_INFER)
+        outputs = to_float(self._read_outputs(len(X)), self.fixed.x)
+        self._set_setting(R.REG_LR, self._model.lr_raw(self.lr, len(X)))
+        self._run(R.CTRL_TRAIN)
+        return mean_loss(self.spec.loss, outputs[None], Y[None])
 
-    def train(self, X, Y, epochs, X_val=None, Y_val=None, progress=True, on_epoch=None,
-              checkpoint=None) -> dict:
-        """As `GoldenTrainer.train`; `checkpoint` (a path) is rewritten atomically after every epoch."""
-        from tqdm import tqdm
-        X, Y = self._check_data(X, Y)
-        X_raw = quantize(X, self.fmts.x, what="training inputs")
-        Y_raw = quantize(Y, self.fmts.x, what="training targets")
-        n = len(X)
-        new = {"train_loss": [], "val_loss": []}
-        counts_before = (self._reg(R.REG_SAMPLES_DONE), self._samples_run)
-        for _ in tqdm(range(int(epochs)), disable=not progress, unit="epoch", leave=False):
-            order = self._rng.permutation(n)
-            total = 0.0
-            for start in range(0, n, self.batch):
-                idx = order[start:start + self.batch]
-                total += self._batch_step(X_raw[idx], Y_raw[idx], Y[idx]) * len(idx)
-            train_loss = total / n
-            val_loss = self.evaluate(X_val, Y_val) if X_val is not None else None
-            self.epoch += 1
-            for h in (new, self.history):
-                h["train_loss"].append(train_loss)
-                h["val_loss"].append(val_loss)
-            if checkpoint is not None:
-                self.save(checkpoint)
-            if on_epoch is not None:
-                on_epoch(self.epoch, train_loss, val_loss)
-        self._verify_counters(*counts_before)
-        return new
+    def _forward(self, X, X_raw) -> np.ndarray:
+        out = [np.zeros((0, self.spec.n_outputs), dtype=np.int64)]
+        for start in range(0, len(X_raw), self.max_batch):
+            chunk = X_raw[start:start + self.max_batch]
+            self._upload(chunk, np.zeros((len(chunk), self.spec.n_outputs), dtype=np.int64))
+            self._run(R.CTRL_INFER)
+            out.append(self._read_outputs(len(chunk)))
+        return to_float(np.concatenate(out), self.fixed.x)[None]
+
+    @contextlib.contextmanager
+    def _training_run(self):
+        """After a run, the core's sample count must match the host's (`_verify_counters`)."""
+        before = (self._reg(R.REG_SAMPLES_DONE), self._samples_run)
+        yield
+        self._verify_counters(*before)
 
     def _verify_counters(self, device_before: int, host_before: int) -> None:
         """The core processed exactly the samples of the operations the host started (its own count,
@@ -209,55 +184,10 @@ class Device:
             raise DpfmError(f"the core reports {done} samples processed, the host started {sent}",
                             "the link lost or repeated a command: resume from the last checkpoint")
 
-    def predict(self, X) -> np.ndarray:
-        X = np.asarray(X, dtype=np.float64)
-        if X.ndim != 2 or X.shape[1] != self.spec.n_inputs:
-            raise DpfmError(f"inputs have shape {X.shape}; the network needs (N, {self.spec.n_inputs})",
-                            "match the data to the first layer size")
-        X_raw = quantize(X, self.fmts.x, what="inputs")
-        out = []
-        for start in range(0, len(X_raw), self.max_batch):
-            chunk = X_raw[start:start + self.max_batch]
-            self._upload(chunk, np.zeros((len(chunk), self.spec.n_outputs), dtype=np.int64))
-            self._run(R.CTRL_INFER)
-            out.append(self._outputs(len(chunk)))
-        return to_float(np.concatenate(out), self.fmts.x)
-
-    def evaluate(self, X, Y) -> float:
-        X, Y = self._check_data(X, Y)
-        return float(np.mean((self.predict(X) - Y) ** 2))
-
-    # --- checkpoints ------------------------------------------------------------------------------------
-
-    def save(self, path) -> None:
-        meta = {"kind": CHECKPOINT_KIND, "sizes": list(self.spec.sizes), "k": self.config.k, "epoch": self.epoch,
-                "lr": self.lr, "batch": self.batch, "seed": self.seed, "fmts": str(self.fmts),
-                "rng": self._rng.bit_generator.state, "history": self.history}
-        write_checkpoint(path, meta, {"weights_raw": self.weights_raw})
-
-    def resume(self, path) -> None:
-        """Continue from a checkpoint written by `save` (weights, epoch, shuffle state, history)."""
-        meta, arrays = read_checkpoint(path)
-        if meta.get("kind") != CHECKPOINT_KIND or meta.get("sizes") != list(self.spec.sizes) \
-                or meta.get("k") != self.config.k:
-            raise DpfmError(f"{path} is not a device checkpoint of this network and K",
-                            "resume with the task and --k the checkpoint was written with")
-        self.set_weights_raw(arrays["weights_raw"])
-        self._rng.bit_generator.state = meta["rng"]
-        self.epoch = int(meta["epoch"])
-        self.history = {"train_loss": list(meta["history"]["train_loss"]),
-                        "val_loss": list(meta["history"]["val_loss"])}
-
     def close(self) -> None:
         self.client.close()
         if self._owned is not None:
             self._owned.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def open_device(backend: str, config, port: str | None = None, baud: int = wire.BAUD, **trainer) -> Device:

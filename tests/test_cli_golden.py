@@ -59,6 +59,16 @@ def test_save_resume_equals_uninterrupted(tmp_path):
     assert ra["epochs"] == 3 and ra["loss_curve"] == rb["loss_curve"]
 
 
+def test_save_stores_the_task_and_backend(tmp_path):
+    from dpfm.golden.checkpoint import Checkpoint
+    ck = tmp_path / "ck.npz"
+    assert dpfm("train", "--k", "4", "--epochs", "1", "--save", ck) == 0
+    assert Checkpoint.read(ck).extra == {"task": "seed-sum", "backend": "golden"}
+    assert dpfm("train", "--resume", ck, "--save", ck, "--epochs", "1") == 0
+    stored = Checkpoint.read(ck)
+    assert stored.extra == {"task": "seed-sum", "backend": "golden"} and stored.epoch == 2
+
+
 def test_sweep_writes_png_and_json(tmp_path, capsys):
     out = tmp_path / "sweep"
     assert dpfm("sweep", "--task", "seed-sum", "--ks", "2,8,full", "--epochs", "2", "--out", out) == 0

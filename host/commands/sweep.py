@@ -14,8 +14,9 @@ from dpfm.golden.contract.files import check_writable, write_json
 from dpfm.golden.contract.errors import DpfmError
 from dpfm.host.plots import plot_loss_curves
 from dpfm.golden.tasks import accuracy
-from dpfm.host.commands.train import (BACKENDS, _number, add_task_arguments, closing, core_config, k_label,
-                                      make_trainer, parse_fixed, parse_k, resolve_task, show_progress)
+from dpfm.golden.trainer import k_label
+from dpfm.host.commands.train import (BACKENDS, _number, add_task_arguments, core_config, make_trainer, parse_fixed,
+                                      parse_k, resolve_task, show_progress)
 
 DEFAULT_KS = "2,4,8,16,32,64,full"
 
@@ -88,7 +89,7 @@ def run(args) -> int:
     rows = []
     total = 0.0
     for group, trainer in zip(groups, trainers):
-        with closing(trainer or make(group)) as trainer:
+        with (trainer or make(group)) as trainer:
             start = time.perf_counter()
             trainer.train(X, Y, task.epochs, X_val, Y_val, progress=show_progress(args))
             seconds = time.perf_counter() - start

@@ -1,27 +1,31 @@
 """`dpfm train`: train one network with one K on a backend (golden model, RTL co-simulation or a board).
 
 Everything the user typed is checked before the first epoch (task and data, K, formats, backend, output
-paths), and outputs are written atomically only after training succeeded, so a failed run writes nothing.
+paths), so a run with a bad option writes nothing. Outputs are written atomically: the JSON after training
+succeeded, the --save checkpoint after every epoch whose loss is finite (training stops at the first that
+is not), so an interrupted run resumes from its last epoch.
 
-Backends are factories `make(spec, k, *, lr, batch, momentum, init, seed, fixed, tangent, port)` returning
-a trainer with GoldenTrainer's interface (`train`, `predict`, `evaluate`, `save`, `history`, `epoch`, and
-`close` if it holds a resource). `sim` and `board` are `host.device.open_device` on a `hw.config.CoreConfig`;
-adding a backend is one entry in BACKENDS.
+Backends are factories `make(spec, k, *, lr, batch, momentum, init, seed, fixed, tangent, port, baud)`
+returning a `golden.trainer.Trainer`; the command uses that protocol only, so every backend trains, reports,
+checkpoints (after every epoch, with --save) and resumes the same way, from the same checkpoint format.
+`sim` and `board` are `host.device.open_device` on a `hw.config.CoreConfig`; adding a backend is one entry
+in BACKENDS.
 """
 
 import argparse
-import contextlib
 import sys
 import time
 
 import numpy as np
 
+from dpfm.golden.checkpoint import Checkpoint
 from dpfm.golden.contract.files import check_writable, write_json
 from dpfm.golden.contract import wire
 from dpfm.golden.contract.errors import DpfmError
 from dpfm.golden.contract.formats import HwFormats
 from dpfm.golden.mlp import GoldenTrainer
 from dpfm.golden.contract.organisation import Organisation
+from dpfm.golden.trainer import k_label
 from dpfm.host.options import DEFAULT_K, TANGENT_METAVAR, tangent_arg
 from dpfm.golden.tasks import TASKS, accuracy, get_task, user_task, with_overrides
 
@@ -41,10 +45,6 @@ def parse_k(text: str):
     if k < 1:
         raise DpfmError(f"K must be a positive integer or 'full', got '{text}'", "use e.g. --k 8 or --k full")
     return k
-
-
-def k_label(k) -> str:
-    return "full" if k is None else str(k)
 
 
 def parse_fixed(text):
@@ -161,16 +161,6 @@ def make_trainer(backend, task, k, seed, fixed, tangent, port=None, baud=None):
                              init=task.init, seed=seed, fixed=fixed, tangent=tangent, port=port, baud=baud)
 
 
-@contextlib.contextmanager
-def closing(trainer):
-    """Release a device backend (serial port, co-simulation process) however the run ends."""
-    try:
-        yield trainer
-    finally:
-        if hasattr(trainer, "close"):
-            trainer.close()
-
-
 # ----------------------------------------------------------------------------------------------------------
 # dpfm train
 # ----------------------------------------------------------------------------------------------------------
@@ -192,23 +182,23 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def _load_checkpoint(args):
-    """The golden trainer stored in --resume; a named task it was trained on becomes the default --task."""
-    trainer = GoldenTrainer.load(args.resume)
-    stored_task = trainer.extra.get("task")
+def _read_checkpoint(args) -> Checkpoint:
+    """The checkpoint named by --resume; a named task it was trained on becomes the default --task."""
+    checkpoint = Checkpoint.read(args.resume)
+    stored_task = checkpoint.extra.get("task")
     if args.task is None and args.data is None:
         if stored_task not in TASKS:
             raise DpfmError(f"checkpoint {args.resume} was trained on {stored_task or 'unknown data'}",
                             "give the same --data/--sizes options again")
         args.task = stored_task
-    return trainer
+    return checkpoint
 
 
-def _check_resume(args, task, trainer):
+def _check_resume(args, task, checkpoint) -> None:
     """Refuse options that contradict the checkpoint."""
-    if trainer.spec != task.spec:
-        raise DpfmError(f"checkpoint {args.resume} is for network {trainer.spec.sizes} "
-                        f"{trainer.spec.activations} {trainer.spec.loss}, not the task's {task.spec.sizes}",
+    if checkpoint.spec != task.spec:
+        raise DpfmError(f"checkpoint {args.resume} is for network {checkpoint.spec.sizes} "
+                        f"{checkpoint.spec.activations} {checkpoint.spec.loss}, not the task's {task.spec.sizes}",
                         "resume with the task or data it was trained on")
     given = {"k": None if args.k is None else (parse_k(args.k),),
              "lr": None if args.lr is None else task.lr, "batch": None if args.batch is None else task.batch,
@@ -216,66 +206,67 @@ def _check_resume(args, task, trainer):
              "seed": None if args.seed is None else _number(args.seed, int, "seed"),
              "fixed": None if args.fixed is None else parse_fixed(args.fixed),
              "tangent": args.tangent}
-    stored = {"k": trainer.ks, "lr": trainer.lr, "batch": trainer.batch, "momentum": trainer.momentum,
-              "seed": trainer.seed, "fixed": trainer.fixed, "tangent": trainer.tangent}
+    stored = {"k": checkpoint.ks, "lr": checkpoint.lr, "batch": checkpoint.batch, "momentum": checkpoint.momentum,
+              "seed": checkpoint.seed, "fixed": checkpoint.fixed, "tangent": checkpoint.tangent}
     for name, value in given.items():
         if value is not None and value != stored[name]:
             shown = ",".join(k_label(k) for k in stored[name]) if name == "k" else stored[name]
             raise DpfmError(f"--{name} contradicts checkpoint {args.resume} ({name} = {shown})",
                             f"omit --{name} when resuming")
-    return trainer
 
 
 def _prepare(args):
     """Task, data and a ready trainer (fresh or resumed), plus the number of epochs to run; every check on
     the command line happens here, before any training."""
-    golden = args.backend == "golden"
-    resumed = _load_checkpoint(args) if args.resume is not None and golden else None
+    checkpoint = _read_checkpoint(args) if args.resume is not None else None
     task, data = resolve_task(args)
     for path in (args.json, args.save):
         if path is not None:
             check_writable(path)
-    if resumed is not None:
-        trainer = _check_resume(args, task, resumed)
-        return task, data, trainer, (task.epochs if args.epochs is not None else max(task.epochs - trainer.epoch, 0))
-    k = parse_k(args.k) if args.k is not None else DEFAULT_K
-    seed = _number(args.seed, int, "seed") if args.seed is not None else 0
-    trainer = make_trainer(args.backend, task, k, seed, parse_fixed(args.fixed), args.tangent, args.port,
-                           args.baud)
-    if args.resume is not None:  # a device checkpoint: the device restores weights, epoch and shuffle state
-        try:
-            trainer.resume(args.resume)
-        except BaseException:
-            trainer.close()
-            raise
-        return task, data, trainer, (task.epochs if args.epochs is not None else max(task.epochs - trainer.epoch, 0))
-    return task, data, trainer, task.epochs
+    if checkpoint is None:
+        k = parse_k(args.k) if args.k is not None else DEFAULT_K
+        seed = _number(args.seed, int, "seed") if args.seed is not None else 0
+        trainer = make_trainer(args.backend, task, k, seed, parse_fixed(args.fixed), args.tangent, args.port,
+                               args.baud)
+        return task, data, trainer, task.epochs
+    _check_resume(args, task, checkpoint)
+    trainer = BACKENDS[args.backend](**checkpoint.settings(), port=args.port, baud=args.baud)
+    try:
+        trainer.resume(args.resume)
+    except BaseException:
+        trainer.close()
+        raise
+    return task, data, trainer, (task.epochs if args.epochs is not None else max(task.epochs - trainer.epoch, 0))
+
+
+def _stop_if_diverged(epoch, train_loss, val_loss) -> None:
+    """An `on_epoch` callback: a NaN/inf loss ends the run (before the epoch reaches the checkpoint)."""
+    if not np.isfinite(train_loss) or (val_loss is not None and not np.isfinite(val_loss)):
+        raise DpfmError(f"training diverged: the loss became NaN/inf by epoch {epoch}", "lower --lr")
 
 
 def run(args) -> int:
     task, (X, Y, X_val, Y_val), trainer, epochs = _prepare(args)
-    with closing(trainer):
-        k = trainer.ks[0] if hasattr(trainer, "ks") else (parse_k(args.k) if args.k is not None else DEFAULT_K)
+    with trainer:
+        k = trainer.ks[0]
+        trainer.extra.update(task=task.name, backend=args.backend)
         start = time.perf_counter()
-        # A device rewrites its --save checkpoint after every epoch, so an interrupted run loses at most one.
-        per_epoch = {} if isinstance(trainer, GoldenTrainer) else {"checkpoint": args.save}
-        trainer.train(X, Y, epochs, X_val, Y_val, progress=show_progress(args), **per_epoch)
+        # --save is rewritten after every epoch, so an interrupted run loses at most one.
+        trainer.train(X, Y, epochs, X_val, Y_val, progress=show_progress(args), on_epoch=_stop_if_diverged,
+                      checkpoint=args.save)
         seconds = time.perf_counter() - start
         history = trainer.history
         train_loss = history["train_loss"][-1] if history["train_loss"] else trainer.evaluate(X, Y)
         val_loss = None if X_val is None else trainer.evaluate(X_val, Y_val)
-        if not np.isfinite(train_loss) or (val_loss is not None and not np.isfinite(val_loss)):
-            bad = next((i + 1 for i, v in enumerate(history["train_loss"]) if not np.isfinite(v)), trainer.epoch)
-            raise DpfmError(f"training diverged: the loss became NaN/inf by epoch {bad}", "lower --lr")
+        _stop_if_diverged(trainer.epoch, train_loss, val_loss)
         acc = acc_train = None
         if task.classifier:
             acc_train = accuracy(trainer.predict(X), Y)
             acc = accuracy(trainer.predict(X_val), Y_val) if X_val is not None else acc_train
 
-        fmts = getattr(trainer, "fixed", None) or getattr(trainer, "fmts", None)
         line = f"task {task.name}  K={k_label(k)}  backend {args.backend}"
-        if fmts is not None:
-            line += f"  fixed {fmts}  tangent {getattr(trainer, 'tangent', 'toper')}"
+        if trainer.fixed is not None:
+            line += f"  fixed {trainer.fixed}  tangent {trainer.tangent}"
         print(f"{line}  epochs {trainer.epoch}  ({seconds:.2f} s)")
         result = f"train loss {train_loss:.4f}"
         if val_loss is not None:
@@ -283,15 +274,12 @@ def run(args) -> int:
         if acc is not None:
             result += f"  accuracy {acc:.4f}" + (f" (train {acc_train:.4f})" if X_val is not None else "")
         print(result)
-        counters = getattr(trainer, "fixed_counters", None)
+        counters = trainer.fixed_counters
         if counters is not None:
             print(f"saturations {counters['saturations']}  evictions {counters['evictions']}")
 
-        if args.save is not None:
-            if isinstance(trainer, GoldenTrainer):
-                trainer.save(args.save, extra={"task": task.name})
-            else:
-                trainer.save(args.save)
+        if args.save is not None:  # also when no epoch ran (a resume at the end of its schedule)
+            trainer.save(args.save)
     if args.json is not None:
         write_json(args.json, {
             "task": task.name, "k": k_label(k) if k is None else k, "backend": args.backend,

@@ -1,6 +1,6 @@
 """`host.device.Device` on the co-simulated board (Verilator: gateware link + DpfmCore, over socket://):
 seed-sum trained through it equals the golden fixed-point toper trainer bit for bit, checkpoints resume
-exactly, and wrong use is refused with a DpfmError."""
+exactly (also across the golden and device backends), and wrong use is refused with a DpfmError."""
 
 import random
 
@@ -13,6 +13,7 @@ from dpfm.golden.fixedpoint import quantize
 from dpfm.golden.mlp import GoldenTrainer
 from dpfm.golden.contract.net import flatten
 from dpfm.golden.tasks import get_task
+from dpfm.golden.trainer import Trainer
 from dpfm.hw.config import CoreConfig
 from dpfm.host.device import Device, open_device
 from dpfm.host.link import ByteLink, LinkClient, SerialPort
@@ -77,6 +78,26 @@ def test_checkpoint_resume_continues_exactly(cosim, data, tmp_path):
         assert len(dev.history["train_loss"]) == 2
 
 
+def test_checkpoints_interchange_with_golden_toper(cosim, data, tmp_path):
+    """One checkpoint format: the device continues a golden toper trainer's checkpoint, and the golden
+    trainer continues the device's, both bit for bit as if training had never stopped."""
+    X, Y, X_val, Y_val = data
+    straight = golden()
+    straight.train(X, Y, 3, X_val, Y_val, progress=False)
+    first = golden()
+    first.train(X, Y, 1, X_val, Y_val, progress=False)
+    first.save(tmp_path / "golden.npz", extra={"task": TASK.name})
+    with device(cosim, seed=99) as dev:
+        dev.resume(tmp_path / "golden.npz")
+        assert (dev.epoch, dev.extra) == (1, {"task": TASK.name})
+        dev.train(X, Y, 1, X_val, Y_val, progress=False, checkpoint=tmp_path / "device.npz")
+    resumed = GoldenTrainer.load(tmp_path / "device.npz")
+    assert (resumed.lr, resumed.batch, resumed.tangent, resumed.fixed) == (TASK.lr, TASK.batch, "toper", HwFormats())
+    resumed.train(X, Y, 1, X_val, Y_val, progress=False)
+    assert np.array_equal(resumed._raw, straight._raw)
+    assert resumed.history == straight.history and resumed.epoch == 3
+
+
 def test_wrong_use_is_refused(cosim, tmp_path):
     with pytest.raises(DpfmError, match="sample buffer"):
         device(cosim, batch=17)
@@ -87,9 +108,16 @@ def test_wrong_use_is_refused(cosim, tmp_path):
     with device(cosim) as dev:
         with pytest.raises(DpfmError, match="does not fit network"):
             dev.train(np.zeros((4, 3)), np.zeros(4), 1, progress=False)
-        golden().save(tmp_path / "golden.npz")
-        with pytest.raises(DpfmError, match="not a device checkpoint"):
-            dev.resume(tmp_path / "golden.npz")
+        GoldenTrainer(TASK.spec, K, lr=TASK.lr, batch=TASK.batch, seed=3).save(tmp_path / "float.npz")
+        with pytest.raises(DpfmError, match="not a device checkpoint .* in float"):
+            dev.resume(tmp_path / "float.npz")
+
+
+def test_the_device_serves_the_trainer_protocol():
+    """Training, losses and checkpoints are the protocol's, not the device's own."""
+    assert issubclass(Device, Trainer)
+    for name in ("train", "train_batch", "predict", "evaluate", "save", "resume"):
+        assert getattr(Device, name) is getattr(Trainer, name), name
 
 
 def test_open_device_arguments():
