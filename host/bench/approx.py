@@ -34,6 +34,7 @@ from dpfm.golden.contract.errors import DpfmError
 from dpfm.golden.contract.formats import HwFormats
 from dpfm.golden.contract.organisation import Organisation
 from dpfm.golden.fixed_mlp import FixedModel
+from dpfm.golden.trainer import k_label
 from dpfm.golden.contract.net import flatten, init_weights
 
 # Default study length and formats per task.
@@ -109,7 +110,7 @@ def study_task(name: str, ks: list[int], epochs: int, fmts: HwFormats, seed: int
     for mode, k in configs:
         runs.append(train_once(task, mode, k, epochs, fmts, seed, X, Y, X_val, Y_val))
         r = runs[-1]
-        log(f"{name} {mode:11s} K={_k_label(k):>4s}: val loss {r['val_loss']:.5g}  {r['s_per_epoch']:.3f} s/epoch")
+        log(f"{name} {mode:11s} K={k_label(k):>4s}: val loss {r['val_loss']:.5g}  {r['s_per_epoch']:.3f} s/epoch")
     return {"epochs": epochs, "formats": str(fmts), "lr": task.lr, "batch": task.batch,
             "classifier": task.classifier, "fidelity": fidelity, "runs": runs}
 
@@ -177,10 +178,6 @@ def train_once(task, mode, k, epochs, fmts, seed, X, Y, X_val, Y_val) -> dict:
     return rec
 
 
-def _k_label(k) -> str:
-    return "full" if k is None else str(k)
-
-
 def format_table(results: dict) -> str:
     lines = []
     for name, res in results["tasks"].items():
@@ -198,7 +195,7 @@ def format_table(results: dict) -> str:
         head = f"{'mode':<13} {'K':>5} {'train loss':>11} {'val loss':>11}" + (f" {'val acc':>8}" if acc else "")
         lines.append(head + f" {'s/epoch':>8} {'saturations':>12} {'evictions':>12}")
         for r in res["runs"]:
-            row = f"{r['mode']:<13} {_k_label(r['k']):>5} {r['train_loss']:>11.5g} {r['val_loss']:>11.5g}"
+            row = f"{r['mode']:<13} {k_label(r['k']):>5} {r['train_loss']:>11.5g} {r['val_loss']:>11.5g}"
             if acc:
                 row += f" {r['val_acc']:>8.3f}"
             row += f" {r['s_per_epoch']:>8.3f} {r.get('saturations', ''):>12} {r.get('evictions', ''):>12}"
