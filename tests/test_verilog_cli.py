@@ -7,9 +7,9 @@ import pytest
 
 from dpfm.host.cli import main
 
-pytestmark = pytest.mark.skipif(shutil.which("iverilog") is None, reason="needs Icarus Verilog")
 
-
+@pytest.mark.iverilog
+@pytest.mark.skipif(shutil.which("iverilog") is None, reason="needs Icarus Verilog")
 @pytest.mark.parametrize("k, lanes, toper", [(8, 1, "serial"), (8, 2, "serial"), (2, 1, "parallel"),
                                             (4, 1, "parallel-2")])
 def test_writes_verilog_that_iverilog_elaborates(tmp_path, capsys, k, lanes, toper):

@@ -2,10 +2,13 @@
 
 import json
 
+import pytest
+
 from dpfm.host.bench.approx import BASELINES, MODES
 from dpfm.host.cli import main
 
 
+@pytest.mark.slow   # trains every mode at two K, plus the baselines
 def test_approx_study_covers_every_mode(tmp_path, capsys):
     out = tmp_path / "approx"
     assert main(["bench", "approx", "--tasks", "seed-sum", "--epochs", "1", "--ks", "1,3", "--out", str(out)]) == 0

@@ -11,6 +11,7 @@ from dpfm.sim.runner import run_cocotb
 from tests.sim.test_mac_lane import ID_BITS, LANE_CASES, NARROW
 
 
+@pytest.mark.iverilog
 @pytest.mark.parametrize("k, fmts", LANE_CASES + [(5, NARROW)])   # K=5: an unbalanced tree (K=16 is slow)
 def test_parallel_lane_matches_golden(tmp_path, k, fmts):
     fmts = HwFormats.parse(fmts)
@@ -19,6 +20,7 @@ def test_parallel_lane_matches_golden(tmp_path, k, fmts):
                build_dir=tmp_path, params=params, seed=k).check()
 
 
+@pytest.mark.iverilog
 @pytest.mark.parametrize("k, sources, fmts", [
     (2, 2, NARROW),         # two rounds per full step, the second with one candidate
     (3, 2, "x=s16.12,w=s16.12,t=s16.12,g=s32.24,lut_bits=10"),     # two full rounds
@@ -74,6 +76,7 @@ def lane_with(tree_class):
     return Lane
 
 
+@pytest.mark.iverilog
 @pytest.mark.parametrize("tree_class, k, testcase", [
     (MirroredTree, 3, "matches_golden"),
     (UpperSplitTree, 5, "matches_golden"),   # K + 1 = 4 would give the same shape
@@ -98,6 +101,7 @@ class BlockedSourcesLane(ParallelMacLane):
         return s * self.rounds + r
 
 
+@pytest.mark.iverilog
 def test_source_assignment_mutant_is_caught(tmp_path):
     fmts = HwFormats.parse(NARROW)
     params = {"k": 8, "sources": 3, "fmts": str(fmts), "id_bits": ID_BITS, "neurons": 40, "seed": 8}
