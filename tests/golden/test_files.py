@@ -41,7 +41,7 @@ def test_error_inside_atomic_path_leaves_no_file(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-@pytest.mark.parametrize("mask", [0o022, 0o002, 0o077])
+@pytest.mark.parametrize("mask", [0o022, 0o002, 0o077], ids=lambda m: f"umask-{m:03o}")
 def test_output_gets_a_plain_files_permissions(tmp_path, umask, mask):
     """0666 less the umask, as `open(path, "w")` gives, not the temporary file's 0600; also when
     replacing a file that had other permissions."""
