@@ -1,9 +1,5 @@
-"""The testbench's parameters and its clock, reset, seeded random generator and cycle count.
-
-The clock is `clk`, the synchronous reset `rst`. Every driver and monitor of this package acts on the
-rising clock edge: at each edge it first reads the signals as the flip-flops saw them (the values just
-before the edge), then drives the next cycle's values.
-"""
+"""The testbench's parameters, and its clock (`clk`), synchronous reset (`rst`), seeded random generator and
+cycle count: what every testbench of `sim/tb_*.py` starts from."""
 
 import json
 import os

@@ -2,8 +2,12 @@
 
 A `stream.Signature` port `name` becomes the Verilog signals `name__valid`, `name__ready` (absent when the
 stream is always ready) and `name__payload` (the payload layout flattened into one vector, encoded and
-decoded with `hw.streams.pack`/`unpack`). `StreamSource` inserts random idle cycles and `StreamSink` random
-backpressure, both from the testbench's seeded generator, so a failure reproduces with the same seed.
+decoded with `hw.streams.pack`/`unpack`).
+
+They act on the rising clock edge: at each edge they first read the handshake as the flip-flops saw it (the
+values just before the edge), then drive the next cycle's values. `StreamSource` inserts random idle cycles
+and `StreamSink` random backpressure, both from the testbench's seeded generator, so a failure reproduces
+with the same seed.
 """
 
 import random
