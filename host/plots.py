@@ -1,4 +1,5 @@
-"""Loss-curve figures (PNG, matplotlib's Agg backend so no display is needed)."""
+"""Figures as PNG files (matplotlib's Agg backend so no display is needed): the loss curves, and the one
+way every figure of the CLI is saved."""
 
 import numpy as np
 
@@ -33,6 +34,16 @@ def plot_loss_curves(curves: dict, path, title: str) -> None:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
+    save_figure(fig, path)
+
+
+def save_figure(fig, path, **savefig_options) -> None:
+    """Write `fig` as a PNG atomically (a failed save leaves the old file) and close it either way, so a
+    long-running command does not accumulate figures."""
+    import matplotlib.pyplot as plt
+
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", **savefig_options)
+    finally:
+        plt.close(fig)

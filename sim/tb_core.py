@@ -14,57 +14,12 @@ import json
 from pathlib import Path
 
 import cocotb
-from cocotb.triggers import ReadOnly, RisingEdge
 
 from dpfm.golden.contract import regmap
-from dpfm.sim.tb import TB, load_params
-
-MASK32 = (1 << 32) - 1
-
+from dpfm.sim.tb import TB, BusMaster, load_params
 
 def _signed32(v: int) -> int:
     return v - (1 << 32) if v >> 31 else v
-
-
-class BusMaster:
-    """Initiator of hw/bus.py: holds valid/addr/wdata/we until ready, then returns rdata.
-
-    `ready`/`rdata` are sampled in the ReadOnly phase (settled combinational values of the cycle), not right
-    after the clock edge, where Icarus may not yet have re-evaluated the core's combinational read mux."""
-
-    def __init__(self, dut, rng, max_idle: int):
-        self.dut, self.rng, self.max_idle = dut, rng, max_idle
-        dut.bus__valid.value = 0
-        dut.bus__we.value = 0
-        dut.bus__addr.value = 0
-        dut.bus__wdata.value = 0
-
-    async def _transact(self, we: int, addr: int, wdata: int, timeout: int = 1000) -> int:
-        dut = self.dut
-        dut.bus__valid.value = 0
-        for _ in range(self.rng.randint(0, self.max_idle)):
-            await RisingEdge(dut.clk)
-        dut.bus__valid.value = 1
-        dut.bus__we.value = we
-        dut.bus__addr.value = addr
-        dut.bus__wdata.value = wdata & MASK32
-        for _ in range(timeout):
-            await ReadOnly()  # settled values of this cycle: ready high means the transfer ends at the next edge
-            ready, rdata = dut.bus__ready.value == 1, dut.bus__rdata.value
-            await RisingEdge(dut.clk)
-            if ready:
-                dut.bus__valid.value = 0
-                return int(rdata) if not we else 0
-        raise AssertionError(f"bus transaction at {addr:#06x} got no ready in {timeout} cycles")
-
-    async def write(self, region: int, index: int, value: int):
-        await self._transact(1, regmap.address(region, index), value)
-
-    async def read(self, region: int, index: int) -> int:
-        return await self._transact(0, regmap.address(region, index), 0)
-
-    async def reg(self, index: int) -> int:
-        return await self.read(regmap.REGION_REGS, index)
 
 
 class CoreTB(TB):

@@ -10,53 +10,12 @@ that wrote a word, a missing or malformed reply, and a hang (bounded waits) all 
 import random
 
 import cocotb
-from cocotb.triggers import RisingEdge, Timer
 
 from dpfm.golden.contract import wire as P
 from dpfm.golden.contract import regmap
-from dpfm.sim.tb import TB, StreamSink, StreamSource, load_params
+from dpfm.sim.tb import TB, BusSlave, StreamSink, StreamSource, load_params, uart_receive, uart_send
 
 STATUS_ADDR = regmap.address(regmap.REGION_REGS, regmap.REG_STATUS)
-
-
-class BusSlave:
-    """Word memory on the bus; reads of REG_STATUS return `busy` (the core's STATUS_BUSY bit)."""
-
-    def __init__(self, dut, rng: random.Random, max_delay: int):
-        self.dut = dut
-        self.rng = rng
-        self.max_delay = max_delay
-        self.memory: dict[int, int] = {}
-        self.busy = False
-        self.transactions = 0
-        dut.bus__ready.value = 0
-        dut.bus__rdata.value = 0
-        cocotb.start_soon(self._run())
-
-    def read(self, addr):
-        return int(self.busy) if addr == STATUS_ADDR else self.memory.get(addr, 0)
-
-    async def _run(self):
-        dut = self.dut
-        ready = False
-        wait = None
-        while True:
-            await RisingEdge(dut.clk)
-            valid = dut.bus__valid.value == 1
-            if ready and valid:                      # handshake completed at this edge
-                if dut.bus__we.value == 1:
-                    self.memory[int(dut.bus__addr.value)] = int(dut.bus__wdata.value)
-                self.transactions += 1
-                ready, wait = False, None
-            elif valid:
-                if wait is None:
-                    wait = self.rng.randint(0, self.max_delay)
-                if wait == 0:
-                    ready = True
-                    dut.bus__rdata.value = self.read(int(dut.bus__addr.value))
-                else:
-                    wait -= 1
-            dut.bus__ready.value = int(ready)
 
 
 def random_frame(rng: random.Random, seq: int) -> bytes:
@@ -113,7 +72,7 @@ async def exchange(tb, source, sink, model, slave, wire: bytes, what: str):
 
 def setup(dut, params):
     tb = TB(dut, params["seed"])
-    slave = BusSlave(dut, tb.rng, params.get("max_delay", 3))
+    slave = BusSlave(dut, tb.rng, params.get("max_delay", 3), STATUS_ADDR)
     model = P.DeviceModel(STATUS_ADDR)
     return tb, slave, model
 
@@ -167,36 +126,6 @@ async def fuzz(dut):
             seq = (seq + 1) & 0xFF
 
 
-async def uart_send(dut, byte: int, bit_ns: float):
-    for bit in [0] + [(byte >> i) & 1 for i in range(8)] + [1]:
-        dut.rx.value = bit
-        await Timer(bit_ns, unit="ns")
-
-
-async def uart_receive(dut, count: int, bit_ns: float, timeout_ns: float) -> bytes:
-    """Sample `tx` at mid-bit like a host UART; fail on a missing stop bit or a timeout."""
-    out = bytearray()
-    step = bit_ns / 8
-    waited = 0.0
-    while len(out) < count:
-        await Timer(step, unit="ns")
-        waited += step
-        if waited > timeout_ns:
-            raise AssertionError(f"timeout: {len(out)} of {count} reply bytes arrived")
-        if dut.tx.value == 0:
-            await Timer(bit_ns / 2, unit="ns")
-            assert dut.tx.value == 0, "start bit shorter than half a bit"
-            value = 0
-            for i in range(8):
-                await Timer(bit_ns, unit="ns")
-                value |= int(dut.tx.value) << i
-            await Timer(bit_ns, unit="ns")
-            assert dut.tx.value == 1, "missing stop bit"
-            out.append(value)
-            waited = 0.0
-    return bytes(out)
-
-
 @cocotb.test()
 async def pins(dut):
     """`Link` through its UART pins: a ping, a write with escaped bytes, a corrupt frame, a read."""
@@ -211,9 +140,10 @@ async def pins(dut):
     for wire in [P.encode_frame(1, P.OP_PING), P.encode_frame(2, P.OP_WRITE, P.write_payload(0x4000, words)),
                  P.slip_encode(bytes(corrupt)), P.encode_frame(3, P.OP_READ, P.read_payload(0x4000, 3))]:
         expected = b"".join(P.slip_encode(r)[1:] for r in model.feed(wire))
-        receiver = cocotb.start_soon(uart_receive(dut, len(expected), bit_ns, timeout_ns=(10 * len(wire) + 200) * bit_ns))
+        receiver = cocotb.start_soon(uart_receive(dut.tx, len(expected), bit_ns,
+                                                  timeout_ns=(10 * len(wire) + 200) * bit_ns))
         for b in wire:
-            await uart_send(dut, b, bit_ns)
+            await uart_send(dut.rx, b, bit_ns)
         got = await receiver
         assert got == expected, f"{wire.hex()}: reply {got.hex()} != {expected.hex()}"
         assert slave.memory == model.memory

@@ -10,44 +10,9 @@ from dpfm.golden.contract.formats import HwFormats
 from dpfm.golden.fixedpoint import SatCounter, requantize
 from dpfm.golden.toper import Toper as GoldenToper
 from dpfm.golden.toper import mac_candidates
-from dpfm.hw.streams import dual_layout, mac_step_layout, slots_from_python, slots_to_python
+from dpfm.hw.streams import dual_layout, mac_step_layout, slots_to_python
 from dpfm.sim.tb import TB, EventCounter, StreamSink, StreamSource, assert_transactions, load_params
-
-KINDS = ("random", "saturating", "zeros", "duplicates", "sparse")
-
-
-class NeuronGen:
-    """Random neurons: `(w, wid, x, slots)` steps, the last one the bias (x = 1.0, empty tangent)."""
-
-    def __init__(self, rng, k: int, fmts: HwFormats, id_bits: int):
-        self.rng, self.k, self.fmts, self.id_bits = rng, k, fmts, id_bits
-
-    def _value(self, fmt, kind):
-        rng = self.rng
-        if kind == "saturating":
-            mag = fmt.max_raw - rng.randint(0, 3)
-        elif kind == "zeros":
-            mag = rng.choice([0, 0, 1, 2])
-        else:
-            mag = rng.choice([fmt.max_raw, rng.randint(1, 4), rng.randint(1, fmt.max_raw),
-                              rng.randint(1, 1 << fmt.frac)])
-        return mag if rng.random() < 0.5 else -mag
-
-    def neuron(self, kind: str, n_in: int | None = None):
-        """The MAC steps of one neuron of `kind`, with `n_in` inputs (random 1..6 when not given)."""
-        rng, k, fmts = self.rng, self.k, self.fmts
-        n_in = rng.randint(1, 6) if n_in is None else n_in
-        id_pool = {"duplicates": 3, "saturating": 2}.get(kind, 1 << self.id_bits)
-        p_valid = {"sparse": 0.15}.get(kind, 0.8)
-        wid0 = rng.randrange((1 << self.id_bits) - n_in - 1)
-        steps = []
-        for i in range(n_in):
-            slots = [(self._value(fmts.t, kind), rng.randrange(id_pool)) if rng.random() < p_valid else None
-                     for _ in range(k)]
-            steps.append((self._value(fmts.w, kind), wid0 + i, self._value(fmts.x, kind), slots))
-        bias = self._value(fmts.w, kind)
-        steps.append((bias, wid0 + n_in, 1 << fmts.x.frac, [None] * k))
-        return steps
+from dpfm.sim.tb.mac_steps import KINDS, NeuronGen, step_payloads
 
 
 def golden_neuron(steps, k: int, fmts: HwFormats, sat: SatCounter):
@@ -62,11 +27,6 @@ def golden_neuron(steps, k: int, fmts: HwFormats, sat: SatCounter):
             toper.insert(v, cid)
     z = requantize(acc, fmts.w.frac + fmts.x.frac, fmts.x, sat)
     return (z, toper.slots()), toper.evictions, counts
-
-
-def step_payloads(steps):
-    return [{"w": w, "wid": wid, "x": x, "slots": slots_from_python(slots), "last": int(i == len(steps) - 1)}
-            for i, (w, wid, x, slots) in enumerate(steps)]
 
 
 async def run(dut, idle: float, backpressure: float, kinds):

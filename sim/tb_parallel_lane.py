@@ -6,14 +6,14 @@ Parameters (from `sim.runner`): `k`, `sources`, `fmts` (a `HwFormats` string), `
 """
 
 import cocotb
-from cocotb.triggers import RisingEdge
 
 from dpfm.golden.contract.formats import HwFormats
 from dpfm.golden.fixedpoint import SatCounter, requantize
 from dpfm.golden.toper import ParallelToper, indexed_mac_candidates
 from dpfm.hw.streams import dual_layout, mac_step_layout, slots_to_python
-from dpfm.sim.tb import TB, EventCounter, StreamSink, StreamSource, assert_transactions, load_params
-from dpfm.sim.tb_mac_lane import KINDS, NeuronGen, step_payloads
+from dpfm.sim.tb import (TB, EventCounter, HandshakeMonitor, StreamSink, StreamSource, assert_transactions,
+                         load_params)
+from dpfm.sim.tb.mac_steps import KINDS, NeuronGen, step_payloads
 
 
 def golden_neuron(steps, k: int, sources: int, fmts: HwFormats, sat: SatCounter):
@@ -46,30 +46,6 @@ def filled(steps, rng, id_bits: int):
             for i, (w, wid, x, slots) in enumerate(steps)]
 
 
-class Handshakes:
-    """The cycles (of `TB.cycle`) in which the input accepted a step marked `last` and the output handed
-    over a result, read at the rising edge like the drivers of `sim.tb`."""
-
-    def __init__(self, tb: TB, layout):
-        self.tb = tb
-        self.last_offset = layout["last"].offset
-        self.last_accepted = []
-        self.delivered = []
-        cocotb.start_soon(self._run())
-
-    async def _run(self):
-        dut = self.tb.dut
-        while True:
-            await RisingEdge(dut.clk)
-            if dut.rst.value == 1:
-                continue
-            if dut.i__valid.value == 1 and dut.i__ready.value == 1:
-                if (int(dut.i__payload.value) >> self.last_offset) & 1:
-                    self.last_accepted.append(self.tb.cycle)
-            if dut.o__valid.value == 1 and dut.o__ready.value == 1:
-                self.delivered.append(self.tb.cycle)
-
-
 class Bench:
     """The DUT with its drivers, event counters and golden model state."""
 
@@ -83,7 +59,10 @@ class Bench:
         self.source = StreamSource(dut, "i", step_layout, self.tb.rng, idle=idle)
         self.sink = StreamSink(dut, "o", dual_layout(self.k, self.fmts.x, self.fmts.t, self.id_bits), self.tb.rng,
                                backpressure=backpressure)
-        self.handshakes = Handshakes(self.tb, step_layout)
+        last = step_layout["last"].offset
+        #: cycles in which the input accepted a neuron's last step, and in which the output handed over a result
+        self.last_accepted = HandshakeMonitor(self.tb, "i", when=lambda word: (word >> last) & 1).cycles
+        self.delivered = HandshakeMonitor(self.tb, "o").cycles
         self.sat, self.evict = EventCounter(dut, "sat"), EventCounter(dut, "evict")
         self.gen = NeuronGen(self.tb.rng, self.k, self.fmts, self.id_bits)
         self.golden_sat = SatCounter()
@@ -148,11 +127,11 @@ async def throughput(dut):
         rounds = neuron_rounds(batch[0], n_src)
         assert all(neuron_rounds(steps, n_src) == rounds for steps in batch)
         await bench.run(batch)
-        delivered = bench.handshakes.delivered[first:]
+        delivered = bench.delivered[first:]
         measured = [b - a for a, b in zip(delivered, delivered[1:])]
         assert measured == [max(rounds, 2 * k)] * (len(batch) - 1), \
             f"neurons of {rounds} rounds came out {measured} cycles apart, expected every {max(rounds, 2 * k)}"
-        got_latency = delivered[0] - bench.handshakes.last_accepted[first]
+        got_latency = delivered[0] - bench.last_accepted[first]
         assert got_latency == latency, f"first neuron of {rounds} rounds: latency {got_latency}, expected {latency}"
         bench.tb.dut._log.info("parallel lane K=%d S=%d: neurons of %d rounds every %d cycles, latency %d",
                                k, n_src, rounds, measured[0], got_latency)

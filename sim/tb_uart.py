@@ -1,21 +1,11 @@
-"""Pin-level cocotb testbench of the UART PHY (hw/uart.py), with its own bit-banged UART model (no
-cocotbext-uart): random bytes at the nominal rate and off by the `baud_error` parameter, a missing stop
-bit, a glitch shorter than half a bit, and the transmitter's exact bit timing."""
+"""Pin-level cocotb testbench of the UART PHY (hw/uart.py), driven by the bit-banged UART of sim/tb/uart.py:
+random bytes at the nominal rate and off by the `baud_error` parameter, a missing stop bit, a glitch
+shorter than half a bit, and the transmitter's exact bit timing."""
 
 import cocotb
 from cocotb.triggers import RisingEdge, Timer
 
-from dpfm.sim.tb import TB, EventCounter, StreamSink, StreamSource, load_params
-
-
-async def send_bits(dut, bits, bit_ns):
-    for bit in bits:
-        dut.rx.value = bit
-        await Timer(bit_ns, unit="ns")
-
-
-def frame_bits(byte, stop=1):
-    return [0] + [(byte >> i) & 1 for i in range(8)] + [stop]
+from dpfm.sim.tb import TB, EventCounter, StreamSink, StreamSource, load_params, uart_drive_bits, uart_frame_bits
 
 
 def setup(dut):
@@ -35,7 +25,7 @@ async def receive(dut):
     bit_ns = params["divisor"] * TB.CLOCK_PERIOD_NS * (1 + params["baud_error"])
     data = [0x00, 0xFF, 0x55, 0xAA, 0xC0, 0xDB] + [tb.rng.getrandbits(8) for _ in range(14)]
     for byte in data:
-        await send_bits(dut, frame_bits(byte), bit_ns)
+        await uart_drive_bits(dut.rx, uart_frame_bits(byte), bit_ns)
     await tb.cycles(4 * params["divisor"])
     assert sink.items == data, f"received {sink.items}"
     assert errors.total == 0
@@ -49,13 +39,13 @@ async def stop_bit_glitch_and_recovery(dut):
     dut.i__valid.value = 0
     await tb.reset()
     bit_ns = params["divisor"] * TB.CLOCK_PERIOD_NS
-    await send_bits(dut, frame_bits(0x3C, stop=0), bit_ns)        # missing stop bit: dropped, counted
-    await send_bits(dut, [0, 0], bit_ns)                          # line held low (a break) a while longer
-    await send_bits(dut, [1, 1], bit_ns)
+    await uart_drive_bits(dut.rx, uart_frame_bits(0x3C, stop=0), bit_ns)        # missing stop bit: dropped, counted
+    await uart_drive_bits(dut.rx, [0, 0], bit_ns)                          # line held low (a break) a while longer
+    await uart_drive_bits(dut.rx, [1, 1], bit_ns)
     dut.rx.value = 0                                              # a glitch of a quarter bit: no start bit
     await Timer(bit_ns / 4, unit="ns")
-    await send_bits(dut, [1] * 12, bit_ns)
-    await send_bits(dut, frame_bits(0xA5), bit_ns)
+    await uart_drive_bits(dut.rx, [1] * 12, bit_ns)
+    await uart_drive_bits(dut.rx, uart_frame_bits(0xA5), bit_ns)
     await tb.cycles(4 * params["divisor"])
     assert sink.items == [0xA5], f"received {sink.items}"
     assert errors.total == 1

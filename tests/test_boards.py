@@ -297,3 +297,59 @@ def test_build_summary_names_run_clock_timing_and_toper():
                                  clock_source="PLL"), cfg, {"train_cycles_per_sample": 1.0,
                                                             "ideal_cycles_per_sample": 1.0})
     assert "timing NOT MET" in format_summary(slow)
+
+
+def _never_build(*args, **kwargs):
+    pytest.fail("dpfm build started the build before checking its --json path")
+
+
+def test_build_refuses_an_unwritable_json_path_before_building(tmp_path, capsys, monkeypatch):
+    """The build takes minutes: a report path it cannot write fails first, in one line."""
+    import dpfm.boards.build
+    from dpfm.host.cli import main
+    monkeypatch.setattr(dpfm.boards.build, "build_board", _never_build)
+    (tmp_path / "file").write_text("x")
+    for path in (tmp_path / "file" / "report.json", tmp_path):
+        assert main(["build", "--board", "icebreaker", "--k", "1", "--json", str(path),
+                     "--build-dir", str(tmp_path / "build")]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("dpfm: error: ") and err.count("\n") == 1, err
+    assert not (tmp_path / "build").exists()
+
+
+def _fake_build(monkeypatch):
+    """`dpfm build` with the toolchain and the cycle simulation replaced by a real build's numbers."""
+    import dpfm.boards.build
+    import dpfm.sim.core_cycles
+    from dpfm.boards.report import parse_nextpnr_report
+
+    def build_board(board, cfg, build_dir, program=False):
+        path = build_dir / "r.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(ICE40_REPORT))
+        return parse_nextpnr_report(path, "ice40", board, 12_000_000, "board clock clk12 12 MHz")
+
+    monkeypatch.setattr(dpfm.boards.build, "build_board", build_board)
+    monkeypatch.setattr(dpfm.sim.core_cycles, "measure_cycles", lambda cfg, task, build_dir: {
+        "train_cycles_per_sample": 400.0, "ideal_cycles_per_sample": 100.0})
+
+
+def test_build_json_report_goes_to_a_new_directory(tmp_path, capsys, monkeypatch):
+    from dpfm.host.cli import main
+    _fake_build(monkeypatch)
+    out = tmp_path / "reports" / "up5k.json"
+    assert main(["build", "--board", "icebreaker", "--k", "1", "--json", str(out),
+                 "--build-dir", str(tmp_path / "build")]) == 0
+    assert json.loads(out.read_text())["cycles_per_train_sample"] == 400.0
+    assert [p.name for p in out.parent.iterdir()] == ["up5k.json"]
+
+
+def test_build_json_report_failing_to_write_leaves_the_old_one(tmp_path, monkeypatch, disk_full):
+    from dpfm.host.cli import main
+    _fake_build(monkeypatch)
+    out = tmp_path / "up5k.json"
+    out.write_text('{"old": true}')
+    with pytest.raises(OSError):
+        main(["build", "--board", "icebreaker", "--k", "1", "--json", str(out), "--build-dir", str(tmp_path / "b")])
+    assert json.loads(out.read_text()) == {"old": True}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b", "up5k.json"]

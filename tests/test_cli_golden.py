@@ -81,6 +81,16 @@ def test_sweep_writes_png_and_json(tmp_path, capsys):
     assert "train loss" in table and "full" in table
 
 
+def test_failed_figure_save_leaves_the_old_png(tmp_path, disk_full):
+    from dpfm.host.plots import plot_loss_curves
+    png = tmp_path / "loss.png"
+    png.write_bytes(b"old png")
+    with pytest.raises(OSError):
+        plot_loss_curves({"K=2": ([1.0, 0.5], None)}, png, "a run")
+    assert png.read_bytes() == b"old png"
+    assert [p.name for p in tmp_path.iterdir()] == ["loss.png"]
+
+
 def test_sweep_separate_gives_the_same_losses(tmp_path):
     joint, sep = tmp_path / "j.json", tmp_path / "s.json"
     common = ["sweep", "--ks", "2,full", "--epochs", "2"]

@@ -7,9 +7,9 @@ import pytest
 
 from dpfm.host.cli import main
 
-pytestmark = pytest.mark.skipif(shutil.which("iverilog") is None, reason="needs Icarus Verilog")
 
-
+@pytest.mark.iverilog
+@pytest.mark.skipif(shutil.which("iverilog") is None, reason="needs Icarus Verilog")
 @pytest.mark.parametrize("k, lanes, toper", [(8, 1, "serial"), (8, 2, "serial"), (2, 1, "parallel"),
                                             (4, 1, "parallel-2")])
 def test_writes_verilog_that_iverilog_elaborates(tmp_path, capsys, k, lanes, toper):
@@ -46,3 +46,39 @@ def test_bad_configuration_is_one_line_error(tmp_path, capsys, argv, problem):
 def test_missing_output_directory_is_an_error(tmp_path, capsys):
     assert main(["verilog", "--task", "seed-sum", "--k", "2", "-o", str(tmp_path / "nope" / "x.v")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.fixture
+def canned_verilog(monkeypatch):
+    """The command's core and conversion replaced by a canned module: the tests that use it are about the
+    file written, and a real conversion takes seconds."""
+    from amaranth.back import verilog
+
+    import dpfm.hw.core
+    text = "module dpfm_core(\n" + "  wire w;\n" * 2000 + "endmodule\n"
+    monkeypatch.setattr(dpfm.hw.core, "DpfmCore", lambda cfg: None)
+    monkeypatch.setattr(verilog, "convert", lambda core, name: text)
+    return text
+
+
+def test_failed_write_leaves_the_old_file(tmp_path, canned_verilog, disk_full):
+    out = tmp_path / "core.v"
+    out.write_text("// the previous core\n")
+    with pytest.raises(OSError):
+        main(["verilog", "--task", "seed-sum", "--k", "2", "-o", str(out)])
+    assert out.read_text() == "// the previous core\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["core.v"]
+
+
+def test_output_gets_a_plain_files_permissions(tmp_path, canned_verilog, umask):
+    umask(0o027)
+    out = tmp_path / "core.v"
+    assert main(["verilog", "--task", "seed-sum", "--k", "2", "-o", str(out)]) == 0
+    assert out.read_text() == canned_verilog
+    assert out.stat().st_mode & 0o777 == 0o640
+
+
+def test_output_that_is_a_directory_is_an_error(tmp_path, capsys):
+    assert main(["verilog", "--task", "seed-sum", "--k", "2", "-o", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("dpfm: error: ") and "is a directory" in err and err.count("\n") == 1

@@ -21,21 +21,23 @@ Two measurements per task:
 2. *training*: final training / validation loss (and validation accuracy for classifiers) after a short,
    stated number of epochs, wall time per epoch, and the fixed-point saturation / eviction counts.
 
-Writes a JSON, prints a table and saves a PNG (matplotlib Agg).
+Writes a JSON, prints a table and saves a PNG (matplotlib Agg), each atomically; both paths are checked
+before the study starts.
 """
 
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 
 from dpfm.golden.contract.errors import DpfmError
+from dpfm.golden.contract.files import check_writable, write_json
 from dpfm.golden.contract.formats import HwFormats
 from dpfm.golden.contract.organisation import Organisation
 from dpfm.golden.fixed_mlp import FixedModel
 from dpfm.golden.trainer import k_label
 from dpfm.golden.contract.net import flatten, init_weights
+from dpfm.host.plots import save_figure
 
 # Default study length and formats per task.
 STUDY_DEFAULTS = {
@@ -71,18 +73,18 @@ def run(args) -> int:
     if args.epochs is not None and args.epochs < 1:
         raise DpfmError(f"--epochs must be at least 1, got {args.epochs}", "use e.g. --epochs 20")
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    json_path = Path(args.json) if args.json else out / "approx.json"
+    png = out / "approx.png"
+    for path in (json_path, png):
+        check_writable(path)
     results = {"study": "approx", "seed": args.seed, "ks": ks, "tasks": {}}
     for name in tasks:
         defaults = STUDY_DEFAULTS.get(name, {"epochs": 20, "formats": ""})
         epochs = args.epochs if args.epochs is not None else defaults["epochs"]
         fmts = HwFormats.parse(args.formats if args.formats is not None else defaults["formats"])
         results["tasks"][name] = study_task(name, ks, epochs, fmts, args.seed)
-    json_path = Path(args.json) if args.json else out / "approx.json"
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(results, indent=2))
+    write_json(json_path, results)
     print(format_table(results))
-    png = out / "approx.png"
     plot(results, png)
     print(f"wrote {json_path} and {png}")
     return 0
@@ -232,5 +234,4 @@ def plot(results: dict, path) -> None:
             ax.set_xticks(ks, [str(k) for k in ks])
             ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from dpfm.golden.contract.errors import DpfmError
-from dpfm.golden.contract.files import write_json
+from dpfm.golden.contract.files import check_writable, write_json
 from dpfm.golden.contract.organisation import Organisation
 from dpfm.hw.config import CoreConfig
 from dpfm.host.torch_reference import torch_mlp
@@ -121,6 +121,7 @@ def _parse_config(text: str) -> tuple:
 
 def run(args) -> int:
     configs = [_parse_config(c) for c in args.config] if args.config else DEFAULT_CONFIGS
+    check_writable(args.json)
     with tempfile.TemporaryDirectory(prefix="dpfm_bench_hw_") as tmp:
         work = Path(args.work_dir or tmp)
         work.mkdir(parents=True, exist_ok=True)

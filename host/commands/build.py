@@ -1,7 +1,8 @@
 """`dpfm build`: bitstream for a board, with resources, Fmax, cycles per training sample and samples/s."""
 
-import json
 from pathlib import Path
+
+from dpfm.golden.contract.files import check_writable, write_json
 
 
 def register(subparsers):
@@ -27,13 +28,15 @@ def run(args) -> int:
     target = get_target(args.board)
     task = args.task or target.default_task
     cfg = config_from_args(args, task=task)
+    if args.json:
+        check_writable(args.json)   # a build takes minutes: refuse an unwritable report path first
     build_dir = Path(args.build_dir or Path("build") / args.board)
     report = build_board(args.board, cfg, build_dir, program=args.program)
     cycles = measure_cycles(cfg, task, build_dir / "sim")
     summary = summarize(report, cfg, cycles)
     print(format_summary(summary))
     if args.json:
-        Path(args.json).write_text(json.dumps(summary, indent=2))
+        write_json(args.json, summary)
     return 0 if report.fits else 1
 
 

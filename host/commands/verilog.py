@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from dpfm.golden.contract.errors import DpfmError
+from dpfm.golden.contract.files import check_writable, write_text
 
 VERILOG_TOP = "dpfm_core"
 
@@ -27,7 +28,8 @@ def run(args) -> int:
     out = Path(args.output)
     if not out.parent.is_dir():
         raise DpfmError(f"directory {out.parent} does not exist", "create it or choose another -o path")
-    out.write_text(verilog.convert(DpfmCore(cfg), name=VERILOG_TOP))
+    check_writable(out)   # before the conversion, which takes seconds for a large core
+    write_text(out, verilog.convert(DpfmCore(cfg), name=VERILOG_TOP))
     print(f"wrote {out}: {VERILOG_TOP} for {list(cfg.spec.sizes)} K={cfg.k} lanes={cfg.lanes} {cfg.toper} toper "
           f"max_batch={cfg.max_batch} ({cfg.n_params} parameters)")
     return 0

@@ -104,6 +104,7 @@ def test_full_mode_gradient_matches_central_differences():
         assert grad[i] == pytest.approx((losses[0] - losses[1]) / (2 * h), rel=1e-6, abs=1e-9)
 
 
+@pytest.mark.slow   # importing PyTorch alone takes seconds
 def test_full_mode_training_equals_pytorch_backprop(seed_sum_data):
     """Exact forward mode and reverse mode compute the same gradient: same init, same batches, same
     weights after 60 SGD steps (float64), to rounding."""

@@ -18,7 +18,6 @@ from dpfm.hw.config import CoreConfig
 from dpfm.host.device import Device, open_device
 from dpfm.host.link import ByteLink, LinkClient, SerialPort
 
-pytestmark = pytest.mark.slow
 K = 4
 TASK = get_task("seed-sum")
 
@@ -49,6 +48,8 @@ def raw(layers):
     return quantize(flatten(TASK.spec, layers), HwFormats().w)
 
 
+@pytest.mark.verilator
+@pytest.mark.slow
 def test_training_equals_golden_toper_bit_for_bit(cosim, data):
     X, Y, X_val, Y_val = data
     gold = golden()
@@ -63,6 +64,8 @@ def test_training_equals_golden_toper_bit_for_bit(cosim, data):
         assert np.array_equal(dev.weights_raw, raw(gold.weights))
 
 
+@pytest.mark.verilator
+@pytest.mark.slow
 def test_checkpoint_resume_continues_exactly(cosim, data, tmp_path):
     X, Y, _, _ = data
     path = tmp_path / "device.npz"
@@ -78,6 +81,8 @@ def test_checkpoint_resume_continues_exactly(cosim, data, tmp_path):
         assert len(dev.history["train_loss"]) == 2
 
 
+@pytest.mark.verilator
+@pytest.mark.slow
 def test_checkpoints_interchange_with_golden_toper(cosim, data, tmp_path):
     """One checkpoint format: the device continues a golden toper trainer's checkpoint, and the golden
     trainer continues the device's, both bit for bit as if training had never stopped."""
@@ -98,6 +103,8 @@ def test_checkpoints_interchange_with_golden_toper(cosim, data, tmp_path):
     assert resumed.history == straight.history and resumed.epoch == 3
 
 
+@pytest.mark.verilator
+@pytest.mark.slow
 def test_wrong_use_is_refused(cosim, tmp_path):
     with pytest.raises(DpfmError, match="sample buffer"):
         device(cosim, batch=17)
@@ -160,6 +167,8 @@ class FaultyLink(ByteLink):
         self.port.close()
 
 
+@pytest.mark.verilator
+@pytest.mark.slow
 def test_training_over_a_damaged_link_runs_every_command_once(cosim, data):
     """Lost replies make the host re-send CTRL_TRAIN writes; the sequence rule must keep each training
     step single (weights equal golden, SAMPLES_DONE equals what the host started)."""

@@ -17,7 +17,7 @@ from dpfm.golden.contract.net import flatten
 from dpfm.golden.tasks import get_task
 from dpfm.host.cli import main
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.verilator, pytest.mark.slow]
 
 
 @pytest.mark.parametrize("tangent", ["toper-parallel", "toper-parallel-2"])   # at K=2: 3 sources, and 2

@@ -18,6 +18,7 @@ ID_BITS = 8
 NARROW = "x=s12.8,w=s12.8,t=s12.8,g=s24.16,lut_bits=8"
 
 
+@pytest.mark.iverilog
 @pytest.mark.parametrize("kind, k, fmts", [
     ("sigmoid", 1, "x=s16.12,t=s16.12"),
     ("tanh", 3, "x=s16.12,t=s12.8,g=s32.20"),
@@ -57,6 +58,7 @@ class BypassHarness(wiring.Component):
         return m
 
 
+@pytest.mark.iverilog
 @pytest.mark.parametrize("kind, k, fmts", [
     ("sigmoid", 8, "x=s16.12,t=s16.12"),
     ("relu", 1, NARROW),

@@ -16,6 +16,8 @@ from dpfm.hw.config import CoreConfig
 from dpfm.hw.core import DpfmCore
 from dpfm.hw.update import SgdUnit
 
+pytestmark = [pytest.mark.iverilog, pytest.mark.slow]   # each run simulates thousands of core cycles
+
 BATCH = 10
 LR = 0.1
 

@@ -16,6 +16,8 @@ from dpfm.hw.config import CoreConfig
 from dpfm.hw.core import DpfmCore
 from tests.sim.test_core import cycle_floor
 
+pytestmark = [pytest.mark.iverilog, pytest.mark.slow]   # each run simulates thousands of core cycles
+
 
 @pytest.mark.parametrize("k, lanes, toper", [(1, 1, "parallel"), (8, 1, "parallel"), (3, 2, "parallel"),
                                             (8, 1, "parallel-3"), (3, 2, "parallel-2")])

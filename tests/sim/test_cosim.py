@@ -25,6 +25,8 @@ def cosim():
         yield sim
 
 
+@pytest.mark.verilator
+@pytest.mark.slow
 def test_write_read_words_across_frames(cosim):
     words = [(i * 0x9E3779B9) & 0xFFFFFFFF for i in range(150)] + [P.END, P.ESC, 0xC0DBC0DB]
     with LinkClient(SerialPort(cosim.url)) as link:
@@ -46,6 +48,8 @@ def _raw_exchange(url, wire: bytes, replies: int) -> list[bytes]:
     return frames
 
 
+@pytest.mark.verilator
+@pytest.mark.slow
 def test_corrupt_frame_refused_and_link_recovers(cosim):
     with LinkClient(SerialPort(cosim.url)) as link:
         link.write(0x4010, [1, 2])
@@ -58,6 +62,8 @@ def test_corrupt_frame_refused_and_link_recovers(cosim):
         assert link.read(0x4010, 2) == [1, 2]
 
 
+@pytest.mark.verilator
+@pytest.mark.slow
 def test_silent_device_times_out_then_recovers(cosim):
     with LinkClient(SerialPort(cosim.url), timeout=0.2, retries=1) as link:
         cosim.pause()
@@ -79,6 +85,8 @@ def test_missing_port_names_the_fix():
         SerialPort("/dev/ttyDPFM-missing")
 
 
+@pytest.mark.verilator
+@pytest.mark.slow
 def test_retried_write_runs_once(cosim):
     """A WRITE re-sent with the same sequence number (its reply was lost) is acknowledged, not repeated."""
     with LinkClient(SerialPort(cosim.url)) as link:

@@ -5,6 +5,8 @@ import pytest
 from dpfm.hw.link import FrameLink, Link
 from dpfm.sim.runner import run_cocotb
 
+pytestmark = pytest.mark.iverilog
+
 
 def run_link(dut, tmp_path, testcase, **params):
     params.setdefault("seed", 1)

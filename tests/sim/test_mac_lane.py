@@ -5,6 +5,7 @@ from dpfm.golden.contract.formats import HwFormats
 from dpfm.hw.mac_lane import DIRECT, MacLane
 from dpfm.sim.runner import run_cocotb
 
+pytestmark = pytest.mark.iverilog
 ID_BITS = 8
 NARROW = "x=s12.8,w=s12.8,t=s12.8,g=s24.16,lut_bits=8"
 #: (K, formats) cases both lanes are checked over (tests/sim/test_parallel_lane.py adds its own large K).

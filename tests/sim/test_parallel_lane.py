@@ -11,7 +11,14 @@ from dpfm.sim.runner import run_cocotb
 from tests.sim.test_mac_lane import ID_BITS, LANE_CASES, NARROW
 
 
-@pytest.mark.parametrize("k, fmts", LANE_CASES + [(5, NARROW)])   # K=5: an unbalanced tree (K=16 is slow)
+def slow_from_k(cases, k_min: int = 5):
+    """`cases` (tuples starting with K) with those of K >= `k_min` marked slow: K + 1 topers and a deeper
+    merge tree take tens of seconds on Icarus."""
+    return [pytest.param(*case, marks=pytest.mark.slow) if case[0] >= k_min else case for case in cases]
+
+
+@pytest.mark.iverilog
+@pytest.mark.parametrize("k, fmts", slow_from_k(LANE_CASES + [(5, NARROW)]))   # K=5: an unbalanced tree (K=16 is slow)
 def test_parallel_lane_matches_golden(tmp_path, k, fmts):
     fmts = HwFormats.parse(fmts)
     params = {"k": k, "sources": k + 1, "fmts": str(fmts), "id_bits": ID_BITS, "neurons": 40, "seed": k}
@@ -19,13 +26,14 @@ def test_parallel_lane_matches_golden(tmp_path, k, fmts):
                build_dir=tmp_path, params=params, seed=k).check()
 
 
-@pytest.mark.parametrize("k, sources, fmts", [
+@pytest.mark.iverilog
+@pytest.mark.parametrize("k, sources, fmts", slow_from_k([
     (2, 2, NARROW),         # two rounds per full step, the second with one candidate
     (3, 2, "x=s16.12,w=s16.12,t=s16.12,g=s32.24,lut_bits=10"),     # two full rounds
     (5, 4, NARROW),         # the second round's last sources idle
     (8, 3, NARROW),         # three full rounds, a tree of depth 2 (the ECP5 digits build)
     (8, 5, NARROW),         # an unbalanced tree of depth 3
-])
+]))
 def test_lane_with_fewer_sources_matches_golden(tmp_path, k, sources, fmts):
     """S < K + 1 source topers (contract 3b, candidate c into T_{c mod S}): bit for bit, and the cycle cost
     of one round per S candidates."""
@@ -74,9 +82,10 @@ def lane_with(tree_class):
     return Lane
 
 
+@pytest.mark.iverilog
 @pytest.mark.parametrize("tree_class, k, testcase", [
     (MirroredTree, 3, "matches_golden"),
-    (UpperSplitTree, 5, "matches_golden"),   # K + 1 = 4 would give the same shape
+    pytest.param(UpperSplitTree, 5, "matches_golden", marks=pytest.mark.slow),   # K + 1 = 4 would give the same shape
     (ShallowQueueTree, 2, "throughput"),
 ])
 def test_tree_mutant_is_caught(tmp_path, tree_class, k, testcase):
@@ -98,6 +107,8 @@ class BlockedSourcesLane(ParallelMacLane):
         return s * self.rounds + r
 
 
+@pytest.mark.iverilog
+@pytest.mark.slow
 def test_source_assignment_mutant_is_caught(tmp_path):
     fmts = HwFormats.parse(NARROW)
     params = {"k": 8, "sources": 3, "fmts": str(fmts), "id_bits": ID_BITS, "neurons": 40, "seed": 8}

@@ -39,6 +39,7 @@ def test_pack_rejects_values_that_do_not_fit():
         pack(data.StructLayout({"v": signed(8)}), {"v": 128})
 
 
+@pytest.mark.iverilog
 def test_waveform_file_is_written(tmp_path):
     params = {"k": 1, "t": [T.bits, T.frac], "id_bits": 6, "groups": 2, "seed": 3}
     result = run_cocotb(Toper(1, T, 6), name="toper", test_module="dpfm.sim.tb_toper", build_dir=tmp_path,
@@ -47,6 +48,7 @@ def test_waveform_file_is_written(tmp_path):
     assert result.waves is not None and result.waves.stat().st_size > 0
 
 
+@pytest.mark.iverilog
 def test_failing_cocotb_test_fails_the_run(tmp_path):
     """The testbench is told t is s12.8 while the RTL is built for s16.12: the golden expectations differ
     (saturation points), the cocotb test fails, and `check()` raises with its name."""

@@ -6,6 +6,7 @@ from dpfm.golden.contract.formats import Fmt
 from dpfm.hw.toper import Toper
 from dpfm.sim.runner import run_cocotb
 
+pytestmark = pytest.mark.iverilog
 ID_BITS = 8
 
 

@@ -40,16 +40,19 @@ def run_uart(tmp_path, divisor, testcase, baud_error=0.0):
                       params=params, testcase=testcase, seed=divisor)
 
 
+@pytest.mark.iverilog
 @pytest.mark.parametrize("divisor, baud_error", [(4, 0.0), (16, 0.03), (16, -0.03)])
 def test_receive(tmp_path, divisor, baud_error):
     run_uart(tmp_path, divisor, "receive", baud_error).check()
 
 
+@pytest.mark.iverilog
 @pytest.mark.parametrize("divisor", [4, 16])
 def test_stop_bit_glitch_and_recovery(tmp_path, divisor):
     run_uart(tmp_path, divisor, "stop_bit_glitch_and_recovery").check()
 
 
+@pytest.mark.iverilog
 @pytest.mark.parametrize("divisor", [4, 7])
 def test_transmit_bit_timing(tmp_path, divisor):
     run_uart(tmp_path, divisor, "transmit").check()
