@@ -7,7 +7,7 @@ activation_luts(kind, fmts)` (format x, `2**lut_bits` entries each, bin index
     a = F[idx];   slot j: v_j <- sat_t(round_half_up(D[idx] * v_j, x.frac)),  invalid when that is 0.
 
 Slot positions and ids are kept. `identity` passes `z` and the slots through unchanged (no tables). The
-model is `golden.toper.activation_slots`.
+model is `golden.activation.activation_slots`.
 
 Why one multiplier: a MAC lane delivers a neuron at most every K cycles (its toper read-out takes K), so the
 K slot products are done one per cycle through a single registered multiplier and the activation keeps

@@ -10,7 +10,7 @@ emits `(z, z')`:
   are not inserted;
 - the candidates go through the lane's own `Toper`, empty at the start of each neuron; `z'` is its read-out.
 
-The model is `golden.toper.mac_candidates` plus `golden.toper.Toper`.
+The model is `golden.mac_lane.MacLaneModel` (`mac_candidates` into a `ToperModel`, `neuron_primal`).
 
 Why one multiplier: the toper takes one candidate per cycle, so computing a step's K + 1 candidates in
 parallel buys no throughput. The lane instead *issues* one operation per cycle through a single multiplier:

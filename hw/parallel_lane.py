@@ -15,7 +15,8 @@ with S source topers (`sources`, 2 <= S <= K + 1, default K + 1):
 - at the neuron's end the S read-outs go into the merge tree (`hw.merge_tree.MergeTree`, the fixed shape
   of contract 3b); `z'` is the root's read-out.
 
-The model is `golden.toper.indexed_mac_candidates` into `golden.toper.ParallelToper(sources=S)`.
+The model is `golden.parallel_lane.ParallelMacLaneModel(sources=S)` (`indexed_mac_candidates` into a
+`ParallelToperModel`).
 
 Pipeline (every stage one register; the multipliers are registered-in, registered-out DSP products):
 

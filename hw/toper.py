@@ -25,6 +25,8 @@ neuron's candidates can follow the token in the very next cycle.
 
 Magnitudes are compared without computing `|v|` (see `Toper.ranks_above`). The signed range is symmetric, so
 `|v|` cannot overflow and two values add up to 0 only when one is the other's negation.
+
+The model is `golden.toper.ToperModel`.
 """
 
 from amaranth.hdl import Cat, Module, Mux, Signal
