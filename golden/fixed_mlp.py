@@ -43,8 +43,8 @@ import numpy as np
 
 from dpfm.golden.contract.errors import DpfmError
 from dpfm.golden.contract.formats import HwFormats
-from dpfm.golden.fixedpoint import (SatCounter, activation_luts, lut_index, quantize, requantize, saturate,
-                                    shift_round)
+from dpfm.golden.activation import activation_luts, lut_index
+from dpfm.golden.fixedpoint import SatCounter, quantize, requantize, saturate, shift_round
 from dpfm.golden.contract.net import NetSpec
 from dpfm.golden.merge_tree import merge_tree_order
 from dpfm.golden.toper import EMPTY_ID, BatchToper

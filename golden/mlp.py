@@ -23,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from dpfm.golden import checkpoint
-from dpfm.golden.activations import activate
+from dpfm.golden.activation_functions import activate
 from dpfm.golden.dual import BCE_EPS
 from dpfm.golden.contract.errors import DpfmError
 from dpfm.golden.contract.formats import HwFormats

@@ -1,6 +1,6 @@
 """A neuron's activation stage (docs/ARITHMETIC.md section 3.4): `(z, z')` in, `(a, a')` out.
 
-For `kind` in sigmoid / tanh / relu, two ROMs hold the golden tables `F`, `D = golden.fixedpoint.
+For `kind` in sigmoid / tanh / relu, two ROMs hold the golden tables `F`, `D = golden.activation.
 activation_luts(kind, fmts)` (format x, `2**lut_bits` entries each, bin index
 `clamp((z >> (x.frac - (lut_bits - 4))) + 2**(lut_bits-1), 0, 2**lut_bits - 1)`), and
 
@@ -43,7 +43,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from dpfm.golden.contract.errors import DpfmError
-from dpfm.golden.fixedpoint import activation_luts
+from dpfm.golden.activation import activation_luts
 from dpfm.golden.contract.net import ACTIVATIONS
 from dpfm.hw.streams import dual_layout, round_shift, saturate
 
@@ -81,7 +81,7 @@ class Activation(wiring.Component):
         return kind != "identity" and fmts.x.frac <= fmts.x.bits - 2
 
     def lut_index(self, z):
-        """The table address of pre-activation `z` (same formula as `golden.fixedpoint.lut_index`)."""
+        """The table address of pre-activation `z` (same formula as `golden.activation.lut_index`)."""
         fmts = self.fmts
         top = (1 << fmts.lut_bits) - 1
         biased = (z >> (fmts.x.frac - (fmts.lut_bits - 4))) + (1 << (fmts.lut_bits - 1))
