@@ -45,7 +45,7 @@ from amaranth.lib.wiring import In, Out
 from dpfm.golden.contract.errors import DpfmError
 from dpfm.golden.activation import activation_luts
 from dpfm.golden.contract.net import ACTIVATIONS
-from dpfm.hw.streams import dual_layout, round_shift, saturate
+from dpfm.hw.streams import dual_layout, saturate_expr, shift_round_expr
 
 
 class Activation(wiring.Component):
@@ -149,7 +149,7 @@ class Activation(wiring.Component):
                 if self.bypass:
                     m.d.sync += [ident.eq(self.identity), z_in.eq(self.i.p.value)]
 
-        value, clamped = saturate(round_shift(prod, fmts.x.frac), fmts.t)
+        value, clamped = saturate_expr(shift_round_expr(prod, fmts.x.frac), fmts.t)
         # "The slot's value is not 0", tested on the product itself rather than behind the rounding adder
         # and the clamp (a clamp never gives 0): `round_half_up(p, s)` is 0 exactly when
         # `-2**(s-1) <= p < 2**(s-1)`, i.e. when the bits of p from s-1 up are all equal.
