@@ -99,8 +99,9 @@ def slip_encode(frame: bytes) -> bytes:
     return bytes(out)
 
 
-class SlipDecoder:
-    """Incremental SLIP decoder: feed arbitrary chunks, get back complete frames.
+class FrameReader:
+    """The host's incremental SLIP decoder: feed arbitrary chunks, get back complete frames (the gateware's
+    byte-by-byte decoder is `hw.framing.SlipDecoder`, a different thing: it emits tokens, never frames).
 
     Each frame is returned as `(data, ok)`; `ok` is False when the frame contained an invalid escape (the
     data is then meaningless). Empty frames are dropped. Bytes after the last END stay buffered.
