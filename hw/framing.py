@@ -37,7 +37,7 @@ _CRC_TERMS = _crc16_step_terms()
 
 def crc16_step(crc, byte):
     """The CRC-16/CCITT-FALSE register after shifting in `byte`: one XOR tree per bit, matching
-    `host.protocol.crc16` one byte at a time."""
+    `golden.contract.wire.crc16` one byte at a time."""
     src = {"c": crc, "b": byte}
     bits = []
     for terms in _CRC_TERMS:

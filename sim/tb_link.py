@@ -1,4 +1,5 @@
-"""cocotb testbench of the link gateware against `host.protocol.DeviceModel` (the executable protocol spec).
+"""cocotb testbench of the link gateware against `golden.contract.wire.DeviceModel` (the executable protocol
+spec).
 
 Two DUTs: `hw.link.FrameLink` (byte streams; the frame decoder and command processor, fuzzed with valid,
 corrupted, truncated, overlong and garbage frames) and `hw.link.Link` (UART pins, a few frames end to end).
@@ -14,7 +15,9 @@ from cocotb.triggers import RisingEdge, Timer
 
 from dpfm.golden.contract import wire as P
 from dpfm.golden.contract import regmap
+from dpfm.golden.uart import FRAME_BITS, frame_bits, frame_byte
 from dpfm.sim.tb import TB, StreamSink, StreamSource, load_params
+from dpfm.sim.tb_uart import send_bits
 
 STATUS_ADDR = regmap.address(regmap.REGION_REGS, regmap.REG_STATUS)
 
@@ -99,15 +102,15 @@ def random_frame(rng: random.Random, seq: int) -> bytes:
 
 async def exchange(tb, source, sink, model, slave, wire: bytes, what: str):
     """Send `wire`, wait for the model's replies, compare replies and memory."""
-    expected = [P.slip_encode(r)[1:] for r in model.feed(wire)]  # the device sends END only after a frame
+    expected = model.replies_on_wire(wire)
     for b in wire:
         source.send(b)
-    want = sum(len(r) for r in expected)
+    want = len(expected)
     start = len(sink.items)
     await sink.wait_for(start + want, max_cycles=200 + 40 * (len(wire) + want))
     await tb.cycles(50)                                # anything extra would show up now
     got = bytes(sink.items[start:])
-    assert got == b"".join(expected), f"{what}: replies {got.hex()} != expected {b''.join(expected).hex()}"
+    assert got == expected, f"{what}: replies {got.hex()} != expected {expected.hex()}"
     assert slave.memory == model.memory, f"{what}: memory differs from the model"
 
 
@@ -167,14 +170,8 @@ async def fuzz(dut):
             seq = (seq + 1) & 0xFF
 
 
-async def uart_send(dut, byte: int, bit_ns: float):
-    for bit in [0] + [(byte >> i) & 1 for i in range(8)] + [1]:
-        dut.rx.value = bit
-        await Timer(bit_ns, unit="ns")
-
-
 async def uart_receive(dut, count: int, bit_ns: float, timeout_ns: float) -> bytes:
-    """Sample `tx` at mid-bit like a host UART; fail on a missing stop bit or a timeout."""
+    """Sample `tx` at mid-bit like a host UART; fail on a bad start or stop bit or a timeout."""
     out = bytearray()
     step = bit_ns / 8
     waited = 0.0
@@ -185,13 +182,12 @@ async def uart_receive(dut, count: int, bit_ns: float, timeout_ns: float) -> byt
             raise AssertionError(f"timeout: {len(out)} of {count} reply bytes arrived")
         if dut.tx.value == 0:
             await Timer(bit_ns / 2, unit="ns")
-            assert dut.tx.value == 0, "start bit shorter than half a bit"
-            value = 0
-            for i in range(8):
+            levels = [int(dut.tx.value)]
+            for _ in range(FRAME_BITS - 1):
                 await Timer(bit_ns, unit="ns")
-                value |= int(dut.tx.value) << i
-            await Timer(bit_ns, unit="ns")
-            assert dut.tx.value == 1, "missing stop bit"
+                levels.append(int(dut.tx.value))
+            value = frame_byte(levels)
+            assert value is not None, f"bad start or stop bit, levels at mid-bit {levels}"
             out.append(value)
             waited = 0.0
     return bytes(out)
@@ -210,10 +206,11 @@ async def pins(dut):
     corrupt[-1] ^= 0x01
     for wire in [P.encode_frame(1, P.OP_PING), P.encode_frame(2, P.OP_WRITE, P.write_payload(0x4000, words)),
                  P.slip_encode(bytes(corrupt)), P.encode_frame(3, P.OP_READ, P.read_payload(0x4000, 3))]:
-        expected = b"".join(P.slip_encode(r)[1:] for r in model.feed(wire))
-        receiver = cocotb.start_soon(uart_receive(dut, len(expected), bit_ns, timeout_ns=(10 * len(wire) + 200) * bit_ns))
+        expected = model.replies_on_wire(wire)
+        timeout_ns = (FRAME_BITS * len(wire) + 200) * bit_ns
+        receiver = cocotb.start_soon(uart_receive(dut, len(expected), bit_ns, timeout_ns=timeout_ns))
         for b in wire:
-            await uart_send(dut, b, bit_ns)
+            await send_bits(dut, frame_bits(b), bit_ns)
         got = await receiver
         assert got == expected, f"{wire.hex()}: reply {got.hex()} != {expected.hex()}"
         assert slave.memory == model.memory

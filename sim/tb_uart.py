@@ -1,21 +1,19 @@
-"""Pin-level cocotb testbench of the UART PHY (hw/uart.py), with its own bit-banged UART model (no
+"""Pin-level cocotb testbench of the UART PHY (hw/uart.py) against its model `golden.uart`, bit-banged (no
 cocotbext-uart): random bytes at the nominal rate and off by the `baud_error` parameter, a missing stop
 bit, a glitch shorter than half a bit, and the transmitter's exact bit timing."""
 
 import cocotb
 from cocotb.triggers import RisingEdge, Timer
 
+from dpfm.golden.uart import FRAME_BITS, frame_bits, frame_byte
 from dpfm.sim.tb import TB, EventCounter, StreamSink, StreamSource, load_params
 
 
 async def send_bits(dut, bits, bit_ns):
+    """Drive the `rx` pin with `bits`, each held for `bit_ns`."""
     for bit in bits:
         dut.rx.value = bit
         await Timer(bit_ns, unit="ns")
-
-
-def frame_bits(byte, stop=1):
-    return [0] + [(byte >> i) & 1 for i in range(8)] + [stop]
 
 
 def setup(dut):
@@ -73,18 +71,19 @@ async def transmit(dut):
         source.send(b)
     got = []
     levels = []          # tx level per cycle while a frame is on the line
-    for _ in range(len(data) * (10 * d + 4) * 3):
+    for _ in range(len(data) * (FRAME_BITS * d + 4) * 3):
         await RisingEdge(dut.clk)
         levels.append(int(dut.tx.value))
     # decode: find each falling edge, then every bit must hold for exactly d cycles
     i = 0
     while i < len(levels):
         if levels[i] == 0:
-            bits = [levels[i + k * d: i + (k + 1) * d] for k in range(10)]
+            bits = [levels[i + k * d: i + (k + 1) * d] for k in range(FRAME_BITS)]
             assert all(len(set(b)) == 1 for b in bits), f"a bit did not last exactly {d} cycles at cycle {i}"
-            assert bits[0][0] == 0 and bits[9][0] == 1, "bad start/stop bit"
-            got.append(sum(bits[1 + k][0] << k for k in range(8)))
-            i += 10 * d
+            byte = frame_byte([b[0] for b in bits])
+            assert byte is not None, f"bad start/stop bit at cycle {i}"
+            got.append(byte)
+            i += FRAME_BITS * d
         else:
             i += 1
     assert got == data, f"transmitted {got}"

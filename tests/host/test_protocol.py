@@ -67,3 +67,14 @@ def test_model_answers_retried_write_once():
     replies = model.feed(write + retry)
     assert [P.unpack_frame(r)[1] for r in replies] == [P.ST_OK, P.ST_DUPLICATE]
     assert model.memory == {0x4000: 1}
+
+
+def test_model_replies_on_wire_end_each_reply_with_end_only():
+    """The device's wire form of a reply: escaped, END after it and not before (the gateware's encoder)."""
+    model = P.DeviceModel(status_addr=5)
+    wire = P.encode_frame(1, P.OP_PING) + P.encode_frame(2, P.OP_READ, P.read_payload(0, 1))
+    replies = P.DeviceModel(status_addr=5).feed(wire)
+    sent = model.replies_on_wire(wire)
+    assert len(replies) == 2 and sent[0] != P.END and sent.endswith(bytes([P.END]))
+    assert sent == b"".join(P.slip_encode(r)[1:] for r in replies)
+    assert P.FrameReader().feed(sent) == [(r, True) for r in replies]

@@ -1,4 +1,4 @@
-"""The link gateware equals `host.protocol.DeviceModel` frame for frame (sim/tb_link.py, Icarus)."""
+"""The link gateware equals `golden.contract.wire.DeviceModel` frame for frame (sim/tb_link.py, Icarus)."""
 
 import pytest
 
