@@ -19,13 +19,6 @@ from cocotb.triggers import ReadOnly, RisingEdge
 from dpfm.golden.contract import regmap
 from dpfm.sim.tb import TB, load_params
 
-MASK32 = (1 << 32) - 1
-
-
-def _signed32(v: int) -> int:
-    return v - (1 << 32) if v >> 31 else v
-
-
 class BusMaster:
     """Initiator of hw/bus.py: holds valid/addr/wdata/we until ready, then returns rdata.
 
@@ -47,7 +40,7 @@ class BusMaster:
         dut.bus__valid.value = 1
         dut.bus__we.value = we
         dut.bus__addr.value = addr
-        dut.bus__wdata.value = wdata & MASK32
+        dut.bus__wdata.value = regmap.to_word(wdata)
         for _ in range(timeout):
             await ReadOnly()  # settled values of this cycle: ready high means the transfer ends at the next edge
             ready, rdata = dut.bus__ready.value == 1, dut.bus__rdata.value
@@ -92,7 +85,7 @@ class CoreTB(TB):
             await self.bus.write(regmap.REGION_WEIGHTS, i, v)
 
     async def read_weights(self, n: int) -> list[int]:
-        return [_signed32(await self.bus.read(regmap.REGION_WEIGHTS, i)) for i in range(n)]
+        return [regmap.from_word(await self.bus.read(regmap.REGION_WEIGHTS, i)) for i in range(n)]
 
     async def write_samples(self, X, Y):
         words = self.n_in + self.n_out
@@ -153,7 +146,7 @@ async def run_plan(dut):
         if "expect_w" in op:
             _first_mismatch(await tb.read_weights(len(p["w0"])), op["expect_w"], f"weights after op {n_op}")
         if "expect_out" in op:
-            got = [_signed32(await bus.read(regmap.REGION_OUTPUTS, i)) for i in range(len(op["expect_out"]))]
+            got = [regmap.from_word(await bus.read(regmap.REGION_OUTPUTS, i)) for i in range(len(op["expect_out"]))]
             _first_mismatch(got, op["expect_out"], f"outputs of op {n_op}")
     assert await bus.reg(regmap.REG_SAMPLES_DONE) == samples, "SAMPLES_DONE"
     assert await bus.reg(regmap.REG_SATURATIONS) == p["expect_sat"], "SATURATIONS"
