@@ -267,7 +267,8 @@ class FixedModel:
         return a, T, np.where(T != 0, np.arange(P), EMPTY_ID)
 
     def batch_gradient(self, w_raw, X_raw, Y_raw) -> np.ndarray:
-        """The G accumulator (format g, indexed by weight-id) after every sample of the batch, in order."""
+        """The G accumulator (format g, indexed by weight-id) after every sample of the batch, in order: per
+        output neuron `golden.update.accumulate_output_gradient`, vectorized."""
         f = self.fmts
         a, tv, tid = self.output_tangents(w_raw, X_raw)
         Y_raw = np.asarray(Y_raw, dtype=np.int64)

@@ -42,6 +42,8 @@ class GradientUnit(wiring.Component):
     (read with the product, add, saturate and write) and the next slot is read only after the write, so two
     slots naming the same id (possible after in-place merges) see each other's result without forwarding
     logic. `busy` is low only when no request is held. `sat` counts this cycle's saturation events.
+
+    The model is `golden.update.accumulate_output_gradient`.
     """
 
     def __init__(self, cfg: CoreConfig, sample_addr_bits: int, g_addr_bits: int):

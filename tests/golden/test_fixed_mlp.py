@@ -8,12 +8,13 @@ from dpfm.golden import dual
 from dpfm.golden.contract.errors import DpfmError
 from dpfm.golden.fixed_mlp import FixedModel, _accumulate, _prune
 from dpfm.golden.contract.formats import Fmt, HwFormats
-from dpfm.golden.fixedpoint import SatCounter, quantize, requantize, saturate
+from dpfm.golden.fixedpoint import SatCounter, quantize
 from dpfm.golden.contract.net import NetSpec, flatten, init_weights
 from dpfm.golden.activation import activation_slots
 from dpfm.golden.mac_lane import MacLaneModel
 from dpfm.golden.parallel_lane import ParallelMacLaneModel
 from dpfm.golden.toper import EMPTY_ID
+from dpfm.golden.update import accumulate_output_gradient
 from dpfm.golden.contract.organisation import parallel_sources
 
 # Narrow formats in which candidates, merges, z, deltas and G all saturate now and then.
@@ -23,8 +24,8 @@ NARROW = HwFormats(x=Fmt(10, 6), w=Fmt(10, 6), t=Fmt(9, 6), g=Fmt(14, 12), lr=Fm
 
 def literal_batch_gradient(spec, fmts, k, w_raw, X_raw, Y_raw, mode="toper"):
     """Section 3 read literally: one lane model (`MacLaneModel`, or in the toper-parallel modes the
-    `ParallelMacLaneModel` of section 3b) and the activation model, neuron after neuron, sample after
-    sample."""
+    `ParallelMacLaneModel` of section 3b), the activation model and the gradient unit's model, neuron after
+    neuron, sample after sample."""
     sat = SatCounter()
     lane = (MacLaneModel(k, fmts, sat) if mode == "toper"
             else ParallelMacLaneModel(k, fmts, sat, parallel_sources(mode, k)))
@@ -45,11 +46,7 @@ def literal_batch_gradient(spec, fmts, k, w_raw, X_raw, Y_raw, mode="toper"):
                 out_slots.append(s)
             a, slots = out_a, out_slots
         for o, y in enumerate(y_row):
-            e = saturate(a[o] - y, fmts.x, sat)
-            delta = requantize(c * e, 2 * fmts.x.frac, fmts.x, sat)
-            for slot in slots[o]:
-                if slot is not None:
-                    G[slot[1]] = saturate(G[slot[1]] + delta * slot[0], fmts.g, sat)
+            accumulate_output_gradient(G, a[o], y, slots[o], c, fmts, sat)
     return np.array(G), sat.count, lane.evictions
 
 
