@@ -126,6 +126,8 @@ class SgdUnit(wiring.Component):
     test, then the core's write data mux). Each costs one cycle per batch. Reads and writes in flight always
     name different ids, so there is no hazard. `start` pulses to begin; `busy` stays high until the last
     write.
+
+    The model is `golden.fixed_mlp.FixedModel.sgd_update`.
     """
 
     #: pipeline registers between a read and its write (the write is in cycle n + STAGES)
