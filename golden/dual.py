@@ -222,7 +222,8 @@ def bce(preds, targets) -> Dual:
                       lambda p, y: (clip(p) - y) / (clip(p) * (1.0 - clip(p))))
 
 
-LOSSES = {"mse": mse, "bce": bce}
+#: The loss node of each loss name (the names are `golden.contract.net.LOSSES`).
+LOSS_FUNCTIONS = {"mse": mse, "bce": bce}
 
 
 def network_loss(spec: NetSpec, flat, x, y, k: int | None) -> Dual:
@@ -238,4 +239,4 @@ def network_loss(spec: NetSpec, flat, x, y, k: int | None) -> Dual:
             b = param(flat[ids[u, n_in]], ids[u, n_in], k)
             out.append(Dual.dot(ws, a, b).activation(act))
         a = out
-    return LOSSES[spec.loss](a, y)
+    return LOSS_FUNCTIONS[spec.loss](a, y)

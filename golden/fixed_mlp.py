@@ -4,15 +4,17 @@
 computes:
 
 - `tangent="toper"` is the **hardware-exact** model: every neuron runs MAC steps i = 0..n_in (bias last),
-  emits its candidates in the order of `golden.toper.mac_candidates` into its own K-cell toper, applies the
-  activation LUTs per `golden.toper.activation_slots`, and the loss/gradient/SGD steps follow sections 3.5
+  emits its candidates in the order of `golden.mac_lane.mac_candidates` into its own K-cell toper, applies the
+  activation LUTs per `golden.activation.activation_slots`, and the loss/gradient/SGD steps follow sections 3.5
   and 3.6 literally. The RTL must equal it bit for bit (final weights, saturation count, evictions).
   All neurons of a layer and all samples of a batch are independent, so they run side by side as the rows
-  of one `BatchToper`; `tests/golden/test_fixed_mlp.py` checks this against a literal per-neuron loop.
+  of one `BatchToper`; `tests/golden/test_fixed_mlp.py` checks this against the lane's own model
+  (`golden.mac_lane.MacLaneModel`) run neuron by neuron.
 - `tangent="toper-parallel"` is the hardware-exact model of the parallel lane (section 3b): per neuron, K + 1
   source topers (the direct terms, and each input slot's products) fed in step order, then the fixed merge
   tree of fresh topers; everything else as `"toper"`. `tangent="toper-parallel-S"` is the same lane with S
-  source topers: candidate c of a step (0 = direct, j + 1 = slot j) goes into source `c mod S`.
+  source topers: candidate c of a step (0 = direct, j + 1 = slot j) goes into source `c mod S`. Per neuron
+  this is `golden.parallel_lane.ParallelMacLaneModel`.
 - `tangent="exact"` is the golden "exact top-K" reference: the same formats and rounding points, except that
   each neuron's pre-activation tangent is the exact sum of its contributions (direct terms `x_i` and products
   `w * x'`, at full precision), rounded once to `t`, then `prune_K` (zeros dropped, K highest by the order
@@ -41,10 +43,11 @@ import numpy as np
 
 from dpfm.golden.contract.errors import DpfmError
 from dpfm.golden.contract.formats import HwFormats
-from dpfm.golden.fixedpoint import (SatCounter, activation_luts, lut_index, quantize, requantize, saturate,
-                                    shift_round)
+from dpfm.golden.activation import activation_luts, lut_index
+from dpfm.golden.fixedpoint import SatCounter, quantize, requantize, saturate, shift_round
 from dpfm.golden.contract.net import NetSpec
-from dpfm.golden.toper import EMPTY_ID, BatchToper, merge_tree_order
+from dpfm.golden.merge_tree import merge_tree_order
+from dpfm.golden.toper import EMPTY_ID, BatchToper
 from dpfm.golden.contract.organisation import check_tangent_mode, parallel_sources
 
 
@@ -264,7 +267,8 @@ class FixedModel:
         return a, T, np.where(T != 0, np.arange(P), EMPTY_ID)
 
     def batch_gradient(self, w_raw, X_raw, Y_raw) -> np.ndarray:
-        """The G accumulator (format g, indexed by weight-id) after every sample of the batch, in order."""
+        """The G accumulator (format g, indexed by weight-id) after every sample of the batch, in order: per
+        output neuron `golden.update.accumulate_output_gradient`, vectorized."""
         f = self.fmts
         a, tv, tid = self.output_tangents(w_raw, X_raw)
         Y_raw = np.asarray(Y_raw, dtype=np.int64)

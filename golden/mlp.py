@@ -20,7 +20,7 @@ import functools
 
 import numpy as np
 
-from dpfm.golden.activations import activate
+from dpfm.golden.activation_functions import activate
 from dpfm.golden.checkpoint import Checkpoint
 from dpfm.golden.contract.net import NetSpec, flatten, init_weights, unflatten
 from dpfm.golden.fixed_mlp import FixedModel

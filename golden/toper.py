@@ -1,24 +1,19 @@
-"""Hardware-exact models of the DPFM neuron's tangent path (docs/ARITHMETIC.md section 3).
+"""The toper's model (docs/ARITHMETIC.md section 3.3): the block `hw.toper.Toper` must equal it bit for bit.
 
-The RTL's toper, MAC candidate generator and activation tangent stage must equal these functions bit for
-bit, so they are written as plain per-candidate, per-cell loops that read like the contract. Raw values are
-Python ints in the formats of `HwFormats`; a tangent is a list of K *slots*, each `(value, id)` or `None`
-(an empty cell / invalid slot).
-
-`round_t(p)` below means: round the exact product `p` half up to format `t`, then saturate to `t` (the value
-has to fit a t-format register); every clamp counts in the optional `SatCounter`.
+`ToperModel` is written as a plain per-cell loop that reads like the contract. Raw values are Python ints in
+format t; a read-out is a list of K *slots*, each `(value, id)` or `None` (an empty cell).
 
 `BatchToper` at the end is the same toper vectorized over many independent rows (samples x neurons) for the
-fixed-point trainer; it is tested equal to `Toper` and is not a second definition.
+fixed-point trainer; it is tested equal to `ToperModel` and is not a second definition.
 """
 
 import numpy as np
 
 from dpfm.golden.contract.errors import DpfmError
-from dpfm.golden.contract.formats import Fmt, HwFormats
-from dpfm.golden.fixedpoint import SatCounter, requantize, saturate
-from dpfm.golden.fixedpoint import activation_luts, lut_index
+from dpfm.golden.contract.formats import Fmt
+from dpfm.golden.fixedpoint import SatCounter, saturate
 
+#: A tangent slot, as the toper reads it out and the lanes pass it on: `(value, id)`, or None when empty.
 Slot = tuple[int, int] | None
 
 
@@ -27,7 +22,7 @@ def ranks_above(v1: int, id1: int, v2: int, id2: int) -> bool:
     return abs(v1) > abs(v2) or (abs(v1) == abs(v2) and id1 < id2)
 
 
-class Toper:
+class ToperModel:
     """K cells `c_0 .. c_{K-1}`; a candidate enters at `c_0` and travels towards `c_{K-1}` (section 3.3).
 
     At each cell: an empty cell takes the candidate; a cell with the same id merges it (saturating add in
@@ -76,119 +71,6 @@ class Toper:
         return list(self._cells)
 
 
-def indexed_mac_candidates(w_raw: int, wid: int, x_raw: int, x_slots: list[Slot], fmts: HwFormats,
-                           sat: SatCounter | None = None) -> list[tuple[int, int, int]]:
-    """The toper candidates of one MAC step `w * x` (section 3.2) as `(c, value, id)`, in emission order.
-
-    `c` is the candidate's index in the step: 0 for the direct term `(conv_t(x), wid)` (d(w x)/dw = x), `j + 1`
-    for valid input slot j's `(round_t(w * v_j), id_j)`. Candidates whose value is 0 are left out (every toper
-    ignores them anyway). The serial lane feeds them in this order into its one toper; the parallel lane
-    (section 3b) feeds candidate c into source toper `T_{c mod S}`.
-    """
-    out = [(0, requantize(int(x_raw), fmts.x.frac, fmts.t, sat), int(wid))]
-    for j, slot in enumerate(x_slots):
-        if slot is not None:
-            v, sid = slot
-            out.append((j + 1, requantize(int(w_raw) * int(v), fmts.w.frac + fmts.t.frac, fmts.t, sat), int(sid)))
-    return [c for c in out if c[1] != 0]
-
-
-def mac_candidates(w_raw: int, wid: int, x_raw: int, x_slots: list[Slot], fmts: HwFormats,
-                   sat: SatCounter | None = None) -> list[tuple[int, int]]:
-    """The candidates of `indexed_mac_candidates` as `(value, id)`, in the order the serial lane emits them."""
-    return [(v, i) for _, v, i in indexed_mac_candidates(w_raw, wid, x_raw, x_slots, fmts, sat)]
-
-
-def merge_tree_order(n: int) -> list:
-    """The merge tree of section 3b over leaves `0 .. n-1`: a leaf index, or a pair `(left, right)` of
-    subtrees. `tree(a..b) = merge(tree(a..m), tree(m+1..b))`, `m = (a + b) // 2`, so the left half is the
-    larger. Shared by the golden models and the RTL so the shape is defined once."""
-    def tree(a: int, b: int):
-        if a == b:
-            return a
-        m = (a + b) // 2
-        return (tree(a, m), tree(m + 1, b))
-    return tree(0, n - 1)
-
-
-class ParallelToper:
-    """The parallel lane's tangent path (section 3b): S source topers, then the merge tree.
-
-    `insert(c, value, wid)` sends candidate `c` of a MAC step (0 = direct, `j + 1` = slot j) into source
-    toper `T_{c mod S}`; `slots()` runs the merge tree over the source topers' read-outs (each node a fresh
-    `Toper` fed the left read-out's valid slots, then the right one's, in slot order) and returns the root's
-    read-out. `sources` defaults to K + 1 (one source per candidate); with `sources=1` this is exactly the
-    serial toper of section 3.3. Merge clamps of every toper count in `sat`; `evictions` sums the source
-    topers' and the tree's.
-    """
-
-    def __init__(self, k: int, t_fmt: Fmt, sat: SatCounter | None = None, sources: int | None = None):
-        self.k = k
-        self.t_fmt = t_fmt
-        self.sat = sat
-        n = k + 1 if sources is None else sources
-        if not 1 <= n <= k + 1:
-            raise DpfmError(f"{n} source topers do not fit K={k}", f"use 1 .. {k + 1} sources")
-        self._tree_evictions = 0
-        self._root: list[Slot] | None = None   # the merge tree's result, computed once per neuron
-        self.sources = [Toper(k, t_fmt, sat) for _ in range(n)]
-
-    @property
-    def evictions(self) -> int:
-        return sum(t.evictions for t in self.sources) + self._tree_evictions
-
-    def clear(self) -> None:
-        """Empty every source toper (start of a neuron)."""
-        for t in self.sources:
-            t.clear()
-        self._root = None
-
-    def insert(self, c: int, value: int, wid: int) -> None:
-        if self._root is not None:
-            raise ValueError("the neuron's merge tree already ran; clear() before the next neuron")
-        self.sources[c % len(self.sources)].insert(value, wid)
-
-    def slots(self) -> list[Slot]:
-        """The neuron's tangent: the merge tree's root read-out (the tree runs once per neuron)."""
-        if self._root is None:
-            self._root = self._merge()
-        return list(self._root)
-
-    def _merge(self) -> list[Slot]:
-        def run(node) -> list[Slot]:
-            if isinstance(node, int):
-                return self.sources[node].slots()
-            merged = Toper(self.k, self.t_fmt, self.sat)
-            for slot in run(node[0]) + run(node[1]):
-                if slot is not None:
-                    merged.insert(*slot)
-            self._tree_evictions += merged.evictions
-            return merged.slots()
-        return run(merge_tree_order(len(self.sources)))
-
-
-def activation_slots(z_raw: int, z_slots: list[Slot], kind: str, fmts: HwFormats,
-                     sat: SatCounter | None = None) -> tuple[int, list[Slot]]:
-    """Activation of one neuron (section 3.4): `(a_raw, slots)` from the pre-activation and its toper slots.
-
-    Identity passes `z` and the slots through unchanged. Otherwise `a = F[idx]`, `d = D[idx]` from the LUTs
-    and slot j becomes `(round_t(d * v_j), id_j)`, or `None` when that rounds to 0. Slot positions are kept.
-    """
-    if kind == "identity":
-        return int(z_raw), list(z_slots)
-    F, D = activation_luts(kind, fmts)
-    idx = lut_index(int(z_raw), fmts)
-    a, d = int(F[idx]), int(D[idx])
-    out: list[Slot] = []
-    for slot in z_slots:
-        if slot is None:
-            out.append(None)
-            continue
-        v = requantize(d * int(slot[0]), fmts.x.frac + fmts.t.frac, fmts.t, sat)
-        out.append((v, int(slot[1])) if v != 0 else None)
-    return a, out
-
-
 # ----------------------------------------------------------------------------------------------------------
 # Vectorized toper for the trainer: many independent topers (rows) stepped together.
 
@@ -198,7 +80,7 @@ EMPTY_ID = (1 << 32) - 1
 
 
 class BatchToper:
-    """`rows` independent `Toper`s of K cells held as `(rows, K)` arrays `values`, `ids`; empty cells are
+    """`rows` independent `ToperModel`s of K cells held as `(rows, K)` arrays `values`, `ids`; empty cells are
     `(0, EMPTY_ID)`.
 
     One insertion is computed for all cells at once. Until the candidate is consumed, the entry that
@@ -208,7 +90,7 @@ class BatchToper:
     that is empty or holds the arriving entry's id (place / merge); cells before it keep the higher-ranked
     of (arriving entry, cell entry), cells after it are untouched, and with no stop the minimum leaves the
     last cell (an eviction). Equal keys only occur between entries with equal ids, which stop there, so
-    the minimum is unambiguous. `tests/golden/test_toper_model.py` checks every row equals `Toper`.
+    the minimum is unambiguous. `tests/golden/test_toper_model.py` checks every row equals `ToperModel`.
     """
 
     ID_BITS = 32
@@ -237,7 +119,7 @@ class BatchToper:
 
         Shortcut: when the topers are empty and no row has a repeated id among its non-zero candidates,
         nothing ever merges, every insertion keeps the cells sorted, and the result is each row's top K by
-        the order key, in rank order (the property `test_distinct_ids_give_exact_top_k` checks on `Toper`).
+        the order key, in rank order (the property `test_distinct_ids_give_exact_top_k` checks on `ToperModel`).
         That is computed with one sort; otherwise the candidates go in one column at a time.
         """
         values = np.asarray(values, dtype=np.int64)

@@ -23,9 +23,9 @@ from dpfm.golden.trainer import Trainer, mean_loss
 from dpfm.host.link import LinkClient, SerialPort
 
 
-def _signed(words, bits=32) -> np.ndarray:
-    w = np.asarray(words, dtype=np.int64)
-    return np.where(w >= 1 << (bits - 1), w - (1 << bits), w)
+def _values(words) -> np.ndarray:
+    """The signed raw values bus words carry (golden/contract/regmap.py)."""
+    return np.array([R.from_word(w) for w in words], dtype=np.int64)
 
 
 class Device(Trainer):
@@ -108,7 +108,7 @@ class Device(Trainer):
     @property
     def weights_raw(self) -> np.ndarray:
         words = self.client.read(R.address(R.REGION_WEIGHTS, 0), self.spec.n_params)
-        raw = _signed(words)
+        raw = _values(words)
         w = self.fixed.w
         if np.any(raw < w.min_raw) or np.any(raw > w.max_raw):
             raise DpfmError(f"the device returned weights outside format {w}", "the core or link is faulty")
@@ -116,7 +116,7 @@ class Device(Trainer):
 
     def set_weights_raw(self, raw) -> None:
         raw = np.asarray(raw, dtype=np.int64)
-        self.client.write(R.address(R.REGION_WEIGHTS, 0), [int(v) & 0xFFFFFFFF for v in raw])
+        self.client.write(R.address(R.REGION_WEIGHTS, 0), [R.to_word(v) for v in raw])
         if not np.array_equal(self.weights_raw, raw):
             raise DpfmError("the weights read back differ from those written", "the link or core is faulty")
 
@@ -138,12 +138,12 @@ class Device(Trainer):
 
     def _upload(self, X_raw, Y_raw) -> None:
         rows = np.concatenate([X_raw, Y_raw], axis=1)
-        self.client.write(R.address(R.REGION_SAMPLES, 0), [int(v) & 0xFFFFFFFF for v in rows.ravel()])
+        self.client.write(R.address(R.REGION_SAMPLES, 0), [R.to_word(v) for v in rows.ravel()])
         self._set_setting(R.REG_N_SAMPLES, len(rows))
 
     def _read_outputs(self, n: int) -> np.ndarray:
         words = self.client.read(R.address(R.REGION_OUTPUTS, 0), n * self.spec.n_outputs)
-        return _signed(words).reshape(n, self.spec.n_outputs)
+        return _values(words).reshape(n, self.spec.n_outputs)
 
     # --- the protocol's backend -------------------------------------------------------------------------
 

@@ -101,7 +101,7 @@ class LinkClient:
         self.timeout = timeout
         self.retries = retries
         self.stats = LinkStats()
-        self._decoder = P.SlipDecoder()
+        self._reader = P.FrameReader()
         self._frames = deque()  # decoded reply frames not yet looked at
         self._seq = 0
         self.info = self.ping()
@@ -186,7 +186,7 @@ class LinkClient:
                     return None
                 chunk = self.link.read(left)
                 self.stats.bytes_in += len(chunk)
-                self._frames.extend(self._decoder.feed(chunk))
+                self._frames.extend(self._reader.feed(chunk))
             while self._frames:
                 frame, ok = self._frames.popleft()
                 parsed = P.unpack_frame(frame) if ok else None

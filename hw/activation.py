@@ -1,13 +1,13 @@
 """A neuron's activation stage (docs/ARITHMETIC.md section 3.4): `(z, z')` in, `(a, a')` out.
 
-For `kind` in sigmoid / tanh / relu, two ROMs hold the golden tables `F`, `D = golden.fixedpoint.
+For `kind` in sigmoid / tanh / relu, two ROMs hold the golden tables `F`, `D = golden.activation.
 activation_luts(kind, fmts)` (format x, `2**lut_bits` entries each, bin index
 `clamp((z >> (x.frac - (lut_bits - 4))) + 2**(lut_bits-1), 0, 2**lut_bits - 1)`), and
 
     a = F[idx];   slot j: v_j <- sat_t(round_half_up(D[idx] * v_j, x.frac)),  invalid when that is 0.
 
 Slot positions and ids are kept. `identity` passes `z` and the slots through unchanged (no tables). The
-model is `golden.toper.activation_slots`.
+model is `golden.activation.activation_slots`.
 
 Why one multiplier: a MAC lane delivers a neuron at most every K cycles (its toper read-out takes K), so the
 K slot products are done one per cycle through a single registered multiplier and the activation keeps
@@ -43,9 +43,9 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from dpfm.golden.contract.errors import DpfmError
-from dpfm.golden.fixedpoint import activation_luts
+from dpfm.golden.activation import activation_luts
 from dpfm.golden.contract.net import ACTIVATIONS
-from dpfm.hw.streams import dual_layout, round_shift, saturate
+from dpfm.hw.streams import dual_layout, saturate_expr, shift_round_expr
 
 
 class Activation(wiring.Component):
@@ -81,7 +81,7 @@ class Activation(wiring.Component):
         return kind != "identity" and fmts.x.frac <= fmts.x.bits - 2
 
     def lut_index(self, z):
-        """The table address of pre-activation `z` (same formula as `golden.fixedpoint.lut_index`)."""
+        """The table address of pre-activation `z` (same formula as `golden.activation.lut_index`)."""
         fmts = self.fmts
         top = (1 << fmts.lut_bits) - 1
         biased = (z >> (fmts.x.frac - (fmts.lut_bits - 4))) + (1 << (fmts.lut_bits - 1))
@@ -149,7 +149,7 @@ class Activation(wiring.Component):
                 if self.bypass:
                     m.d.sync += [ident.eq(self.identity), z_in.eq(self.i.p.value)]
 
-        value, clamped = saturate(round_shift(prod, fmts.x.frac), fmts.t)
+        value, clamped = saturate_expr(shift_round_expr(prod, fmts.x.frac), fmts.t)
         # "The slot's value is not 0", tested on the product itself rather than behind the rounding adder
         # and the clamp (a clamp never gives 0): `round_half_up(p, s)` is 0 exactly when
         # `-2**(s-1) <= p < 2**(s-1)`, i.e. when the bits of p from s-1 up are all equal.

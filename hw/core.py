@@ -12,6 +12,8 @@ samples are ignored while busy, as hw/bus.py specifies.
 With `lanes` > 1, W has one read port (so one block RAM copy) per lane, so every lane gets its weight in the
 same cycle. N_SAMPLES is used clamped to 1 .. max_batch, so an operation always terminates; a CTRL write
 with both TRAIN and INFER trains. Index past the end of a region read as 0 and are not written.
+
+The model is `golden.fixed_mlp.FixedModel` in the tangent mode `cfg.tangent`.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed

@@ -10,7 +10,7 @@ emits `(z, z')`:
   are not inserted;
 - the candidates go through the lane's own `Toper`, empty at the start of each neuron; `z'` is its read-out.
 
-The model is `golden.toper.mac_candidates` plus `golden.toper.Toper`.
+The model is `golden.mac_lane.MacLaneModel` (`mac_candidates` into a `ToperModel`, `neuron_primal`).
 
 Why one multiplier: the toper takes one candidate per cycle, so computing a step's K + 1 candidates in
 parallel buys no throughput. The lane instead *issues* one operation per cycle through a single multiplier:
@@ -47,7 +47,7 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from dpfm.hw.streams import dual_layout, mac_step_layout, round_shift, saturate, saturate_fast
+from dpfm.hw.streams import dual_layout, mac_step_layout, saturate_expr, saturate_fast_expr, shift_round_expr
 from dpfm.hw.toper import Toper, count_ones
 
 #: The direct candidate's entry in `MacLane.sources`.
@@ -172,8 +172,8 @@ class MacLane(wiring.Component):
             ]
 
         # ---- s3: rounding, saturation, the primal accumulator --------------------------------------------
-        direct_v, direct_clamped = saturate(round_shift(s2_a, fmts.x.frac - fmts.t.frac), fmts.t)
-        slot_v, slot_clamped = saturate_fast(round_shift(s2_prod, fmts.w.frac), fmts.t)
+        direct_v, direct_clamped = saturate_expr(shift_round_expr(s2_a, fmts.x.frac - fmts.t.frac), fmts.t)
+        slot_v, slot_clamped = saturate_fast_expr(shift_round_expr(s2_prod, fmts.w.frac), fmts.t)
         cand_clamped = Signal()
         m.d.comb += cand_clamped.eq(advance & s2_valid & Mux(s2_direct, direct_clamped, slot_clamped))
         with m.If(advance):
@@ -193,7 +193,7 @@ class MacLane(wiring.Component):
                 m.d.sync += acc.eq(acc_sum)
 
         # ---- toper and result --------------------------------------------------------------------------
-        z, z_clamped = saturate(acc_final >> fmts.w.frac, fmts.x)
+        z, z_clamped = saturate_expr(acc_final >> fmts.w.frac, fmts.x)
         m.d.comb += [
             toper.cand.valid.eq(s3_valid & advance),
             toper.cand.p.value.eq(s3_value), toper.cand.p.id.eq(s3_id),

@@ -1,6 +1,7 @@
 """The parallel lane's merge tree (docs/ARITHMETIC.md section 3b): K + 1 toper read-outs in, one read-out out.
 
-The tree's shape is `golden.toper.merge_tree_order(n)`, the one definition the golden model uses too:
+The tree's shape is `golden.merge_tree.merge_tree_order(n)`, the one definition its model
+(`golden.merge_tree.MergeTreeModel`) uses too:
 `tree(a..b) = merge(tree(a..m), tree(m+1..b))`, `m = floor((a + b) / 2)`. Every `merge(A, B)` is a
 `MergeNode`: a fresh `hw.toper.Toper` of K cells fed A's slots 0 .. K-1, then B's slots 0 .. K-1, one slot per
 cycle, then flushed with B's last slot. An invalid slot is an idle cycle (it never changes a toper's state)
@@ -40,7 +41,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from dpfm.golden.contract.errors import DpfmError
-from dpfm.golden.toper import merge_tree_order
+from dpfm.golden.merge_tree import merge_tree_order
 from dpfm.hw.streams import slot_layout, slots_layout
 from dpfm.hw.toper import Toper
 

@@ -15,7 +15,8 @@ with S source topers (`sources`, 2 <= S <= K + 1, default K + 1):
 - at the neuron's end the S read-outs go into the merge tree (`hw.merge_tree.MergeTree`, the fixed shape
   of contract 3b); `z'` is the root's read-out.
 
-The model is `golden.toper.indexed_mac_candidates` into `golden.toper.ParallelToper(sources=S)`.
+The model is `golden.parallel_lane.ParallelMacLaneModel(sources=S)` (`indexed_mac_candidates` into a
+`ParallelToperModel`).
 
 Pipeline (every stage one register; the multipliers are registered-in, registered-out DSP products):
 
@@ -51,7 +52,7 @@ from amaranth.lib.wiring import In, Out
 
 from dpfm.golden.contract.errors import DpfmError
 from dpfm.hw.merge_tree import MergeTree
-from dpfm.hw.streams import dual_layout, mac_step_layout, round_shift, saturate
+from dpfm.hw.streams import dual_layout, mac_step_layout, saturate_expr, shift_round_expr
 from dpfm.hw.toper import Toper, count_ones
 
 
@@ -187,9 +188,9 @@ class ParallelMacLane(wiring.Component):
         # ---- s3: rounding, saturation, the primal accumulator --------------------------------------------
         clamps = []
         for s in range(n_src):
-            value, clamped = saturate(round_shift(s2_prod[s], fmts.w.frac), fmts.t)
+            value, clamped = saturate_expr(shift_round_expr(s2_prod[s], fmts.w.frac), fmts.t)
             if s == 0:      # round 0: the direct candidate x; later rounds: a slot's product
-                direct, direct_clamped = saturate(round_shift(s2_x, fmts.x.frac - fmts.t.frac), fmts.t)
+                direct, direct_clamped = saturate_expr(shift_round_expr(s2_x, fmts.x.frac - fmts.t.frac), fmts.t)
                 value, clamped = Mux(s2_direct, direct, value), Mux(s2_direct, direct_clamped, clamped)
             counted = Signal(name=f"cand_clamped{s}")
             m.d.comb += counted.eq(advance & s2_valid & s2_cand[s] & clamped)
@@ -221,7 +222,7 @@ class ParallelMacLane(wiring.Component):
                 m.d.sync += leaf_valid[s].eq(1)
 
         # ---- z queue and result ------------------------------------------------------------------------------
-        z, z_clamped = saturate(round_shift(acc_final, fmts.w.frac), fmts.x)
+        z, z_clamped = saturate_expr(shift_round_expr(acc_final, fmts.w.frac), fmts.x)
         m.d.comb += [
             z_queue.w_en.eq(flush), z_queue.w_data.eq(z),
             self.o.valid.eq(tree.o.valid),

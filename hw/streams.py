@@ -5,9 +5,10 @@ A tangent travels as K *slots* (`valid`, `value` in format t, `id` a weight-id);
 layouts, so one block's output plugs into the next one's input and the testbenches (which only see the
 flattened Verilog vector) encode and decode payloads with `pack`/`unpack` from the same definition.
 
-The Amaranth helpers `round_shift` and `saturate` implement docs/ARITHMETIC.md section 2 (round half up by
-an arithmetic shift, symmetric saturation) for the RTL, mirroring `golden.fixedpoint.shift_round` and
-`golden.fixedpoint.saturate`.
+The Amaranth expression builders `shift_round_expr`, `saturate_expr` and `saturate_fast_expr` implement
+docs/ARITHMETIC.md section 2 (round half up by an arithmetic shift, symmetric saturation) for the RTL: the
+gateware forms of `golden.fixedpoint.shift_round` and `golden.fixedpoint.saturate`, named apart from them
+because they return expressions (and a saturation flag), not numbers.
 """
 
 from amaranth.hdl import Cat, Const, Mux, Shape, Value, signed, unsigned
@@ -65,7 +66,7 @@ def mac_step_layout(k: int, fmts, id_bits: int) -> data.StructLayout:
 
 # --- fixed point in RTL (docs/ARITHMETIC.md section 2) ---------------------------------------------------
 
-def round_shift(value, shift: int):
+def shift_round_expr(value, shift: int):
     """`value` (signed) with `shift` fewer fraction bits: for shift > 0 round half up,
     `(value + 2**(shift-1)) >> shift` (arithmetic shift); for shift < 0 an exact left shift."""
     if shift > 0:
@@ -75,7 +76,7 @@ def round_shift(value, shift: int):
     return value
 
 
-def saturate(value, fmt: Fmt):
+def saturate_expr(value, fmt: Fmt):
     """`(clamped, saturated)`: `value` clamped to `fmt`'s symmetric range (as `signed(fmt.bits)`), and a
     1-bit flag that is high when the clamp changed it (one saturation event).
 
@@ -104,13 +105,13 @@ def saturate(value, fmt: Fmt):
     return clamped[:n].as_signed(), over | under
 
 
-def saturate_fast(value, fmt: Fmt):
-    """`(clamped, saturated)` exactly as `saturate(value, fmt)` for a signed value and a signed
+def saturate_fast_expr(value, fmt: Fmt):
+    """`(clamped, saturated)` exactly as `saturate_expr(value, fmt)` for a signed value and a signed
     format `fmt` (n bits), arranged for a value that comes out of an adder's carry chain, whose top bits are
     its latest: `value` is out of range when its bits from n-1 up are not all equal (then the limit is
     `sign, ~sign * (n-2), 1`), or when it is exactly `-2**(n-1)` (`1, 0 * (n-1)`), whose clamp
     `-2**(n-1) + 1` differs from it in bit 0 only. So bits 1 .. n-1 are selected by the top bits alone and
-    only bit 0 and the flag wait for the OR of the low bits (which leave the chain first); `saturate` selects
+    only bit 0 and the flag wait for the OR of the low bits (which leave the chain first); `saturate_expr` selects
     every bit by the complete flag, a logic level or two deeper."""
     n = fmt.bits
     if len(value) < n:      # every value of a narrower signed shape is inside the range

@@ -25,6 +25,8 @@ neuron's candidates can follow the token in the very next cycle.
 
 Magnitudes are compared without computing `|v|` (see `Toper.ranks_above`). The signed range is symmetric, so
 `|v|` cannot overflow and two values add up to 0 only when one is the other's negation.
+
+The model is `golden.toper.ToperModel`.
 """
 
 from amaranth.hdl import Cat, Module, Mux, Signal
@@ -32,7 +34,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from dpfm.golden.contract.errors import DpfmError
-from dpfm.hw.streams import entry_layout, saturate_fast, slot_layout, slots_layout
+from dpfm.hw.streams import entry_layout, saturate_fast_expr, slot_layout, slots_layout
 
 
 def count_ones(flags):
@@ -128,7 +130,7 @@ class Toper(wiring.Component):
             nxt = Signal(layout, name=f"next{j}")   # the cell after this cycle's arrival
             out = Signal(layout, name=f"out{j}")    # what leaves cell j towards cell j+1 in this cycle
 
-            merged, merge_clamped = saturate_fast(cur.value + inc.value, self.t_fmt)
+            merged, merge_clamped = saturate_fast_expr(cur.value + inc.value, self.t_fmt)
             sat = Signal(name=f"merge_sat{j}")
             sat_flags.append(sat)
 

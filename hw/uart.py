@@ -1,7 +1,8 @@
 """8N1 UART PHY: a receiver with a 2-FF synchronizer and mid-bit sampling, and a transmitter.
 
 Both run on a fixed integer number of clock cycles per bit (`bit_divisor`), a few cycles in simulation and
-e.g. 100 MHz / 3 Mbaud = 33 cycles on a board. Bytes are LSB first, one start bit (0), one stop bit (1).
+e.g. 100 MHz / 3 Mbaud = 33 cycles on a board. Bytes are LSB first, one start bit (0), one stop bit (1): the
+character of `golden.uart.frame_bits`, the PHY's model.
 """
 
 from amaranth.hdl import Cat, Const, Module, Signal

@@ -11,7 +11,7 @@ from amaranth.lib.memory import ReadPort, WritePort
 from amaranth.lib.wiring import In, Out
 
 from dpfm.hw.config import CoreConfig
-from dpfm.hw.streams import round_shift, saturate, slots_layout
+from dpfm.hw.streams import saturate_expr, shift_round_expr, slots_layout
 
 
 def read_port(addr_width: int, shape) -> wiring.FlippedSignature:
@@ -42,6 +42,8 @@ class GradientUnit(wiring.Component):
     (read with the product, add, saturate and write) and the next slot is read only after the write, so two
     slots naming the same id (possible after in-place merges) see each other's result without forwarding
     logic. `busy` is low only when no request is held. `sat` counts this cycle's saturation events.
+
+    The model is `golden.update.accumulate_output_gradient`.
     """
 
     def __init__(self, cfg: CoreConfig, sample_addr_bits: int, g_addr_bits: int):
@@ -68,11 +70,11 @@ class GradientUnit(wiring.Component):
         head = slots[0]
 
         y = Signal(signed(f.x.bits))
-        e_new, e_sat = saturate(a - y, f.x)
+        e_new, e_sat = saturate_expr(a - y, f.x)
         c = Const(cfg.delta_scale_raw, signed(f.x.bits))
-        d_new, d_sat = saturate(round_shift(c * e, f.x.frac), f.x)
+        d_new, d_sat = saturate_expr(shift_round_expr(c * e, f.x.frac), f.x)
         g_sum = Signal(signed(f.g.bits + 1))
-        g_new, g_sat = saturate(g_sum, f.g)
+        g_new, g_sat = saturate_expr(g_sum, f.g)
 
         # State as a plain register and continuous assignments (see hw/core.py on Icarus and `always @*`).
         IDLE, TARGET, ERROR, DELTA, SLOT, ADD, RMW = range(7)
@@ -124,6 +126,8 @@ class SgdUnit(wiring.Component):
     test, then the core's write data mux). Each costs one cycle per batch. Reads and writes in flight always
     name different ids, so there is no hazard. `start` pulses to begin; `busy` stays high until the last
     write.
+
+    The model is `golden.fixed_mlp.FixedModel.sgd_update`.
     """
 
     #: pipeline registers between a read and its write (the write is in cycle n + STAGES)
@@ -146,7 +150,7 @@ class SgdUnit(wiring.Component):
     def round_step(self, product):
         """`round_w(lr * G)` from the exact product (frac lr.frac + g.frac): round half up to format w."""
         f = self.cfg.fmts
-        return round_shift(product, f.lr.frac + f.g.frac - f.w.frac)
+        return shift_round_expr(product, f.lr.frac + f.g.frac - f.w.frac)
 
     def elaborate(self, platform):
         m = Module()
@@ -165,7 +169,7 @@ class SgdUnit(wiring.Component):
         step3 = Signal(signed(len(step)))
         diff = ws[2] - step3
         diff4 = Signal(diff.shape())
-        w_new, w_sat = saturate(diff4, f.w)
+        w_new, w_sat = saturate_expr(diff4, f.w)
         last = stages - 1
 
         m.d.comb += [

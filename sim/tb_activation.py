@@ -1,5 +1,5 @@
-"""cocotb test of `hw.activation.Activation` against `golden.toper.activation_slots`, transaction by
-transaction, with random input idles and output backpressure.
+"""cocotb test of `hw.activation.Activation` against its model `golden.activation.activation_slots`,
+transaction by transaction, with random input idles and output backpressure.
 
 Parameters (from `sim.runner`): `kind`, `k`, `fmts` (a `HwFormats` string), `id_bits`, `n` (transactions),
 `seed`, and `bypass`: the DUT is an Activation with the identity bypass whose input payload is
@@ -12,7 +12,7 @@ from amaranth.lib.data import StructLayout
 
 from dpfm.golden.contract.formats import HwFormats
 from dpfm.golden.fixedpoint import SatCounter
-from dpfm.golden.toper import activation_slots
+from dpfm.golden.activation import activation_slots
 from dpfm.hw.streams import dual_layout, slots_from_python, slots_to_python
 from dpfm.sim.tb import TB, EventCounter, StreamSink, StreamSource, assert_transactions, load_params
 

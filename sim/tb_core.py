@@ -18,9 +18,6 @@ import cocotb
 from dpfm.golden.contract import regmap
 from dpfm.sim.tb import TB, BusMaster, load_params
 
-def _signed32(v: int) -> int:
-    return v - (1 << 32) if v >> 31 else v
-
 
 class CoreTB(TB):
     def __init__(self, dut):
@@ -47,7 +44,7 @@ class CoreTB(TB):
             await self.bus.write(regmap.REGION_WEIGHTS, i, v)
 
     async def read_weights(self, n: int) -> list[int]:
-        return [_signed32(await self.bus.read(regmap.REGION_WEIGHTS, i)) for i in range(n)]
+        return [regmap.from_word(await self.bus.read(regmap.REGION_WEIGHTS, i)) for i in range(n)]
 
     async def write_samples(self, X, Y):
         words = self.n_in + self.n_out
@@ -108,7 +105,7 @@ async def run_plan(dut):
         if "expect_w" in op:
             _first_mismatch(await tb.read_weights(len(p["w0"])), op["expect_w"], f"weights after op {n_op}")
         if "expect_out" in op:
-            got = [_signed32(await bus.read(regmap.REGION_OUTPUTS, i)) for i in range(len(op["expect_out"]))]
+            got = [regmap.from_word(await bus.read(regmap.REGION_OUTPUTS, i)) for i in range(len(op["expect_out"]))]
             _first_mismatch(got, op["expect_out"], f"outputs of op {n_op}")
     assert await bus.reg(regmap.REG_SAMPLES_DONE) == samples, "SAMPLES_DONE"
     assert await bus.reg(regmap.REG_SATURATIONS) == p["expect_sat"], "SATURATIONS"

@@ -1,4 +1,5 @@
-"""cocotb testbench of the link gateware against `golden.contract.wire.DeviceModel` (the executable protocol spec).
+"""cocotb testbench of the link gateware against `golden.contract.wire.DeviceModel` (the executable protocol
+spec).
 
 Two DUTs: `hw.link.FrameLink` (byte streams; the frame decoder and command processor, fuzzed with valid,
 corrupted, truncated, overlong and garbage frames) and `hw.link.Link` (UART pins, a few frames end to end).
@@ -13,6 +14,7 @@ import cocotb
 
 from dpfm.golden.contract import wire as P
 from dpfm.golden.contract import regmap
+from dpfm.golden.uart import FRAME_BITS
 from dpfm.sim.tb import TB, BusSlave, StreamSink, StreamSource, load_params, uart_receive, uart_send
 
 STATUS_ADDR = regmap.address(regmap.REGION_REGS, regmap.REG_STATUS)
@@ -58,15 +60,15 @@ def random_frame(rng: random.Random, seq: int) -> bytes:
 
 async def exchange(tb, source, sink, model, slave, wire: bytes, what: str):
     """Send `wire`, wait for the model's replies, compare replies and memory."""
-    expected = [P.slip_encode(r)[1:] for r in model.feed(wire)]  # the device sends END only after a frame
+    expected = model.replies_on_wire(wire)
     for b in wire:
         source.send(b)
-    want = sum(len(r) for r in expected)
+    want = len(expected)
     start = len(sink.items)
     await sink.wait_for(start + want, max_cycles=200 + 40 * (len(wire) + want))
     await tb.cycles(50)                                # anything extra would show up now
     got = bytes(sink.items[start:])
-    assert got == b"".join(expected), f"{what}: replies {got.hex()} != expected {b''.join(expected).hex()}"
+    assert got == expected, f"{what}: replies {got.hex()} != expected {expected.hex()}"
     assert slave.memory == model.memory, f"{what}: memory differs from the model"
 
 
@@ -139,9 +141,9 @@ async def pins(dut):
     corrupt[-1] ^= 0x01
     for wire in [P.encode_frame(1, P.OP_PING), P.encode_frame(2, P.OP_WRITE, P.write_payload(0x4000, words)),
                  P.slip_encode(bytes(corrupt)), P.encode_frame(3, P.OP_READ, P.read_payload(0x4000, 3))]:
-        expected = b"".join(P.slip_encode(r)[1:] for r in model.feed(wire))
+        expected = model.replies_on_wire(wire)
         receiver = cocotb.start_soon(uart_receive(dut.tx, len(expected), bit_ns,
-                                                  timeout_ns=(10 * len(wire) + 200) * bit_ns))
+                                                  timeout_ns=(FRAME_BITS * len(wire) + 200) * bit_ns))
         for b in wire:
             await uart_send(dut.rx, b, bit_ns)
         got = await receiver

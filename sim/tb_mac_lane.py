@@ -1,5 +1,4 @@
-"""cocotb tests of `hw.mac_lane.MacLane` against the golden neuron (`golden.toper.mac_candidates` into
-`golden.toper.Toper`, `z = sat_x(round(sum w x))`), neuron by neuron.
+"""cocotb tests of `hw.mac_lane.MacLane` against its model `golden.mac_lane.MacLaneModel`, neuron by neuron.
 
 Parameters (from `sim.runner`): `k`, `fmts` (a `HwFormats` string), `id_bits`, `neurons`, `seed`.
 """
@@ -7,26 +6,11 @@ Parameters (from `sim.runner`): `k`, `fmts` (a `HwFormats` string), `id_bits`, `
 import cocotb
 
 from dpfm.golden.contract.formats import HwFormats
-from dpfm.golden.fixedpoint import SatCounter, requantize
-from dpfm.golden.toper import Toper as GoldenToper
-from dpfm.golden.toper import mac_candidates
+from dpfm.golden.fixedpoint import SatCounter
+from dpfm.golden.mac_lane import MacLaneModel, mac_candidates
 from dpfm.hw.streams import dual_layout, mac_step_layout, slots_to_python
 from dpfm.sim.tb import TB, EventCounter, StreamSink, StreamSource, assert_transactions, load_params
 from dpfm.sim.tb.mac_steps import KINDS, NeuronGen, step_payloads
-
-
-def golden_neuron(steps, k: int, fmts: HwFormats, sat: SatCounter):
-    """`((z, slots), evictions, nonzero candidates per step)` of one neuron, as the hardware computes it."""
-    toper = GoldenToper(k, fmts.t, sat)
-    acc, counts = 0, []
-    for w, wid, x, slots in steps:
-        acc += w * x
-        cands = mac_candidates(w, wid, x, slots, fmts, sat)
-        counts.append(len(cands))
-        for v, cid in cands:
-            toper.insert(v, cid)
-    z = requantize(acc, fmts.w.frac + fmts.x.frac, fmts.x, sat)
-    return (z, toper.slots()), toper.evictions, counts
 
 
 async def run(dut, idle: float, backpressure: float, kinds):
@@ -40,7 +24,8 @@ async def run(dut, idle: float, backpressure: float, kinds):
     gen = NeuronGen(tb.rng, k, fmts, id_bits)
     neurons = [gen.neuron(kinds[i % len(kinds)]) for i in range(p["neurons"])]
     golden_sat = SatCounter()
-    golden = [golden_neuron(steps, k, fmts, golden_sat) for steps in neurons]
+    model = MacLaneModel(k, fmts, golden_sat)
+    expected = [model.neuron(steps) for steps in neurons]
     await tb.reset()
     for steps in neurons:
         for payload in step_payloads(steps):
@@ -50,27 +35,26 @@ async def run(dut, idle: float, backpressure: float, kinds):
     await tb.cycles(k + 4)
 
     got = [(item["value"], slots_to_python(item["slots"])) for item in sink.items]
-    assert_transactions(got, [g[0] for g in golden], f"neuron (K={k}, {fmts})", describe=lambda i: neurons[i])
-    golden_evictions = sum(g[1] for g in golden)
-    assert evict.total == golden_evictions, f"evictions: got {evict.total}, expected {golden_evictions}"
+    assert_transactions(got, expected, f"neuron (K={k}, {fmts})", describe=lambda i: neurons[i])
+    assert evict.total == model.evictions, f"evictions: got {evict.total}, expected {model.evictions}"
     assert sat.total == golden_sat.count, f"saturation events: got {sat.total}, expected {golden_sat.count}"
     assert golden_sat.count > 0 or "saturating" not in kinds, "stimulus never saturates: the check is vacuous"
-    return tb, neurons, golden, sink
+    return tb, neurons, model, sink
 
 
 @cocotb.test()
 async def matches_golden(dut):
     """Every kind of neuron (random, saturating, zeros, duplicate ids, sparse tangents) with random input
     idles and output backpressure."""
-    _, _, golden, _ = await run(dut, idle=0.3, backpressure=0.4, kinds=KINDS)
-    assert sum(g[1] for g in golden) > 0, "stimulus never evicts: the eviction check is vacuous"
+    _, _, model, _ = await run(dut, idle=0.3, backpressure=0.4, kinds=KINDS)
+    assert model.evictions > 0, "stimulus never evicts: the eviction check is vacuous"
 
 
 @cocotb.test()
 async def throughput(dut):
     """Without idles or backpressure a neuron costs exactly `max(sum_i (1 + v_i), K)` cycles
     (hw/mac_lane.py), `v_i` the valid input slots of step i: measured between consecutive results."""
-    tb, neurons, golden, sink = await run(dut, idle=0.0, backpressure=0.0, kinds=("random", "zeros", "sparse"))
+    tb, neurons, model, sink = await run(dut, idle=0.0, backpressure=0.0, kinds=("random", "zeros", "sparse"))
     k = load_params()["k"]
     issued = [[1 + sum(s is not None for s in slots) for _, _, _, slots in steps] for steps in neurons]
     expected = [max(sum(ops), k) for ops in issued[1:]]
@@ -79,6 +63,7 @@ async def throughput(dut):
         assert got == exp, (f"neuron {i + 1} took {got} cycles, expected {exp}; operations per step "
                             f"{issued[i + 1]}")
     steps = sum(len(s) for s in neurons[1:])
-    candidates = sum(sum(g[2]) for g in golden[1:])
+    candidates = sum(len(mac_candidates(w, wid, x, slots, model.fmts)) for neuron in neurons[1:]
+                     for w, wid, x, slots in neuron)
     tb.dut._log.info("MAC lane K=%d: %d steps (%d nonzero candidates) in %d cycles: %.2f cycles/step",
                      k, steps, candidates, sum(measured), sum(measured) / steps)

@@ -1,6 +1,5 @@
-"""cocotb tests of `hw.parallel_lane.ParallelMacLane` against the golden parallel neuron
-(`golden.toper.indexed_mac_candidates` into `golden.toper.ParallelToper`, `z = sat_x(round(sum w x))`), neuron
-by neuron, and of its exact cycle cost.
+"""cocotb tests of `hw.parallel_lane.ParallelMacLane` against its model
+`golden.parallel_lane.ParallelMacLaneModel`, neuron by neuron, and of its exact cycle cost.
 
 Parameters (from `sim.runner`): `k`, `sources`, `fmts` (a `HwFormats` string), `id_bits`, `neurons`, `seed`.
 """
@@ -8,27 +7,12 @@ Parameters (from `sim.runner`): `k`, `sources`, `fmts` (a `HwFormats` string), `
 import cocotb
 
 from dpfm.golden.contract.formats import HwFormats
-from dpfm.golden.fixedpoint import SatCounter, requantize
-from dpfm.golden.toper import ParallelToper, indexed_mac_candidates
+from dpfm.golden.fixedpoint import SatCounter
+from dpfm.golden.parallel_lane import ParallelMacLaneModel
 from dpfm.hw.streams import dual_layout, mac_step_layout, slots_to_python
 from dpfm.sim.tb import (TB, EventCounter, HandshakeMonitor, StreamSink, StreamSource, assert_transactions,
                          load_params)
 from dpfm.sim.tb.mac_steps import KINDS, NeuronGen, step_payloads
-
-
-def golden_neuron(steps, k: int, sources: int, fmts: HwFormats, sat: SatCounter):
-    """`((z, slots), evictions, evictions in the merge tree)` of one neuron, as the parallel lane computes
-    it."""
-    toper = ParallelToper(k, fmts.t, sat, sources)
-    acc = 0
-    for w, wid, x, slots in steps:
-        acc += w * x
-        for c, value, cid in indexed_mac_candidates(w, wid, x, slots, fmts, sat):
-            toper.insert(c, value, cid)
-    z = requantize(acc, fmts.w.frac + fmts.x.frac, fmts.x, sat)
-    result = (z, toper.slots())
-    tree_evictions = toper.evictions - sum(t.evictions for t in toper.sources)
-    return result, toper.evictions, tree_evictions
 
 
 def neuron_rounds(steps, sources: int) -> int:
@@ -47,7 +31,7 @@ def filled(steps, rng, id_bits: int):
 
 
 class Bench:
-    """The DUT with its drivers, event counters and golden model state."""
+    """The DUT with its drivers, event counters and its model."""
 
     def __init__(self, dut, idle: float, backpressure: float):
         p = load_params()
@@ -66,12 +50,13 @@ class Bench:
         self.sat, self.evict = EventCounter(dut, "sat"), EventCounter(dut, "evict")
         self.gen = NeuronGen(self.tb.rng, self.k, self.fmts, self.id_bits)
         self.golden_sat = SatCounter()
-        self.neurons, self.golden = [], []
+        self.model = ParallelMacLaneModel(self.k, self.fmts, self.golden_sat, self.sources)
+        self.neurons, self.expected = [], []
 
     async def run(self, neurons):
         """Send `neurons` (after the ones sent before), wait for their results."""
         self.neurons += neurons
-        self.golden += [golden_neuron(steps, self.k, self.sources, self.fmts, self.golden_sat) for steps in neurons]
+        self.expected += [self.model.neuron(steps) for steps in neurons]
         for steps in neurons:
             for payload in step_payloads(steps):
                 self.source.send(payload)
@@ -79,12 +64,12 @@ class Bench:
         await self.sink.wait_for(len(self.neurons), max_cycles)
 
     async def check(self):
-        """Every result, and the event totals, equal the golden model's."""
+        """Every result, and the event totals, equal the model's."""
         await self.tb.cycles(self.k + 4)
         got = [(item["value"], slots_to_python(item["slots"])) for item in self.sink.items]
-        assert_transactions(got, [g[0] for g in self.golden], f"neuron (K={self.k}, {self.fmts})",
+        assert_transactions(got, self.expected, f"neuron (K={self.k}, {self.fmts})",
                             describe=lambda i: self.neurons[i])
-        evictions = sum(g[1] for g in self.golden)
+        evictions = self.model.evictions
         assert self.evict.total == evictions, f"evictions: got {self.evict.total}, expected {evictions}"
         assert self.sat.total == self.golden_sat.count, \
             f"saturation events: got {self.sat.total}, expected {self.golden_sat.count}"
@@ -99,7 +84,7 @@ async def matches_golden(dut):
     await bench.run([bench.gen.neuron(KINDS[i % len(KINDS)]) for i in range(bench.n_neurons)])
     await bench.check()
     assert bench.golden_sat.count > 0, "stimulus never saturates: the check is vacuous"
-    assert sum(g[2] for g in bench.golden) > 0, "the merge tree never evicts: the eviction check is vacuous"
+    assert bench.model.toper.tree_evictions > 0, "the merge tree never evicts: the eviction check is vacuous"
 
 
 @cocotb.test()

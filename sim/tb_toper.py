@@ -1,4 +1,4 @@
-"""cocotb tests of `hw.toper.Toper` against `golden.toper.Toper`, group by group.
+"""cocotb tests of `hw.toper.Toper` against its model `golden.toper.ToperModel`, group by group.
 
 A *group* is the candidate sequence of one neuron: its candidates are presented (with random idle cycles),
 then `flush`, riding with the last candidate or alone in a later cycle (at random); the next group may
@@ -13,7 +13,7 @@ from cocotb.triggers import RisingEdge
 
 from dpfm.golden.contract.formats import Fmt
 from dpfm.golden.fixedpoint import SatCounter
-from dpfm.golden.toper import Toper as GoldenToper
+from dpfm.golden.toper import ToperModel
 from dpfm.hw.streams import entry_layout, pack, slots_layout, slots_to_python, unpack
 from dpfm.sim.tb import TB, EventCounter, load_params
 
@@ -104,7 +104,7 @@ class ToperTB(TB):
         """Per group the golden read-out; and the evictions and merge saturations over all groups."""
         slots, evictions, sat = [], 0, SatCounter()
         for cands in groups:
-            model = GoldenToper(self.k, self.t_fmt, sat)
+            model = ToperModel(self.k, self.t_fmt, sat)
             for v, wid in cands:
                 model.insert(v, wid)
             slots.append(model.slots())

@@ -1,11 +1,12 @@
-"""Pin-level cocotb testbench of the UART PHY (hw/uart.py), driven by the bit-banged UART of sim/tb/uart.py:
-random bytes at the nominal rate and off by the `baud_error` parameter, a missing stop bit, a glitch
-shorter than half a bit, and the transmitter's exact bit timing."""
+"""Pin-level cocotb testbench of the UART PHY (hw/uart.py) against its model `golden.uart`, bit-banged (no
+cocotbext-uart): random bytes at the nominal rate and off by the `baud_error` parameter, a missing stop
+bit, a glitch shorter than half a bit, and the transmitter's exact bit timing."""
 
 import cocotb
 from cocotb.triggers import RisingEdge, Timer
 
-from dpfm.sim.tb import TB, EventCounter, StreamSink, StreamSource, load_params, uart_drive_bits, uart_frame_bits
+from dpfm.golden.uart import FRAME_BITS, frame_bits, frame_byte
+from dpfm.sim.tb import TB, EventCounter, StreamSink, StreamSource, load_params, uart_drive_bits
 
 
 def setup(dut):
@@ -25,7 +26,7 @@ async def receive(dut):
     bit_ns = params["divisor"] * TB.CLOCK_PERIOD_NS * (1 + params["baud_error"])
     data = [0x00, 0xFF, 0x55, 0xAA, 0xC0, 0xDB] + [tb.rng.getrandbits(8) for _ in range(14)]
     for byte in data:
-        await uart_drive_bits(dut.rx, uart_frame_bits(byte), bit_ns)
+        await uart_drive_bits(dut.rx, frame_bits(byte), bit_ns)
     await tb.cycles(4 * params["divisor"])
     assert sink.items == data, f"received {sink.items}"
     assert errors.total == 0
@@ -39,13 +40,13 @@ async def stop_bit_glitch_and_recovery(dut):
     dut.i__valid.value = 0
     await tb.reset()
     bit_ns = params["divisor"] * TB.CLOCK_PERIOD_NS
-    await uart_drive_bits(dut.rx, uart_frame_bits(0x3C, stop=0), bit_ns)        # missing stop bit: dropped, counted
+    await uart_drive_bits(dut.rx, frame_bits(0x3C, stop=0), bit_ns)        # missing stop bit: dropped, counted
     await uart_drive_bits(dut.rx, [0, 0], bit_ns)                          # line held low (a break) a while longer
     await uart_drive_bits(dut.rx, [1, 1], bit_ns)
     dut.rx.value = 0                                              # a glitch of a quarter bit: no start bit
     await Timer(bit_ns / 4, unit="ns")
     await uart_drive_bits(dut.rx, [1] * 12, bit_ns)
-    await uart_drive_bits(dut.rx, uart_frame_bits(0xA5), bit_ns)
+    await uart_drive_bits(dut.rx, frame_bits(0xA5), bit_ns)
     await tb.cycles(4 * params["divisor"])
     assert sink.items == [0xA5], f"received {sink.items}"
     assert errors.total == 1
@@ -63,18 +64,19 @@ async def transmit(dut):
         source.send(b)
     got = []
     levels = []          # tx level per cycle while a frame is on the line
-    for _ in range(len(data) * (10 * d + 4) * 3):
+    for _ in range(len(data) * (FRAME_BITS * d + 4) * 3):
         await RisingEdge(dut.clk)
         levels.append(int(dut.tx.value))
     # decode: find each falling edge, then every bit must hold for exactly d cycles
     i = 0
     while i < len(levels):
         if levels[i] == 0:
-            bits = [levels[i + k * d: i + (k + 1) * d] for k in range(10)]
+            bits = [levels[i + k * d: i + (k + 1) * d] for k in range(FRAME_BITS)]
             assert all(len(set(b)) == 1 for b in bits), f"a bit did not last exactly {d} cycles at cycle {i}"
-            assert bits[0][0] == 0 and bits[9][0] == 1, "bad start/stop bit"
-            got.append(sum(bits[1 + k][0] << k for k in range(8)))
-            i += 10 * d
+            byte = frame_byte([b[0] for b in bits])
+            assert byte is not None, f"bad start/stop bit at cycle {i}"
+            got.append(byte)
+            i += FRAME_BITS * d
         else:
             i += 1
     assert got == data, f"transmitted {got}"

@@ -23,6 +23,17 @@ def address(region: int, index: int) -> int:
     return (region << REGION_SHIFT) | index
 
 
+def to_word(value: int) -> int:
+    """The bus word that carries a signed raw value (a weight, sample or output): two's complement."""
+    return int(value) & ((1 << DATA_BITS) - 1)
+
+
+def from_word(word: int) -> int:
+    """The signed raw value a bus word carries: the inverse of `to_word`."""
+    word = int(word)
+    return word - (1 << DATA_BITS) if word >> (DATA_BITS - 1) else word
+
+
 # Registers (REGION_REGS). R = read-only, W = write, RW = read/write.
 REG_ID = 0x00            # R: constant CORE_ID
 REG_CONFIG0 = 0x01       # R: `Config0` below

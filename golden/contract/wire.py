@@ -103,8 +103,9 @@ def slip_encode(frame: bytes) -> bytes:
     return bytes(out)
 
 
-class SlipDecoder:
-    """Incremental SLIP decoder: feed arbitrary chunks, get back complete frames.
+class FrameReader:
+    """The host's incremental SLIP decoder: feed arbitrary chunks, get back complete frames (the gateware's
+    byte-by-byte decoder is `hw.framing.SlipDecoder`, a different thing: it emits tokens, never frames).
 
     Each frame is returned as `(data, ok)`; `ok` is False when the frame contained an invalid escape (the
     data is then meaningless). Empty frames are dropped. Bytes after the last END stay buffered.
@@ -202,8 +203,9 @@ class DeviceModel:
     """What the device does with a byte stream, as an executable specification: the gateware's behaviour
     frame for frame (the cocotb testbench compares the two exactly) over a dict `memory` of bus words.
 
-    `feed(data)` returns the replies (unescaped frames) for every frame `data` completes. `busy` stands for
-    the core's STATUS_BUSY bit as the command processor reads it before a WRITE.
+    `feed(data)` returns the replies (unescaped frames) for every frame `data` completes, `replies_on_wire`
+    the bytes the device sends for them. `busy` stands for the core's STATUS_BUSY bit as the command
+    processor reads it before a WRITE.
     """
 
     def __init__(self, status_addr: int):
@@ -220,6 +222,12 @@ class DeviceModel:
         if addr == self.status_addr:
             return int(self.busy)
         return self.memory.get(addr, 0)
+
+    def replies_on_wire(self, data: bytes) -> bytes:
+        """The bytes the device sends back for `data`: each reply of `feed` escaped and followed by END. The
+        device sends no END before a reply (the host's leading END is for line noise, which the device's
+        transmitter does not have)."""
+        return b"".join(slip_encode(reply)[1:] for reply in self.feed(data))
 
     def feed(self, data: bytes) -> list[bytes]:
         replies = []

@@ -22,7 +22,7 @@ from dpfm.sim.tb.bench import TB, load_params
 from dpfm.sim.tb.bus import BusMaster, BusSlave
 from dpfm.sim.tb.events import EventCounter, assert_transactions
 from dpfm.sim.tb.streams import HandshakeMonitor, StreamSink, StreamSource
-from dpfm.sim.tb.uart import uart_drive_bits, uart_frame_bits, uart_receive, uart_send
+from dpfm.sim.tb.uart import uart_drive_bits, uart_receive, uart_send
 
 __all__ = ["TB", "load_params", "BusMaster", "BusSlave", "EventCounter", "assert_transactions", "HandshakeMonitor",
-           "StreamSink", "StreamSource", "uart_drive_bits", "uart_frame_bits", "uart_receive", "uart_send"]
+           "StreamSink", "StreamSource", "uart_drive_bits", "uart_receive", "uart_send"]

@@ -37,7 +37,7 @@ class BusMaster:
         dut.bus__valid.value = 1
         dut.bus__we.value = we
         dut.bus__addr.value = addr
-        dut.bus__wdata.value = wdata & MASK32
+        dut.bus__wdata.value = regmap.to_word(wdata)
         for _ in range(timeout):
             await ReadOnly()  # settled values of this cycle: ready high means the transfer ends at the next edge
             ready, rdata = dut.bus__ready.value == 1, dut.bus__rdata.value

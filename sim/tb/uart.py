@@ -1,12 +1,9 @@
-"""A bit-banged UART at the pins (8N1, least significant bit first; no cocotbext-uart), timed in
-nanoseconds so a test can run it off the DUT's nominal bit time."""
+"""A bit-banged UART at the pins (no cocotbext-uart), timed in nanoseconds so a test can run it off the
+DUT's nominal bit time. The characters are those of the UART's model, `golden.uart`."""
 
 from cocotb.triggers import Timer
 
-
-def uart_frame_bits(byte: int, stop: int = 1) -> list[int]:
-    """The line levels of one frame: start bit, eight data bits, stop bit (`stop=0`: a framing error)."""
-    return [0] + [(byte >> i) & 1 for i in range(8)] + [stop]
+from dpfm.golden.uart import FRAME_BITS, frame_bits, frame_byte
 
 
 async def uart_drive_bits(pin, bits, bit_ns: float):
@@ -17,12 +14,12 @@ async def uart_drive_bits(pin, bits, bit_ns: float):
 
 
 async def uart_send(pin, byte: int, bit_ns: float):
-    await uart_drive_bits(pin, uart_frame_bits(byte), bit_ns)
+    await uart_drive_bits(pin, frame_bits(byte), bit_ns)
 
 
 async def uart_receive(pin, count: int, bit_ns: float, timeout_ns: float) -> bytes:
-    """`count` bytes from `pin`, sampled at mid-bit like a host UART; fail on a start bit shorter than
-    half a bit, a missing stop bit, or `timeout_ns` without a start bit."""
+    """`count` bytes from `pin`, each character sampled at mid-bit like a host UART; fail on a character
+    `golden.uart.frame_byte` refuses (bad start or stop bit) or `timeout_ns` without a start bit."""
     out = bytearray()
     step = bit_ns / 8
     waited = 0.0
@@ -33,13 +30,12 @@ async def uart_receive(pin, count: int, bit_ns: float, timeout_ns: float) -> byt
             raise AssertionError(f"timeout: {len(out)} of {count} reply bytes arrived")
         if pin.value == 0:
             await Timer(bit_ns / 2, unit="ns")
-            assert pin.value == 0, "start bit shorter than half a bit"
-            value = 0
-            for i in range(8):
+            levels = [int(pin.value)]
+            for _ in range(FRAME_BITS - 1):
                 await Timer(bit_ns, unit="ns")
-                value |= int(pin.value) << i
-            await Timer(bit_ns, unit="ns")
-            assert pin.value == 1, "missing stop bit"
+                levels.append(int(pin.value))
+            value = frame_byte(levels)
+            assert value is not None, f"bad start or stop bit, levels at mid-bit {levels}"
             out.append(value)
             waited = 0.0
     return bytes(out)

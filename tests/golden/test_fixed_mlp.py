@@ -8,9 +8,13 @@ from dpfm.golden import dual
 from dpfm.golden.contract.errors import DpfmError
 from dpfm.golden.fixed_mlp import FixedModel, _accumulate, _prune
 from dpfm.golden.contract.formats import Fmt, HwFormats
-from dpfm.golden.fixedpoint import SatCounter, quantize, requantize, saturate
+from dpfm.golden.fixedpoint import SatCounter, quantize
 from dpfm.golden.contract.net import NetSpec, flatten, init_weights
-from dpfm.golden.toper import EMPTY_ID, ParallelToper, Toper, activation_slots, indexed_mac_candidates
+from dpfm.golden.activation import activation_slots
+from dpfm.golden.mac_lane import MacLaneModel
+from dpfm.golden.parallel_lane import ParallelMacLaneModel
+from dpfm.golden.toper import EMPTY_ID
+from dpfm.golden.update import accumulate_output_gradient
 from dpfm.golden.contract.organisation import parallel_sources
 
 # Narrow formats in which candidates, merges, z, deltas and G all saturate now and then.
@@ -19,10 +23,12 @@ NARROW = HwFormats(x=Fmt(10, 6), w=Fmt(10, 6), t=Fmt(9, 6), g=Fmt(14, 12), lr=Fm
 
 
 def literal_batch_gradient(spec, fmts, k, w_raw, X_raw, Y_raw, mode="toper"):
-    """Section 3 read literally: one scalar Toper (or, in the toper-parallel modes, one ParallelToper of
-    section 3b), neuron after neuron, sample after sample."""
+    """Section 3 read literally: one lane model (`MacLaneModel`, or in the toper-parallel modes the
+    `ParallelMacLaneModel` of section 3b), the activation model and the gradient unit's model, neuron after
+    neuron, sample after sample."""
     sat = SatCounter()
-    toper = Toper(k, fmts.t, sat) if mode == "toper" else ParallelToper(k, fmts.t, sat, parallel_sources(mode, k))
+    lane = (MacLaneModel(k, fmts, sat) if mode == "toper"
+            else ParallelMacLaneModel(k, fmts, sat, parallel_sources(mode, k)))
     c = quantize(2.0 / spec.n_outputs, fmts.x)
     G = [0] * spec.n_params
     for x_row, y_row in zip(X_raw.tolist(), Y_raw.tolist()):
@@ -30,31 +36,18 @@ def literal_batch_gradient(spec, fmts, k, w_raw, X_raw, Y_raw, mode="toper"):
         for layer, act in enumerate(spec.activations):
             n_out, n_in = spec.layer_shape(layer)
             ids = spec.weight_ids(layer)
+            inputs = list(zip(a, slots)) + [(1 << fmts.x.frac, [])]   # the bias step last
             out_a, out_slots = [], []
             for u in range(n_out):
-                toper.clear()
-                acc = 0
-                for i in range(n_in + 1):
-                    x, xs = (a[i], slots[i]) if i < n_in else (1 << fmts.x.frac, [])
-                    w = int(w_raw[ids[u, i]])
-                    acc += w * x
-                    for source, v, wid in indexed_mac_candidates(w, int(ids[u, i]), x, xs, fmts, sat):
-                        if mode == "toper":
-                            toper.insert(v, wid)
-                        else:
-                            toper.insert(source, v, wid)
-                z = requantize(acc, fmts.w.frac + fmts.x.frac, fmts.x, sat)
-                av, s = activation_slots(z, toper.slots(), act, fmts, sat)
+                steps = [(int(w_raw[ids[u, i]]), int(ids[u, i]), x, xs) for i, (x, xs) in enumerate(inputs)]
+                z, z_slots = lane.neuron(steps)
+                av, s = activation_slots(z, z_slots, act, fmts, sat)
                 out_a.append(av)
                 out_slots.append(s)
             a, slots = out_a, out_slots
         for o, y in enumerate(y_row):
-            e = saturate(a[o] - y, fmts.x, sat)
-            delta = requantize(c * e, 2 * fmts.x.frac, fmts.x, sat)
-            for slot in slots[o]:
-                if slot is not None:
-                    G[slot[1]] = saturate(G[slot[1]] + delta * slot[0], fmts.g, sat)
-    return np.array(G), sat.count, toper.evictions
+            accumulate_output_gradient(G, a[o], y, slots[o], c, fmts, sat)
+    return np.array(G), sat.count, lane.evictions
 
 
 def random_case(spec, fmts, seed, batch=4, scale=1.0):

@@ -1,4 +1,4 @@
-"""golden/contract/wire.py: CRC, SLIP and the host-side decoder under arbitrary input (hypothesis)."""
+"""golden/contract/wire.py: CRC, SLIP and the host's frame reader under arbitrary input (hypothesis)."""
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -15,17 +15,17 @@ def test_crc_check_value_and_zero_residue():
 @given(st.lists(st.binary(max_size=300), max_size=5))
 def test_slip_roundtrip_of_frames(frames):
     wire = b"".join(P.slip_encode(f) for f in frames)
-    assert P.SlipDecoder().feed(wire) == [(f, True) for f in frames if f]
+    assert P.FrameReader().feed(wire) == [(f, True) for f in frames if f]
 
 
 @given(st.binary(max_size=300), st.lists(st.integers(1, 50), max_size=10))
-def test_decoder_independent_of_chunking(wire, cuts):
-    whole = P.SlipDecoder().feed(wire)
-    dec, got, pos = P.SlipDecoder(), [], 0
+def test_reader_independent_of_chunking(wire, cuts):
+    whole = P.FrameReader().feed(wire)
+    reader, got, pos = P.FrameReader(), [], 0
     for cut in cuts:
-        got += dec.feed(wire[pos:pos + cut])
+        got += reader.feed(wire[pos:pos + cut])
         pos += cut
-    got += dec.feed(wire[pos:])
+    got += reader.feed(wire[pos:])
     assert got == whole
 
 
@@ -33,7 +33,7 @@ def test_decoder_independent_of_chunking(wire, cuts):
 @settings(max_examples=200)
 def test_garbage_costs_at_most_the_frame_it_hits(garbage, body):
     """After any garbage, a frame that starts with END is decoded intact (resynchronization)."""
-    frames = P.SlipDecoder().feed(garbage + P.slip_encode(body))
+    frames = P.FrameReader().feed(garbage + P.slip_encode(body))
     assert frames[-1] == (body, True)
 
 
@@ -55,9 +55,9 @@ def test_unpack_rejects_short_and_bad_crc():
     assert P.unpack_frame(bytes(frame)) is None
 
 
-def test_decoder_bounds_an_endless_frame():
-    dec = P.SlipDecoder(max_bytes=10)
-    assert dec.feed(bytes(100) + bytes([P.END])) == [(bytes(10), False)]
+def test_reader_bounds_an_endless_frame():
+    reader = P.FrameReader(max_bytes=10)
+    assert reader.feed(bytes(100) + bytes([P.END])) == [(bytes(10), False)]
 
 
 def test_model_answers_retried_write_once():
@@ -67,3 +67,14 @@ def test_model_answers_retried_write_once():
     replies = model.feed(write + retry)
     assert [P.unpack_frame(r)[1] for r in replies] == [P.ST_OK, P.ST_DUPLICATE]
     assert model.memory == {0x4000: 1}
+
+
+def test_model_replies_on_wire_end_each_reply_with_end_only():
+    """The device's wire form of a reply: escaped, END after it and not before (the gateware's encoder)."""
+    model = P.DeviceModel(status_addr=5)
+    wire = P.encode_frame(1, P.OP_PING) + P.encode_frame(2, P.OP_READ, P.read_payload(0, 1))
+    replies = P.DeviceModel(status_addr=5).feed(wire)
+    sent = model.replies_on_wire(wire)
+    assert len(replies) == 2 and sent[0] != P.END and sent.endswith(bytes([P.END]))
+    assert sent == b"".join(P.slip_encode(r)[1:] for r in replies)
+    assert P.FrameReader().feed(sent) == [(r, True) for r in replies]

@@ -1,4 +1,4 @@
-"""The activation stage RTL equals `golden.toper.activation_slots`, over kinds, K and formats."""
+"""The activation stage RTL equals its model `golden.activation.activation_slots`, over kinds, K and formats."""
 
 import gc
 

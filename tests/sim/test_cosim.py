@@ -39,12 +39,12 @@ def test_write_read_words_across_frames(cosim):
 
 def _raw_exchange(url, wire: bytes, replies: int) -> list[bytes]:
     host, port = url.removeprefix("socket://").split(":")
-    decoder = P.SlipDecoder()
+    reader = P.FrameReader()
     frames = []
     with socket.create_connection((host, int(port)), timeout=5) as s:
         s.sendall(wire)
         while len(frames) < replies:
-            frames += [f for f, ok in decoder.feed(s.recv(4096))]
+            frames += [f for f, ok in reader.feed(s.recv(4096))]
     return frames
 
 

@@ -1,4 +1,5 @@
-"""The activation functions and their slopes, in float: one definition for the trainer and the LUT builder."""
+"""The activation functions and their slopes, in float: one definition for the float trainer (golden/mlp.py)
+and the activation unit's tables (golden/activation.py)."""
 
 import numpy as np
 
