@@ -41,14 +41,14 @@ import math
 
 import numpy as np
 
+from dpfm.golden.activation import activation_luts, lut_index
 from dpfm.golden.contract.errors import DpfmError
 from dpfm.golden.contract.formats import HwFormats
-from dpfm.golden.activation import activation_luts, lut_index
-from dpfm.golden.fixedpoint import SatCounter, quantize, requantize, saturate, shift_round
 from dpfm.golden.contract.net import NetSpec
+from dpfm.golden.contract.organisation import check_tangent_mode, parallel_sources
+from dpfm.golden.fixedpoint import SatCounter, quantize, requantize, saturate, shift_round
 from dpfm.golden.merge_tree import merge_tree_order
 from dpfm.golden.toper import EMPTY_ID, BatchToper
-from dpfm.golden.contract.organisation import check_tangent_mode, parallel_sources
 
 
 class FixedModel:

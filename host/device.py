@@ -13,12 +13,12 @@ import time
 
 import numpy as np
 
-from dpfm.golden.contract.errors import DpfmError
-from dpfm.golden.fixedpoint import to_float
-from dpfm.golden.contract.net import flatten, init_weights, unflatten
 from dpfm.golden.contract import regmap as R
-from dpfm.golden.contract.organisation import Organisation
 from dpfm.golden.contract import wire
+from dpfm.golden.contract.errors import DpfmError
+from dpfm.golden.contract.net import flatten, init_weights, unflatten
+from dpfm.golden.contract.organisation import Organisation
+from dpfm.golden.fixedpoint import to_float
 from dpfm.golden.trainer import Trainer, mean_loss
 from dpfm.host.link import LinkClient, SerialPort
 

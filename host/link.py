@@ -11,8 +11,8 @@ from collections import deque
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
-from dpfm.golden.contract.errors import DpfmError
 from dpfm.golden.contract import wire as P
+from dpfm.golden.contract.errors import DpfmError
 
 
 class ByteLink(ABC):

@@ -42,8 +42,8 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from dpfm.golden.contract.errors import DpfmError
 from dpfm.golden.activation import activation_luts
+from dpfm.golden.contract.errors import DpfmError
 from dpfm.golden.contract.net import ACTIVATIONS
 from dpfm.hw.streams import dual_layout, saturate_expr, shift_round_expr
 

@@ -7,12 +7,12 @@ Amaranth sees it.
 
 from dataclasses import dataclass, field
 
+from dpfm.golden.contract import regmap
 from dpfm.golden.contract.errors import DpfmError
 from dpfm.golden.contract.formats import HwFormats
-from dpfm.golden.fixedpoint import quantize
 from dpfm.golden.contract.net import NetSpec
-from dpfm.golden.contract import regmap
 from dpfm.golden.contract.organisation import Organisation
+from dpfm.golden.fixedpoint import quantize
 
 #: Usable on-chip RAM bits per board (block RAM only; what the core's memories must fit in).
 BOARD_RAM_BITS = {

@@ -24,8 +24,8 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from dpfm.golden.contract.errors import DpfmError
 from dpfm.golden.contract import regmap, wire
+from dpfm.golden.contract.errors import DpfmError
 from dpfm.hw.bus import CoreBusSignature
 from dpfm.hw.link import Link
 

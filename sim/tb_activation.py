@@ -10,9 +10,9 @@ transactions are identity neurons, some with valid slots of value 0 (which the i
 import cocotb
 from amaranth.lib.data import StructLayout
 
+from dpfm.golden.activation import activation_slots
 from dpfm.golden.contract.formats import HwFormats
 from dpfm.golden.fixedpoint import SatCounter
-from dpfm.golden.activation import activation_slots
 from dpfm.hw.streams import dual_layout, slots_from_python, slots_to_python
 from dpfm.sim.tb import TB, EventCounter, StreamSink, StreamSource, assert_transactions, load_params
 

@@ -4,8 +4,8 @@ import pytest
 
 from dpfm.golden.contract.errors import DpfmError
 from dpfm.golden.tasks import get_task
-from dpfm.host.commands.train import core_config
 from dpfm.host.bench.hw import _parse_config
+from dpfm.host.commands.train import core_config
 from dpfm.hw.config import CoreConfig
 
 

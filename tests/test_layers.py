@@ -130,3 +130,12 @@ def test_the_checker_finds_upward_imports(monkeypatch, source, module, expect):
 def test_the_checker_accepts_downward_imports(monkeypatch, source, module):
     monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: source)
     assert violations(ROOT / _folder_path(module)) == []
+
+
+def test_every_package_is_installed():
+    """pyproject.toml lists each subpackage (a non-editable install ships only those): one missing here
+    would import in development and fail in a wheel."""
+    import tomllib
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {module_name(p) for folder in FOLDERS for p in (ROOT / folder).rglob("__init__.py")}
+    assert found == listed

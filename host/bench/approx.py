@@ -33,10 +33,10 @@ import numpy as np
 from dpfm.golden.contract.errors import DpfmError
 from dpfm.golden.contract.files import check_writable, write_json
 from dpfm.golden.contract.formats import HwFormats
+from dpfm.golden.contract.net import flatten, init_weights
 from dpfm.golden.contract.organisation import Organisation
 from dpfm.golden.fixed_mlp import FixedModel
 from dpfm.golden.trainer import k_label
-from dpfm.golden.contract.net import flatten, init_weights
 from dpfm.host.plots import save_figure
 
 # Default study length and formats per task.

@@ -13,8 +13,8 @@ import time
 
 import numpy as np
 
-from dpfm.golden.contract.files import check_writable, write_json
 from dpfm.golden.contract.errors import DpfmError
+from dpfm.golden.contract.files import check_writable, write_json
 from dpfm.golden.mlp import GoldenTrainer
 from dpfm.golden.tasks import get_task
 from dpfm.host.torch_reference import torch_mlp

@@ -21,8 +21,8 @@ import numpy as np
 from dpfm.golden.contract.errors import DpfmError
 from dpfm.golden.contract.files import check_writable, write_json
 from dpfm.golden.contract.organisation import Organisation
-from dpfm.hw.config import CoreConfig
 from dpfm.host.torch_reference import torch_mlp
+from dpfm.hw.config import CoreConfig
 from dpfm.sim.core_cycles import measure_cycles
 
 #: (board, task, K, lanes, toper, formats) built and simulated by default; "" = the contract's formats.

@@ -18,9 +18,9 @@ import time
 
 import numpy as np
 
-from dpfm.golden.contract.files import check_writable, write_json
 from dpfm.golden.contract import wire
 from dpfm.golden.contract.errors import DpfmError
+from dpfm.golden.contract.files import check_writable, write_json
 
 BITS_PER_BYTE = 10  # 8N1
 

@@ -10,11 +10,11 @@ import os
 import re
 import time
 
-from dpfm.golden.contract.files import check_writable, write_json
 from dpfm.golden.contract.errors import DpfmError
-from dpfm.host.plots import plot_loss_curves
+from dpfm.golden.contract.files import check_writable, write_json
 from dpfm.golden.tasks import accuracy
 from dpfm.golden.trainer import k_label
+from dpfm.host.plots import plot_loss_curves
 from dpfm.host.commands.train import (BACKENDS, _number, add_task_arguments, core_config, make_trainer, parse_fixed,
                                       parse_k, resolve_task, show_progress)
 

@@ -19,15 +19,15 @@ import time
 import numpy as np
 
 from dpfm.golden.checkpoint import Checkpoint
-from dpfm.golden.contract.files import check_writable, write_json
 from dpfm.golden.contract import wire
 from dpfm.golden.contract.errors import DpfmError
+from dpfm.golden.contract.files import check_writable, write_json
 from dpfm.golden.contract.formats import HwFormats
-from dpfm.golden.mlp import GoldenTrainer
 from dpfm.golden.contract.organisation import Organisation
+from dpfm.golden.mlp import GoldenTrainer
+from dpfm.golden.tasks import TASKS, accuracy, get_task, user_task, with_overrides
 from dpfm.golden.trainer import k_label
 from dpfm.host.options import DEFAULT_K, TANGENT_METAVAR, tangent_arg
-from dpfm.golden.tasks import TASKS, accuracy, get_task, user_task, with_overrides
 
 
 # ----------------------------------------------------------------------------------------------------------

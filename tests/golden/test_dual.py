@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from dpfm.golden import dual
-from dpfm.golden.dual import Dual, network_loss, param, prune
 from dpfm.golden.contract.net import NetSpec, flatten, init_weights
+from dpfm.golden.dual import Dual, network_loss, param, prune
 
 
 # -- prune_K -----------------------------------------------------------------------------------------------

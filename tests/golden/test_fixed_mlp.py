@@ -5,17 +5,17 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from dpfm.golden import dual
-from dpfm.golden.contract.errors import DpfmError
-from dpfm.golden.fixed_mlp import FixedModel, _accumulate, _prune
-from dpfm.golden.contract.formats import Fmt, HwFormats
-from dpfm.golden.fixedpoint import SatCounter, quantize
-from dpfm.golden.contract.net import NetSpec, flatten, init_weights
 from dpfm.golden.activation import activation_slots
+from dpfm.golden.contract.errors import DpfmError
+from dpfm.golden.contract.formats import Fmt, HwFormats
+from dpfm.golden.contract.net import NetSpec, flatten, init_weights
+from dpfm.golden.contract.organisation import parallel_sources
+from dpfm.golden.fixed_mlp import FixedModel, _accumulate, _prune
+from dpfm.golden.fixedpoint import SatCounter, quantize
 from dpfm.golden.mac_lane import MacLaneModel
 from dpfm.golden.parallel_lane import ParallelMacLaneModel
 from dpfm.golden.toper import EMPTY_ID
 from dpfm.golden.update import accumulate_output_gradient
-from dpfm.golden.contract.organisation import parallel_sources
 
 # Narrow formats in which candidates, merges, z, deltas and G all saturate now and then.
 NARROW = HwFormats(x=Fmt(10, 6), w=Fmt(10, 6), t=Fmt(9, 6), g=Fmt(14, 12), lr=Fmt(12, 14, signed=False),

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from dpfm.golden.dual import network_loss, prune
 from dpfm.golden.contract.errors import DpfmError
 from dpfm.golden.contract.formats import HwFormats
-from dpfm.golden.mlp import GoldenTrainer, prune_rows
 from dpfm.golden.contract.net import NetSpec, flatten, init_weights
+from dpfm.golden.dual import network_loss, prune
+from dpfm.golden.mlp import GoldenTrainer, prune_rows
 
 
 def dual_batch_gradient(spec, flat, X, Y, k):

@@ -9,14 +9,14 @@ import pytest
 
 from dpfm.golden.contract.errors import DpfmError
 from dpfm.golden.contract.formats import HwFormats
+from dpfm.golden.contract.net import flatten
 from dpfm.golden.fixedpoint import quantize
 from dpfm.golden.mlp import GoldenTrainer
-from dpfm.golden.contract.net import flatten
 from dpfm.golden.tasks import get_task
 from dpfm.golden.trainer import Trainer
-from dpfm.hw.config import CoreConfig
 from dpfm.host.device import Device, open_device
 from dpfm.host.link import ByteLink, LinkClient, SerialPort
+from dpfm.hw.config import CoreConfig
 
 K = 4
 TASK = get_task("seed-sum")

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from dpfm.golden.contract.formats import HwFormats
+from dpfm.golden.contract.net import flatten
 from dpfm.golden.fixedpoint import quantize
 from dpfm.golden.mlp import GoldenTrainer
-from dpfm.golden.contract.net import flatten
 from dpfm.golden.tasks import get_task
 from dpfm.host.cli import main
 

@@ -11,10 +11,10 @@ import json
 
 import pytest
 
-from dpfm.sim.core_cycles import core_plan, run_core_sim
 from dpfm.hw.config import CoreConfig
 from dpfm.hw.core import DpfmCore
 from dpfm.hw.update import SgdUnit
+from dpfm.sim.core_cycles import core_plan, run_core_sim
 
 pytestmark = [pytest.mark.iverilog, pytest.mark.slow]   # each run simulates thousands of core cycles
 

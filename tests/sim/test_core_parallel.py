@@ -11,9 +11,9 @@ import json
 
 import pytest
 
-from dpfm.sim.core_cycles import core_plan, run_core_sim
 from dpfm.hw.config import CoreConfig
 from dpfm.hw.core import DpfmCore
+from dpfm.sim.core_cycles import core_plan, run_core_sim
 from tests.sim.test_core import cycle_floor
 
 pytestmark = [pytest.mark.iverilog, pytest.mark.slow]   # each run simulates thousands of core cycles

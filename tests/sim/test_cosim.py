@@ -12,8 +12,8 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
-from dpfm.golden.contract.errors import DpfmError
 from dpfm.golden.contract import wire as P
+from dpfm.golden.contract.errors import DpfmError
 from dpfm.host.link import LinkClient, SerialPort
 from dpfm.hw.bus import CoreBusSignature
 from dpfm.sim.cosim import POR_CYCLES, TOP_NAME, Cosim, CosimTop, MemorySlave, build, cosim_verilog
