@@ -152,6 +152,10 @@ class SgdUnit(wiring.Component):
         f = self.cfg.fmts
         return shift_round_expr(product, f.lr.frac + f.g.frac - f.w.frac)
 
+    def clamp_weight(self, diff):
+        """`(sat_w(diff), clamped)`: the new weight saturated to format w, and whether that clamped."""
+        return saturate_expr(diff, self.cfg.fmts.w)
+
     def elaborate(self, platform):
         m = Module()
         cfg, f = self.cfg, self.cfg.fmts
@@ -169,7 +173,7 @@ class SgdUnit(wiring.Component):
         step3 = Signal(signed(len(step)))
         diff = ws[2] - step3
         diff4 = Signal(diff.shape())
-        w_new, w_sat = saturate_expr(diff4, f.w)
+        w_new, w_sat = self.clamp_weight(diff4)
         last = stages - 1
 
         m.d.comb += [

@@ -11,6 +11,8 @@ import json
 
 import pytest
 
+from dpfm.golden.contract.formats import HwFormats
+from dpfm.golden.fixed_mlp import FixedModel
 from dpfm.hw.config import CoreConfig
 from dpfm.hw.core import DpfmCore
 from dpfm.hw.update import SgdUnit
@@ -72,3 +74,41 @@ def test_sgd_rounding_mutant_is_caught(tmp_path):
     result = run_core_sim(OffByOneCore(cfg), tmp_path, plan(cfg, n_batches=1, n_infer=2, seed=5), seed=5)
     assert result.tests and not result.passed, "the core testbench passed on a core with wrong SGD rounding"
     assert "weights after op 0" in next(iter(result.failures.values()))
+
+
+class WrappingSgd(SgdUnit):
+    """MUTANT for the test below only: the new weight wraps around format w instead of saturating (the
+    clamp is still reported, so only the weights can tell)."""
+
+    def clamp_weight(self, diff):
+        _, clamped = super().clamp_weight(diff)
+        return diff[:self.cfg.fmts.w.bits].as_signed(), clamped
+
+
+class WrappingCore(DpfmCore):
+    sgd_unit = WrappingSgd
+
+
+class SgdClampCount(FixedModel):
+    """The golden core, counting the clamps of its SGD step apart from every other saturation."""
+
+    sgd_clamps = 0
+
+    def sgd_update(self, w_raw, G_raw, lr_raw):
+        before = self.sat.count
+        w = super().sgd_update(w_raw, G_raw, lr_raw)
+        SgdClampCount.sgd_clamps += self.sat.count - before
+        return w
+
+
+def test_sgd_saturation_mutant_is_caught(tmp_path):
+    """A core whose SGD step wraps instead of saturating must fail, on a run where the golden SGD step
+    does clamp (weights in s12.10, |w| < 2, at lr 1: without this run the mutant survived every test)."""
+    cfg = CoreConfig.from_task("seed-sum", 3, HwFormats.parse("w=s12.10"), max_batch=16)
+    SgdClampCount.sgd_clamps = 0
+    plan = core_plan(cfg, "seed-sum", n_batches=2, batch=BATCH, n_infer=2, seed=5, lr=1.0, model_cls=SgdClampCount)
+    assert SgdClampCount.sgd_clamps > 0, "the golden SGD step never clamps: the check would be vacuous"
+    run_core_sim(DpfmCore(cfg), tmp_path / "core", plan, seed=5).check()
+    result = run_core_sim(WrappingCore(cfg), tmp_path / "mutant", plan, seed=5)
+    assert result.tests and not result.passed, "the core testbench passed on a core whose SGD step wraps"
+    assert "weights after op" in next(iter(result.failures.values()))
