@@ -16,13 +16,12 @@ for bit. The format tag still says "golden": the golden trainer defined it and t
 
 import json
 import os
-import zipfile
 from dataclasses import dataclass
 
 import numpy as np
 
 from dpfm.golden.contract.errors import DpfmError
-from dpfm.golden.contract.files import atomic_path
+from dpfm.golden.contract.files import atomic_path, read_npz
 from dpfm.golden.contract.formats import HwFormats
 from dpfm.golden.contract.net import NetSpec
 
@@ -100,12 +99,12 @@ class Checkpoint:
 
 
 def _read_npz(path: str) -> tuple[dict, dict]:
+    arrays = read_npz(path, "checkpoint", f"check the path; {_FIX}")
+    if "format" not in arrays or str(arrays["format"]) != FORMAT:
+        raise DpfmError(f"{path} is not a dpfm golden checkpoint", _FIX)
     try:
-        with np.load(path, allow_pickle=False) as z:
-            if "format" not in z.files or str(z["format"]) != FORMAT:
-                raise DpfmError(f"{path} is not a dpfm golden checkpoint", _FIX)
-            meta = json.loads(str(z["meta"]))
-            arrays = {name: z[name] for name in z.files if name not in ("format", "meta")}
-    except (OSError, ValueError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
-        raise DpfmError(f"cannot read checkpoint {path}: {exc}", f"check the path; {_FIX}") from None
+        meta = json.loads(str(arrays.pop("meta")))
+    except (KeyError, json.JSONDecodeError) as exc:
+        raise DpfmError(f"cannot read checkpoint {path}: its metadata is damaged ({exc!r})", _FIX) from None
+    del arrays["format"]
     return meta, arrays

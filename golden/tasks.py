@@ -12,6 +12,7 @@ from typing import Callable
 import numpy as np
 
 from dpfm.golden.contract.errors import DpfmError
+from dpfm.golden.contract.files import read_npz
 from dpfm.golden.contract.net import NetSpec
 
 
@@ -146,12 +147,7 @@ def user_task(path, sizes: str, activations: str | None = None, loss: str = "mse
     else:
         acts = ("sigmoid",) * (len(size_t) - 2) + ("sigmoid" if loss == "bce" else "identity",)
     spec = NetSpec(size_t, acts, loss)
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {name: z[name] for name in z.files}
-    except (OSError, ValueError) as exc:
-        raise DpfmError(f"cannot read data file {path}: {exc}",
-                        "give an .npz file with arrays X and Y (np.savez)") from None
+    arrays = read_npz(path, "data file", "give an .npz file with arrays X and Y (np.savez(path, X=..., Y=...))")
     missing = [n for n in ("X", "Y") if n not in arrays]
     if missing:
         raise DpfmError(f"{path} has no array {' or '.join(missing)} (it has {', '.join(arrays) or 'none'})",

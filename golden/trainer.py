@@ -79,6 +79,10 @@ def check_inputs(spec: NetSpec, X) -> np.ndarray:
     return X
 
 
+#: The largest K a trainer takes: more than any network's parameter count, and K indexes int64 arrays.
+MAX_K = (1 << 31) - 1
+
+
 def normalize_ks(k) -> tuple:
     """`k` (int, None = full, or a list of them) -> tuple of K values; anything else is a DpfmError."""
     ks = tuple(k) if isinstance(k, (list, tuple)) else (k,)
@@ -87,6 +91,9 @@ def normalize_ks(k) -> tuple:
     for v in ks:
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1):
             raise DpfmError(f"K must be a positive integer or full, got {v!r}", "use e.g. --k 8 or --k full")
+        if v is not None and v > MAX_K:
+            raise DpfmError(f"K={v} is more tangent slots than any network has weights",
+                            "use --k full for the exact gradient (K >= the parameter count equals it)")
     return tuple(None if v is None else int(v) for v in ks)
 
 

@@ -37,6 +37,8 @@ class SerialPort(ByteLink):
     def __init__(self, url: str, baud: int = P.BAUD):
         import serial
         self.name = url
+        if url.startswith("socket://"):
+            _check_socket_url(url)
         try:
             self._port = serial.serial_for_url(url, baudrate=baud, timeout=0, exclusive=True) \
                 if not url.startswith("socket://") else serial.serial_for_url(url, timeout=0)
@@ -65,6 +67,15 @@ class SerialPort(ByteLink):
 
     def close(self) -> None:
         self._port.close()
+
+
+def _check_socket_url(url: str) -> None:
+    """`socket://HOST:PORT` with a port 1..65535, else one DpfmError (pyserial's own errors for these read
+    like internal failures)."""
+    host, sep, port = url[len("socket://"):].rpartition(":")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise DpfmError(f"{url} is not a socket address with a TCP port 1..65535",
+                        "write socket://127.0.0.1:PORT with the port `dpfm sim serve` prints")
 
 
 def _open_hint(url: str) -> str:

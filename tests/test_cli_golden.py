@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from dpfm.host import cli
-from dpfm.host.commands import bench as bench_cmd
 
 JSON_KEYS = {"task", "k", "backend", "epochs", "train_loss", "val_loss", "accuracy", "seconds", "loss_curve"}
 
@@ -133,7 +132,22 @@ BAD_TRAIN = {
     "task and data": lambda t: ["--task", "seed-sum", "--data", t / "x.npz", "--sizes", "2,1"],
     "diverges": lambda t: ["--lr", "1e6", "--epochs", "30"],
     "missing checkpoint": lambda t: ["--resume", t / "none.npz"],
+    "K beyond int64": lambda t: ["--k", "99999999999999999999"],
+    "npy as data": lambda t: _file(t / "x.npy", np.save, np.zeros((3, 2))) + ["--sizes", "2,1"],
+    "text as data": lambda t: _file(t / "x.npz", lambda p, a: p.write_text("1 2 3"), None) + ["--sizes", "2,1"],
+    "text as checkpoint": lambda t: ["--resume", _file(t / "c0.npz", lambda p, a: p.write_text("x"), None)[1]],
+    "loss with a named task": lambda t: ["--task", "seed-sum", "--loss", "bce"],
+    "classifier with a named task": lambda t: ["--task", "seed-sum", "--classifier"],
+    "K full on a core": lambda t: ["--backend", "sim", "--k", "full"],
+    "socket without port": lambda t: ["--backend", "board", "--port", "socket://127.0.0.1"],
+    "socket port out of range": lambda t: ["--backend", "board", "--port", "socket://127.0.0.1:99999"],
 }
+
+
+def _file(path, write, arrays) -> list:
+    """`--data PATH` after writing `arrays` to PATH with `write(path, arrays)`."""
+    write(path, arrays)
+    return ["--data", path]
 
 
 @pytest.mark.parametrize("case", sorted(BAD_TRAIN))
@@ -161,6 +175,14 @@ def test_unwritable_output_is_refused_before_training(tmp_path, capsys):
     assert dpfm("train", "--epochs", "1", "--json", tmp_path / "file" / "r.json") == 2
     assert dpfm("train", "--epochs", "1", "--json", tmp_path) == 2
     assert all(line.startswith("dpfm: error: ") for line in capsys.readouterr().err.splitlines())
+
+
+def test_output_the_filesystem_refuses_is_caught_before_training(tmp_path, capsys):
+    """Permissions say yes, the filesystem says no (/proc takes no new files): still refused up front."""
+    assert dpfm("train", "--epochs", "1", "--save", "/proc/dpfm-probe.npz", "--json", tmp_path / "r.json") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "/proc does not take new files" in err[0]
+    assert not (tmp_path / "r.json").exists()
 
 
 @pytest.mark.parametrize("ks,epochs,match", [("2,2", 1, "repeats"), ("2,0", 1, "positive"), (",", 1, "no K values"),

@@ -23,6 +23,7 @@ from dpfm.golden.contract import wire
 from dpfm.golden.contract.errors import DpfmError
 from dpfm.golden.contract.files import check_writable, write_json
 from dpfm.golden.contract.formats import HwFormats
+from dpfm.golden.contract.net import LOSSES
 from dpfm.golden.contract.organisation import Organisation
 from dpfm.golden.mlp import GoldenTrainer
 from dpfm.golden.tasks import TASKS, accuracy, get_task, user_task, with_overrides
@@ -61,7 +62,7 @@ def add_task_arguments(p) -> None:
     g.add_argument("--data", metavar="FILE.npz", help="train on your own data: arrays X, Y[, X_val, Y_val]")
     g.add_argument("--sizes", help="with --data: layer sizes, e.g. 4,5,1")
     g.add_argument("--activations", help="with --data: one per layer, e.g. sigmoid,identity")
-    g.add_argument("--loss", choices=("mse", "bce"), default="mse", help="with --data: loss (default mse)")
+    g.add_argument("--loss", choices=LOSSES, help="with --data: loss (default mse)")
     g.add_argument("--classifier", action="store_true", help="with --data: report accuracy")
     h = p.add_argument_group("training (defaults come from the task)")
     h.add_argument("--epochs", type=str, help="number of epochs")
@@ -102,11 +103,15 @@ def resolve_task(args):
             raise DpfmError("both --task and --data given", "use a named task or your own data, not both")
         if args.sizes is None:
             raise DpfmError("--data needs the network shape", "add --sizes, e.g. --sizes 4,5,1")
-        task = user_task(args.data, args.sizes, args.activations, args.loss, args.classifier)
+        task = user_task(args.data, args.sizes, args.activations, args.loss or "mse", args.classifier)
     else:
-        for flag in ("sizes", "activations"):
+        for flag in ("sizes", "activations", "loss"):
             if getattr(args, flag) is not None:
-                raise DpfmError(f"--{flag} only applies to --data", f"drop --{flag} or add --data FILE.npz")
+                raise DpfmError(f"--{flag} only applies to --data (a named task has its own)",
+                                f"drop --{flag} or add --data FILE.npz")
+        if args.classifier:
+            raise DpfmError("--classifier only applies to --data (a named task says whether it classifies)",
+                            "drop --classifier or add --data FILE.npz")
         task = get_task(args.task or "seed-sum")
     task = with_overrides(task, lr=_number(args.lr, float, "lr", 0.0), batch=_number(args.batch, int, "batch", 1),
                           epochs=_number(args.epochs, int, "epochs", 0),
@@ -143,6 +148,9 @@ def core_config(kind, spec, k, *, momentum, fixed, tangent):
     """The training-core configuration for a device backend; raises DpfmError for what the core cannot do
     (so a sweep can check every K before it opens a device)."""
     from dpfm.hw.config import CoreConfig
+    if k is None:
+        raise DpfmError("the training core computes a top-K tangent, not the exact one (K=full)",
+                        f"pass --k 1..255 with --backend {kind}")
     if momentum:
         raise DpfmError("the training core has no momentum", f"use --momentum 0 with --backend {kind}")
     toper = Organisation.from_tangent(tangent or "toper")
