@@ -16,7 +16,6 @@ bookkeeping and checkpoints stay here, and reported losses are computed in float
 predictions.
 """
 
-import functools
 import sys
 
 import numpy as np
@@ -31,72 +30,8 @@ from dpfm.golden.fixedpoint import quantize, to_float
 from dpfm.golden.contract.net import NetSpec, flatten, init_weights, unflatten
 from dpfm.golden.fixed_mlp import FixedModel
 from dpfm.golden.contract.organisation import check_tangent_mode
-
-_TINY = np.nextafter(0.0, 1.0)  # smallest positive float: "|v| >= _TINY" means "v != 0"
-
-
-# --------------------------------------------------------------------------------------------------------
-# prune_K over dense rows
-# --------------------------------------------------------------------------------------------------------
-def prune_rows(T: np.ndarray, ks) -> None:
-    """prune_K on every row of `T` (last axis = weight-id), in place; `ks[r]` is the K of replica `T[r]`.
-
-    Same rule as `golden.dual.prune`: zeros dropped, then the K highest by (|v| desc, id asc). The K-th
-    largest |v| decides almost every entry; only rows where a tie straddles that threshold need the id
-    rule, resolved by counting the tied entries in id order. Replicas with K >= row width are skipped.
-    """
-    plan = _prune_plan(ks if isinstance(ks, tuple) else tuple(int(k) for k in ks), T.shape[-1])
-    if plan is None:
-        return
-    where, ks_active, uniform = plan
-    if isinstance(where, slice):
-        _prune_block(T[where], ks_active, uniform)
-    else:
-        sub = T[where]
-        _prune_block(sub, ks_active, uniform)
-        T[where] = sub
-
-
-@functools.lru_cache(maxsize=1024)
-def _prune_plan(ks: tuple, width: int):
-    """Which replicas need pruning at this row width (a slice when they are contiguous), their K values,
-    and the common K if they share one; None if none does. Cached: a training run asks the same few."""
-    active = [r for r, k in enumerate(ks) if k < width]
-    if not active:
-        return None
-    ks_active = np.array([ks[r] for r in active], dtype=np.int64)
-    contiguous = active[-1] - active[0] + 1 == len(active)
-    where = slice(active[0], active[-1] + 1) if contiguous else np.array(active)
-    return where, ks_active, (int(ks_active[0]) if np.all(ks_active == ks_active[0]) else None)
-
-
-@functools.lru_cache(maxsize=256)
-def _kth_positions(shape: tuple, ks: tuple) -> np.ndarray:
-    """Flat positions of each row's K-th largest entry in a row-sorted array of `shape` (K per replica)."""
-    width = shape[-1]
-    rows = np.arange(int(np.prod(shape[:-1]))).reshape(shape[:-1] + (1,))
-    cols = (width - np.array(ks)).reshape((len(ks),) + (1,) * (len(shape) - 1))
-    return rows * width + cols
-
-
-def _prune_block(T: np.ndarray, ks: np.ndarray, uniform: int | None) -> None:
-    A = np.abs(T)
-    width = T.shape[-1]
-    shape_r = (len(ks),) + (1,) * (T.ndim - 1)
-    if uniform is not None:
-        kth = np.partition(A, width - uniform, axis=-1)[..., width - uniform:width - uniform + 1]
-    else:
-        kth = np.sort(A, axis=-1).reshape(-1)[_kth_positions(T.shape, tuple(ks.tolist()))]
-    thr = np.maximum(kth, _TINY)
-    keep = A >= thr
-    k_b = ks.reshape(shape_r)
-    over = keep.sum(axis=-1, keepdims=True) > k_b
-    if over.any():
-        above = A > thr
-        tied = A == thr
-        room = k_b - above.sum(axis=-1, keepdims=True)
-        keep = np.where(over, above | (tied & (np.cumsum(tied, axis=-1) <= room)), keep)
-    T *= keep
+from dpfm.golden.topk import prune_rows
+from dpfm.golden import lr_rules, selection as selection_rules
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -134,8 +69,9 @@ class _Plan:
     and no block of zeros is ever built or multiplied.
     """
 
-    def __init__(self, spec: NetSpec, ks):
+    def __init__(self, spec: NetSpec, ks, selection=None):
         self.spec = spec
+        self.selection = selection  # None: the contract's top-K (`prune_rows`); else a `golden.selection` rule
         self.layers = []
         # Bound on the non-zeros of a tangent row, per replica; a node is pruned only for replicas whose K is
         # below it (otherwise prune_K could only drop zeros). Replicas that skip get the row width as "K".
@@ -146,16 +82,19 @@ class _Plan:
             base, end = spec.layer_base(l), spec.layer_base(l + 1)
             nnz = np.minimum(base + n_in + 1, n_in * nnz + n_in + 1)
             prune_k = tuple(np.where(k_arr < nnz, k_arr, end).tolist())
-            self.layers.append((n_out, n_in, base, end, prune_k, spec.activations[l]))
+            layer_of = np.concatenate([np.repeat(np.arange(l), np.diff([spec.layer_base(j) for j in range(l + 1)])),
+                                       np.full(n_in + 1, l)])
+            self.layers.append((n_out, n_in, base, end, prune_k, spec.activations[l], layer_of))
             nnz = np.minimum(nnz, k_arr)
 
-    def gradients(self, flat: np.ndarray, X: np.ndarray, Y: np.ndarray):
-        """Mean top-K gradient `(R, P)` and per-sample losses `(R, B)` of a mini-batch."""
+    def gradients(self, flat: np.ndarray, X: np.ndarray, Y: np.ndarray, rng=None, dropped=False):
+        """Mean top-K gradient `(R, P)` and per-sample losses `(R, B)` of a mini-batch; with `dropped`, also
+        the mean of what pruning removed at the output nodes, in gradient units (`(R, P)`, error feedback)."""
         R, B = flat.shape[0], X.shape[0]
         a = np.broadcast_to(X, (R,) + X.shape)
         prev = own = None
         ones = np.ones((R, B, 1))
-        for n_out, n_in, base, end, prune_k, act in self.layers:
+        for n_out, n_in, base, end, prune_k, act, layer_of in self.layers:
             Wa = flat[:, base:end].reshape(R, n_out, n_in + 1)
             W = Wa[..., :n_in]
             z = a @ W.transpose(0, 2, 1) + Wa[:, None, :, n_in]
@@ -167,18 +106,34 @@ class _Plan:
                 parts.append((W[:, None, :, :, None] * own[:, :, None, :, :]).reshape(R, B, n_out, -1))
                 parts.append(np.broadcast_to(aug, (R, B, n_out, n_in + 1)))
                 row = np.concatenate(parts, axis=-1)
-            prune_rows(row, prune_k)
+            lost = row.copy() if dropped and end == self.spec.n_params else None
+            if self.selection is None:
+                prune_rows(row, prune_k)
+            else:
+                self.selection.prune(row, prune_k, layer_of, rng)
+            if lost is not None:
+                lost -= row
             a, slope = activate(act, z)
             if slope is not None:  # the activation node: f'(z) * z' (prune_K would only drop zeros)
                 row = slope[..., None] * row
+                if lost is not None:
+                    lost = slope[..., None] * lost
             prev, own = (None if base == 0 else row[..., :base]), row[..., base:]
         losses, c = loss_and_slope(self.spec.loss, a, Y[None])
-        # The loss is the sink and is not pruned (docs/ARITHMETIC.md section 1): sum_o c_o * a_o', assembled
-        # as [earlier ids | each output's own segment].
-        parts = [] if prev is None else [(c[:, :, None, :] @ prev)[:, :, 0, :]]
-        parts.append((c[..., None] * own).reshape(R, B, -1))
-        dL = np.concatenate(parts, axis=-1)
-        return dL.sum(axis=1) / B, losses
+        grad = _sink(c, row, base) / B
+        return (grad, losses, _sink(c, lost, base) / B) if dropped else (grad, losses)
+
+
+def _sink(c: np.ndarray, row: np.ndarray, base: int) -> np.ndarray:
+    """The batch sum of the loss tangents `(R, P)` from the output nodes' rows `[earlier ids | own segment]`.
+
+    The loss is the sink and is not pruned (docs/ARITHMETIC.md section 1): sum_o c_o * a_o', assembled
+    as [earlier ids | each output's own segment].
+    """
+    R, B = row.shape[:2]
+    parts = [] if base == 0 else [(c[:, :, None, :] @ row[..., :base])[:, :, 0, :]]
+    parts.append((c[..., None] * row[..., base:]).reshape(R, B, -1))
+    return np.concatenate(parts, axis=-1).sum(axis=1)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -203,13 +158,28 @@ class GoldenTrainer:
     (`init` scheme, `seed`) and sees the same shuffled batches. Losses follow Keras: mean over outputs,
     mean over the batch; an epoch's training loss is the mean over its samples of the loss computed during
     the forward passes (before each update), the validation loss is computed after the epoch.
+
+    Study options (float only): `lr` may be a list with one rate per replica; `selection` names a
+    `golden.selection` rule (which entries pruning keeps) and `lr_rule` a `golden.lr_rules` rule (how the
+    gradient becomes an update). Their defaults are the contract's top-K and plain SGD, bit for bit; random
+    rules draw from their own generator, so every rule sees the same initial weights and batches.
     """
 
     def __init__(self, spec: NetSpec, k, lr=0.01, batch=10, momentum=0.0, init="glorot", seed=0,
-                 fixed: HwFormats | None = None, tangent="exact"):
+                 fixed: HwFormats | None = None, tangent="exact", selection=selection_rules.DEFAULT,
+                 lr_rule=lr_rules.DEFAULT):
         self.spec = spec
         self.ks = normalize_ks(k)
-        self.lr = _positive_float(lr, "learning rate", "--lr")
+        if isinstance(lr, (list, tuple)):
+            if len(lr) != len(self.ks):
+                raise DpfmError(f"{len(lr)} learning rates for {len(self.ks)} replicas", "give one per K")
+            self.lr = tuple(_positive_float(v, "learning rate", "--lr") for v in lr)
+        else:
+            self.lr = _positive_float(lr, "learning rate", "--lr")
+        self.selection = selection_rules.get_rule(selection)
+        self.lr_rule = lr_rules.get_rule(lr_rule)
+        self._default_rules = (self.selection.name == selection_rules.DEFAULT and
+                               self.lr_rule.name == lr_rules.DEFAULT and not isinstance(self.lr, tuple))
         if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
             raise DpfmError(f"batch size must be a positive integer, got {batch!r}", "use e.g. --batch 10")
         self.batch = int(batch)
@@ -223,12 +193,17 @@ class GoldenTrainer:
                             "add --fixed default (or formats) or use --tangent exact")
         if fixed is not None and momentum:
             raise DpfmError("momentum is not part of the fixed-point contract", "use --momentum 0 with --fixed")
+        if not self._default_rules and (fixed is not None or momentum):
+            raise DpfmError("selection and learning-rate rules and per-replica rates are float-only and replace "
+                            "--momentum", "use them without --fixed and --momentum")
         self.tangent = tangent
         self.fixed = fixed
         self.init = init
         self.seed = int(seed)
         self._rng = np.random.default_rng(self.seed)
-        self._plan = _Plan(spec, self.ks)
+        self._plan = _Plan(spec, self.ks, None if self.selection.name == selection_rules.DEFAULT else self.selection)
+        self._rule_rng = np.random.default_rng([self.seed, 1])
+        self._rule_state = None if self._default_rules else self.lr_rule.init((self.n_replicas, spec.n_params))
         self._flat = np.tile(flatten(spec, init_weights(spec, self._rng, init)), (self.n_replicas, 1))
         self._velocity = np.zeros_like(self._flat)
         self._fixed_models = None
@@ -306,6 +281,13 @@ class GoldenTrainer:
     # -- training ------------------------------------------------------------------------------------
     def _step(self, X, Y, X_raw=None, Y_raw=None) -> np.ndarray:
         """One SGD step on one mini-batch; returns the per-replica mean loss before the update."""
+        if self.fixed is None and not self._default_rules:
+            lr = np.array(self.lr if isinstance(self.lr, tuple) else [self.lr] * self.n_replicas)[:, None]
+            grad, losses, *dropped = self._plan.gradients(self._flat, X, Y, self._rule_rng,
+                                                          dropped=self.lr_rule.needs_dropped)
+            update, self._rule_state = self.lr_rule.step(grad, lr, self._rule_state, *dropped)
+            self._flat -= update
+            return losses.sum(axis=1) / len(X)
         if self.fixed is None:
             grad, losses = self._plan.gradients(self._flat, X, Y)
             if self.momentum:
@@ -425,6 +407,9 @@ class GoldenTrainer:
         arrays = {"weights": self._flat_weights(), "velocity": self._velocity}
         if self.fixed is not None:
             arrays["weights_raw"] = self._raw
+        if not self._default_rules:
+            raise DpfmError("checkpoints of study runs (selection or learning-rate rules) are not supported",
+                            "train with the default rules to save a checkpoint")
         checkpoint.write_checkpoint(path, meta, arrays)
 
     @classmethod
