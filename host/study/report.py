@@ -12,8 +12,10 @@ import re
 
 import numpy as np
 
+from dpfm.golden.contract.files import atomic_path
 from dpfm.golden.tasks import get_task
 from dpfm.host.plots import plot_loss_curves
+from dpfm.host.study.grid import cells
 
 #: The issue's targets: (K, metric, kind, bound). "ratio": median loss <= bound * full's; "below": median
 #: loss < bound; "points": median accuracy >= full's - bound.
@@ -45,7 +47,7 @@ def collect(grid, eval_units, results) -> dict:
         for run in results[unit["key"]]["runs"]:
             runs.setdefault((unit["task"], unit["selection"], unit["lr_rule"], run["k"]), []).append(run)
     table = {}
-    for task, sel, rule, k in _cells(grid):
+    for task, sel, rule, k in cells(grid):
         group = runs.get((task, "topk" if k is None else sel, rule, k), [])
         accs = [r["accuracy"] for r in group]
         table[(task, sel, rule, k)] = {
@@ -56,10 +58,6 @@ def collect(grid, eval_units, results) -> dict:
             "val_curve": _median_curve([r["val"] for r in group]),
         }
     return table
-
-
-def _cells(grid):
-    return [(task, sel, rule, k) for task in grid.tasks for sel, rule in grid.pairs for k in grid.ks]
 
 
 def _median_curve(curves):
@@ -170,7 +168,6 @@ def _plot_vs_k(grid, table, task, path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from dpfm.golden.contract.files import atomic_path
 
     metric = "accuracy" if get_task(task).classifier else "val_loss"
     fig, ax = plt.subplots(figsize=(9, 5), dpi=110)
@@ -209,7 +206,6 @@ TUNING_RULE = ("For each (task, selection rule, lr rule, K) the base learning ra
 
 
 def markdown(grid, table, target_rows, best, command, seconds) -> str:
-    from dpfm.host.study.grid import lr_grid as default_grid
     out = ["# DPFM learning-quality study", "", f"Command: `{command}`", "",
            f"Grid: tasks {', '.join(grid.tasks)}; K {', '.join(k_name(k) for k in grid.ks)}; "
            f"rules (selection / lr rule) {', '.join(f'{s} / {r}' for s, r in grid.pairs)}; seeds "
@@ -217,7 +213,7 @@ def markdown(grid, table, target_rows, best, command, seconds) -> str:
            "Tuning rule: " + TUNING_RULE.format(tune=", ".join(map(str, grid.tune_seeds)),
                                                 seeds=", ".join(map(str, grid.seeds))), ""]
     for task in grid.tasks:
-        lrs = grid.lrs if grid.lrs is not None else default_grid(task)
+        lrs = grid.lr_grid(task)
         out += [f"## {task} ({grid.epochs_of(task)} epochs; lr grid {', '.join(f'{v:g}' for v in lrs)})", "",
                 task_tables(grid, table, task)]
     out += ["## Targets", "", target_table(target_rows)]
