@@ -21,7 +21,7 @@ from dpfm.golden.tasks import get_task
 
 #: Geometric learning-rate grids (ratio 2, or about 3.16 for seed-sum's wide range) per task; other tasks get
 #: their default lr times (1/2, 1, 2, 4).
-LR_GRIDS = {"seed-sum": (0.01, 0.0316, 0.1, 0.316, 1.0), "digits": (2.0, 4.0, 8.0, 16.0)}
+LR_GRIDS = {"seed-sum": (0.01, 0.0316, 0.1, 0.316, 1.0), "digits": (8.0, 16.0, 32.0)}
 TUNE_SEEDS = (100, 101)
 EVAL_SEEDS = (0, 1, 2, 3, 4)
 #: Bump when training semantics change, so cached unit results are not reused across versions.

@@ -172,6 +172,7 @@ def _plot_vs_k(grid, table, task, path) -> None:
     metric = "accuracy" if get_task(task).classifier else "val_loss"
     fig, ax = plt.subplots(figsize=(9, 5), dpi=110)
     x = np.arange(len(grid.ks))
+    colours = plt.get_cmap("tab20")(np.arange(len(grid.pairs)) % 20)
     for j, (sel, rule) in enumerate(grid.pairs):
         stats = [table[(task, sel, rule, k)][metric] for k in grid.ks]
         med = np.array([s["median"] if s else np.nan for s in stats])
@@ -180,8 +181,8 @@ def _plot_vs_k(grid, table, task, path) -> None:
         for arr in (med, lo, hi):
             arr[~np.isfinite(arr)] = np.nan
         off = (j - (len(grid.pairs) - 1) / 2) * 0.03
-        ax.errorbar(x + off, med, yerr=[np.maximum(med - lo, 0), np.maximum(hi - med, 0)], marker="o", capsize=3,
-                    lw=1.2, label=f"{sel} / {rule}")
+        ax.errorbar(x + off, med, yerr=[np.maximum(med - lo, 0), np.maximum(hi - med, 0)], marker="os^D"[j % 4],
+                    capsize=3, lw=1.2, color=colours[j], label=f"{sel} / {rule}")
     if metric == "val_loss":
         ax.set_yscale("log")
     ax.set_xticks(x, [k_name(k) for k in grid.ks])
