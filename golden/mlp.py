@@ -16,83 +16,18 @@ losses are computed in float from its dequantized predictions. Data checks, shuf
 checkpoints are the `golden.trainer.Trainer` protocol's, shared with the device backend.
 """
 
-import functools
-
 import numpy as np
 
+from dpfm.golden import lr_rules
+from dpfm.golden import selection as selection_rules
 from dpfm.golden.activation_functions import activate
 from dpfm.golden.checkpoint import Checkpoint
 from dpfm.golden.contract.net import NetSpec, flatten, init_weights, unflatten
 from dpfm.golden.fixed_mlp import FixedModel
+from dpfm.golden.contract.errors import DpfmError
 from dpfm.golden.fixedpoint import to_float
-from dpfm.golden.trainer import Trainer, loss_and_slope, mean_loss
-
-_TINY = np.nextafter(0.0, 1.0)  # smallest positive float: "|v| >= _TINY" means "v != 0"
-
-
-# --------------------------------------------------------------------------------------------------------
-# prune_K over dense rows
-# --------------------------------------------------------------------------------------------------------
-def prune_rows(T: np.ndarray, ks) -> None:
-    """prune_K on every row of `T` (last axis = weight-id), in place; `ks[r]` is the K of replica `T[r]`.
-
-    Same rule as `golden.dual.prune`: zeros dropped, then the K highest by (|v| desc, id asc). The K-th
-    largest |v| decides almost every entry; only rows where a tie straddles that threshold need the id
-    rule, resolved by counting the tied entries in id order. Replicas with K >= row width are skipped.
-    """
-    plan = _prune_plan(ks if isinstance(ks, tuple) else tuple(int(k) for k in ks), T.shape[-1])
-    if plan is None:
-        return
-    where, ks_active, uniform = plan
-    if isinstance(where, slice):
-        _prune_block(T[where], ks_active, uniform)
-    else:
-        sub = T[where]
-        _prune_block(sub, ks_active, uniform)
-        T[where] = sub
-
-
-@functools.lru_cache(maxsize=1024)
-def _prune_plan(ks: tuple, width: int):
-    """Which replicas need pruning at this row width (a slice when they are contiguous), their K values,
-    and the common K if they share one; None if none does. Cached: a training run asks the same few."""
-    active = [r for r, k in enumerate(ks) if k < width]
-    if not active:
-        return None
-    ks_active = np.array([ks[r] for r in active], dtype=np.int64)
-    contiguous = active[-1] - active[0] + 1 == len(active)
-    where = slice(active[0], active[-1] + 1) if contiguous else np.array(active)
-    return where, ks_active, (int(ks_active[0]) if np.all(ks_active == ks_active[0]) else None)
-
-
-@functools.lru_cache(maxsize=256)
-def _kth_positions(shape: tuple, ks: tuple) -> np.ndarray:
-    """Flat positions of each row's K-th largest entry in a row-sorted array of `shape` (K per replica)."""
-    width = shape[-1]
-    rows = np.arange(int(np.prod(shape[:-1]))).reshape(shape[:-1] + (1,))
-    cols = (width - np.array(ks)).reshape((len(ks),) + (1,) * (len(shape) - 1))
-    return rows * width + cols
-
-
-def _prune_block(T: np.ndarray, ks: np.ndarray, uniform: int | None) -> None:
-    A = np.abs(T)
-    width = T.shape[-1]
-    shape_r = (len(ks),) + (1,) * (T.ndim - 1)
-    if uniform is not None:
-        kth = np.partition(A, width - uniform, axis=-1)[..., width - uniform:width - uniform + 1]
-    else:
-        kth = np.sort(A, axis=-1).reshape(-1)[_kth_positions(T.shape, tuple(ks.tolist()))]
-    thr = np.maximum(kth, _TINY)
-    keep = A >= thr
-    k_b = ks.reshape(shape_r)
-    over = keep.sum(axis=-1, keepdims=True) > k_b
-    if over.any():
-        above = A > thr
-        tied = A == thr
-        room = k_b - above.sum(axis=-1, keepdims=True)
-        keep = np.where(over, above | (tied & (np.cumsum(tied, axis=-1) <= room)), keep)
-    T *= keep
-
+from dpfm.golden.topk import prune_rows
+from dpfm.golden.trainer import Trainer, loss_and_slope, mean_loss, positive_float
 
 # --------------------------------------------------------------------------------------------------------
 # float kernels
@@ -118,8 +53,9 @@ class _Plan:
     and no block of zeros is ever built or multiplied.
     """
 
-    def __init__(self, spec: NetSpec, ks):
+    def __init__(self, spec: NetSpec, ks, selection=None):
         self.spec = spec
+        self.selection = selection  # None: the contract's top-K (`prune_rows`); else a `golden.selection` rule
         self.layers = []
         # Bound on the non-zeros of a tangent row, per replica; a node is pruned only for replicas whose K is
         # below it (otherwise prune_K could only drop zeros). Replicas that skip get the row width as "K".
@@ -130,16 +66,19 @@ class _Plan:
             base, end = spec.layer_base(l), spec.layer_base(l + 1)
             nnz = np.minimum(base + n_in + 1, n_in * nnz + n_in + 1)
             prune_k = tuple(np.where(k_arr < nnz, k_arr, end).tolist())
-            self.layers.append((n_out, n_in, base, end, prune_k, spec.activations[l]))
+            layer_of = np.concatenate([np.repeat(np.arange(l), np.diff([spec.layer_base(j) for j in range(l + 1)])),
+                                       np.full(n_in + 1, l)])
+            self.layers.append((n_out, n_in, base, end, prune_k, spec.activations[l], layer_of))
             nnz = np.minimum(nnz, k_arr)
 
-    def gradients(self, flat: np.ndarray, X: np.ndarray, Y: np.ndarray):
-        """Mean top-K gradient `(R, P)` and per-sample losses `(R, B)` of a mini-batch."""
+    def gradients(self, flat: np.ndarray, X: np.ndarray, Y: np.ndarray, rng=None, dropped=False):
+        """Mean top-K gradient `(R, P)` and per-sample losses `(R, B)` of a mini-batch; with `dropped`, also
+        the mean of what pruning removed at the output nodes, in gradient units (`(R, P)`, error feedback)."""
         R, B = flat.shape[0], X.shape[0]
         a = np.broadcast_to(X, (R,) + X.shape)
         prev = own = None
         ones = np.ones((R, B, 1))
-        for n_out, n_in, base, end, prune_k, act in self.layers:
+        for n_out, n_in, base, end, prune_k, act, layer_of in self.layers:
             Wa = flat[:, base:end].reshape(R, n_out, n_in + 1)
             W = Wa[..., :n_in]
             z = a @ W.transpose(0, 2, 1) + Wa[:, None, :, n_in]
@@ -151,18 +90,34 @@ class _Plan:
                 parts.append((W[:, None, :, :, None] * own[:, :, None, :, :]).reshape(R, B, n_out, -1))
                 parts.append(np.broadcast_to(aug, (R, B, n_out, n_in + 1)))
                 row = np.concatenate(parts, axis=-1)
-            prune_rows(row, prune_k)
+            lost = row.copy() if dropped and end == self.spec.n_params else None
+            if self.selection is None:
+                prune_rows(row, prune_k)
+            else:
+                self.selection.prune(row, prune_k, layer_of, rng)
+            if lost is not None:
+                lost -= row
             a, slope = activate(act, z)
             if slope is not None:  # the activation node: f'(z) * z' (prune_K would only drop zeros)
                 row = slope[..., None] * row
+                if lost is not None:
+                    lost = slope[..., None] * lost
             prev, own = (None if base == 0 else row[..., :base]), row[..., base:]
         losses, c = loss_and_slope(self.spec.loss, a, Y[None])
-        # The loss is the sink and is not pruned (docs/ARITHMETIC.md section 1): sum_o c_o * a_o', assembled
-        # as [earlier ids | each output's own segment].
-        parts = [] if prev is None else [(c[:, :, None, :] @ prev)[:, :, 0, :]]
-        parts.append((c[..., None] * own).reshape(R, B, -1))
-        dL = np.concatenate(parts, axis=-1)
-        return dL.sum(axis=1) / B, losses
+        grad = _sink(c, row, base) / B
+        return (grad, losses, _sink(c, lost, base) / B) if dropped else (grad, losses)
+
+
+def _sink(c: np.ndarray, row: np.ndarray, base: int) -> np.ndarray:
+    """The batch sum of the loss tangents `(R, P)` from the output nodes' rows `[earlier ids | own segment]`.
+
+    The loss is the sink and is not pruned (docs/ARITHMETIC.md section 1): sum_o c_o * a_o', assembled
+    as [earlier ids | each output's own segment].
+    """
+    R, B = row.shape[:2]
+    parts = [] if base == 0 else [(c[:, :, None, :] @ row[..., :base])[:, :, 0, :]]
+    parts.append((c[..., None] * row[..., base:]).reshape(R, B, -1))
+    return np.concatenate(parts, axis=-1).sum(axis=1)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -174,14 +129,35 @@ class GoldenTrainer(Trainer):
 
     `k` may be a list: every K then trains as a replica from the same initial weights on the same shuffled
     batches, and losses and predictions gain a leading replica axis.
+
+    Study options (float only): `lr` may be a list with one rate per replica; `selection` names a
+    `golden.selection` rule (which entries pruning keeps) and `lr_rule` a `golden.lr_rules` rule (how the
+    gradient becomes an update). Their defaults are the contract's top-K and plain SGD, bit for bit; random
+    rules draw from their own generator, so every rule sees the same initial weights and batches.
     """
 
     kind = "golden"
 
-    def __init__(self, spec: NetSpec, k, **settings):
+    def __init__(self, spec: NetSpec, k, selection=selection_rules.DEFAULT, lr_rule=lr_rules.DEFAULT, **settings):
         """`settings`: lr, batch, momentum, init, seed, fixed, tangent, as for `Trainer`."""
+        lrs = settings.get("lr")
+        if isinstance(lrs, (list, tuple)):   # one rate per replica: checked here, the first stands for them
+            settings["lr"] = lrs[0] if lrs else None
         super().__init__(spec, k, **settings)
-        self._plan = _Plan(spec, self.ks)
+        if isinstance(lrs, (list, tuple)):
+            if len(lrs) != len(self.ks):
+                raise DpfmError(f"{len(lrs)} learning rates for {len(self.ks)} replicas", "give one per K")
+            self.lr = tuple(positive_float(v, "learning rate", "--lr") for v in lrs)
+        self.selection = selection_rules.get_rule(selection)
+        self.lr_rule = lr_rules.get_rule(lr_rule)
+        self._default_rules = (self.selection.name == selection_rules.DEFAULT and
+                               self.lr_rule.name == lr_rules.DEFAULT and not isinstance(self.lr, tuple))
+        if not self._default_rules and (self.fixed is not None or self.momentum):
+            raise DpfmError("selection and learning-rate rules and per-replica rates are float-only and replace "
+                            "--momentum", "use them without --fixed and --momentum")
+        self._plan = _Plan(spec, self.ks, None if self.selection.name == selection_rules.DEFAULT else self.selection)
+        self._rule_rng = np.random.default_rng([self.seed, 1])
+        self._rule_state = None if self._default_rules else self.lr_rule.init((self.n_replicas, spec.n_params))
         self._fixed_models = None
         if self.fixed is not None:
             self._fixed_models = [FixedModel(spec, k, self.fixed, tangent=self.tangent) for k in self.ks]
@@ -230,6 +206,9 @@ class GoldenTrainer(Trainer):
             self._raw = np.stack([m.quantize_weights(flat) for m in self._fixed_models])
 
     def _checkpoint_arrays(self) -> dict:
+        if not self._default_rules:
+            raise DpfmError("checkpoints of study runs (selection or learning-rate rules) are not supported",
+                            "train with the default rules to save a checkpoint")
         arrays = {"weights": self._flat_weights()}
         if self.fixed is not None:
             arrays["weights_raw"] = self._raw
@@ -247,6 +226,13 @@ class GoldenTrainer(Trainer):
 
     # -- the backend's arithmetic ----------------------------------------------------------------------
     def _step(self, X, Y, X_raw, Y_raw) -> np.ndarray:
+        if not self._default_rules:
+            lr = np.array(self.lr if isinstance(self.lr, tuple) else [self.lr] * self.n_replicas)[:, None]
+            grad, losses, *dropped = self._plan.gradients(self._flat, X, Y, self._rule_rng,
+                                                          dropped=self.lr_rule.needs_dropped)
+            update, self._rule_state = self.lr_rule.step(grad, lr, self._rule_state, *dropped)
+            self._flat -= update
+            return losses.sum(axis=1) / len(X)
         if self.fixed is None:
             grad, losses = self._plan.gradients(self._flat, X, Y)
             if self.momentum:

@@ -127,7 +127,7 @@ class Trainer(abc.ABC):
                  fixed: HwFormats | None = None, tangent="exact"):
         self.spec = spec
         self.ks = normalize_ks(k)
-        self.lr = _positive_float(lr, "learning rate", "--lr")
+        self.lr = positive_float(lr, "learning rate", "--lr")
         if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
             raise DpfmError(f"batch size must be a positive integer, got {batch!r}", "use e.g. --batch 10")
         self.batch = int(batch)
@@ -311,7 +311,7 @@ def _postfix(train_loss, val_loss) -> str:
     return f"loss {fmt(train_loss)}" + ("" if val_loss is None else f" val {fmt(val_loss)}")
 
 
-def _positive_float(value, what, flag) -> float:
+def positive_float(value, what, flag) -> float:
     try:
         v = float(value)
     except (TypeError, ValueError):

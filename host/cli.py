@@ -15,6 +15,7 @@ from dpfm.golden.contract.errors import DpfmError
 COMMANDS = {
     "train": ("dpfm.host.commands.train", "train a network (golden model, RTL co-simulation or a board)"),
     "sweep": ("dpfm.host.commands.sweep", "train once per K and tabulate/plot the loss curves"),
+    "study": ("dpfm.host.commands.study", "learning quality per K: a grid of rules and seeds on Dask, tuned on training data"),
     "bench": ("dpfm.host.commands.bench", "run a benchmark and write JSON and a table"),
     "verilog": ("dpfm.host.commands.verilog", "generate synthesizable Verilog for a configuration"),
     "build": ("dpfm.host.commands.build", "build a bitstream for a board and report resources and Fmax"),
