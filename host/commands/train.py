@@ -184,7 +184,7 @@ def register(subparsers) -> None:
     add_task_arguments(p)
     o = p.add_argument_group("outputs")
     o.add_argument("--json", metavar="PATH", help="write the result as JSON")
-    o.add_argument("--save", metavar="PATH", help="save a checkpoint (.npz) after training")
+    o.add_argument("--save", metavar="PATH", help="save a checkpoint (.npz), rewritten after every epoch")
     o.add_argument("--resume", metavar="PATH", help="continue from a checkpoint written by --save; --epochs then "
                                                     "counts epochs to add (default: the rest of the task's schedule)")
     p.set_defaults(func=run)
