@@ -26,7 +26,7 @@ from dpfm.golden.contract.formats import HwFormats
 from dpfm.golden.contract.net import NetSpec
 from dpfm.golden.contract.organisation import check_tangent_mode
 from dpfm.golden.dual import BCE_EPS
-from dpfm.golden.fixedpoint import quantize
+from dpfm.golden.fixedpoint import SatCounter, quantize
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -122,6 +122,8 @@ class Trainer(abc.ABC):
 
     #: What this backend is, in errors ("not a device checkpoint of this network ...").
     kind = "trainer"
+    #: Fixed point: clamp data the x format cannot hold instead of refusing it (`--saturate`).
+    saturate = False
 
     def __init__(self, spec: NetSpec, k, lr=0.01, batch=10, momentum=0.0, init="glorot", seed=0,
                  fixed: HwFormats | None = None, tangent="exact"):
@@ -206,8 +208,20 @@ class Trainer(abc.ABC):
         return (arr[0] if self.n_replicas == 1 else arr).tolist()
 
     def _quantize(self, arr, what):
-        """`arr` in the x format in fixed point, None in float."""
-        return None if self.fixed is None else quantize(arr, self.fixed.x, what=what)
+        """`arr` in the x format in fixed point, None in float. A value the format cannot hold is refused
+        with the largest one and the range, unless `saturate` is set: then it is clamped, as before."""
+        if self.fixed is None:
+            return None
+        clamped = SatCounter()
+        raw = quantize(arr, self.fixed.x, clamped, what=what)
+        if clamped.count and not self.saturate:
+            fmt = self.fixed.x
+            largest = float(np.max(np.abs(np.asarray(arr, dtype=np.float64))))
+            raise DpfmError(f"{clamped.count} values of the {what} lie outside the x format {fmt} "
+                            f"([{fmt.min_value:g}, {fmt.max_value:g}]; the largest magnitude is {largest:g})",
+                            "scale the data into that range, give an x format with more integer bits, or pass "
+                            "--saturate to clamp it")
+        return raw
 
     # -- training ------------------------------------------------------------------------------------------
     def train_batch(self, X, Y):
@@ -232,6 +246,8 @@ class Trainer(abc.ABC):
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
             raise DpfmError(f"epochs must be a non-negative integer, got {epochs!r}", "use e.g. --epochs 250")
         X_raw, Y_raw = self._quantize(X, "training inputs"), self._quantize(Y, "training targets")
+        if has_val:   # refused now rather than after the first epoch
+            self._quantize(X_val, "validation inputs")
         n = len(X)
         new = {"train_loss": [], "val_loss": []}
         bar = tqdm(range(int(epochs)), disable=not progress, file=sys.stderr, unit="epoch",

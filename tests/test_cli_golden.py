@@ -141,7 +141,21 @@ BAD_TRAIN = {
     "K full on a core": lambda t: ["--backend", "sim", "--k", "full"],
     "socket without port": lambda t: ["--backend", "board", "--port", "socket://127.0.0.1"],
     "socket port out of range": lambda t: ["--backend", "board", "--port", "socket://127.0.0.1:99999"],
+    "data outside the x format": lambda t: _scaled_data(t, 1e6) + ["--fixed", "default"],
+    "validation data outside the x format": lambda t: _scaled_data(t, 1.0, val_scale=1e3) + ["--fixed", "default"],
 }
+
+
+def _scaled_data(t, scale, val_scale=None) -> list:
+    """`--data` of seed-sum-like data times `scale` (validation inputs times `val_scale`, if given)."""
+    rng = np.random.default_rng(0)
+    X = rng.random((40, 4)) * scale
+    arrays = {"X": X, "Y": X.sum(axis=1, keepdims=True) / 4}
+    if val_scale is not None:
+        X_val = rng.random((10, 4)) * val_scale
+        arrays.update(X_val=X_val, Y_val=X_val.sum(axis=1, keepdims=True) / 4)
+    np.savez(t / "scaled.npz", **arrays)
+    return ["--data", t / "scaled.npz", "--sizes", "4,5,1"]
 
 
 def _file(path, write, arrays) -> list:
@@ -224,3 +238,14 @@ def test_bench_without_torch_skips_the_pytorch_column(monkeypatch, seed_sum_data
     monkeypatch.setitem(sys.modules, "torch", None)  # as if PyTorch were not installed
     X, Y, _, _ = seed_sum_data
     assert bench._torch_epoch_timer(get_task("seed-sum"), [], X, Y) == (None, None)
+
+
+def test_saturate_clamps_data_the_format_cannot_hold(tmp_path, capsys):
+    """Refused by default with the count, the format's range and the largest value; `--saturate` clamps it
+    (the hardware's behaviour) and trains."""
+    args = ["train", "--epochs", "1", "--no-progress", *_scaled_data(tmp_path, 1e6), "--fixed", "default"]
+    assert dpfm(*args) == 2
+    err = capsys.readouterr().err
+    assert "160 values of the training inputs lie outside the x format s16.12" in err and "--saturate" in err
+    assert dpfm(*args, "--saturate") == 0
+    assert dpfm("train", "--epochs", "1", "--no-progress", *_scaled_data(tmp_path, 1e6)) == 0  # float: no format

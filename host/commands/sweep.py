@@ -76,8 +76,10 @@ def run(args) -> int:
     groups = [ks] if joint else [[k] for k in ks]
 
     def make(group):
-        return make_trainer(args.backend, task, group if len(group) > 1 else group[0], seed, fixed, args.tangent,
-                            args.port)
+        trainer = make_trainer(args.backend, task, group if len(group) > 1 else group[0], seed, fixed,
+                               args.tangent, args.port)
+        trainer.saturate = args.saturate
+        return trainer
 
     if golden:  # cheap: build them all now, so any bad option fails before training
         trainers = [make(g) for g in groups]

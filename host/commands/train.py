@@ -72,6 +72,8 @@ def add_task_arguments(p) -> None:
     h.add_argument("--seed", type=str, help="seed for initial weights and shuffling (default 0)")
     a = p.add_argument_group("arithmetic")
     a.add_argument("--fixed", metavar="FORMATS", help="fixed point: 'default' or e.g. x=s16.12,t=s16.12,...")
+    a.add_argument("--saturate", action="store_true",
+                   help="fixed point: clamp data the x format cannot hold (default: refuse it before training)")
     a.add_argument("--tangent", type=tangent_arg, default=None, metavar=TANGENT_METAVAR,
                    help="fixed-point tangent model: exact top-K, the serial hardware toper, or the parallel one "
                         "with K+1 (or S) source topers (default: exact on the golden backend, toper on sim/board)")
@@ -236,9 +238,11 @@ def _prepare(args):
         seed = _number(args.seed, int, "seed") if args.seed is not None else 0
         trainer = make_trainer(args.backend, task, k, seed, parse_fixed(args.fixed), args.tangent, args.port,
                                args.baud)
+        trainer.saturate = args.saturate
         return task, data, trainer, task.epochs
     _check_resume(args, task, checkpoint)
     trainer = BACKENDS[args.backend](**checkpoint.settings(), port=args.port, baud=args.baud)
+    trainer.saturate = args.saturate
     try:
         trainer.resume(args.resume)
     except BaseException:
