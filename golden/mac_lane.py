@@ -7,7 +7,7 @@ K slots), bias last with `x = 1.0` and an empty tangent. Its primal is `z = sat_
 (`mac_candidates`). `round_t(p)` below means: round the exact product `p` half up to format t, then saturate
 to t; every clamp counts in the optional `SatCounter`.
 
-`neuron_primal` and `indexed_mac_candidates` are the parts the parallel lane shares (golden/parallel_lane.py).
+The parallel lane's model (golden/parallel_lane.py) is this one with another toper behind `_insert`.
 """
 
 from dpfm.golden.contract.formats import HwFormats
@@ -65,6 +65,10 @@ class MacLaneModel:
         """`(z, z_slots)` of the neuron made of `steps`: what the lane emits after the step marked last."""
         self.toper.clear()
         for w, wid, x, x_slots in steps:
-            for value, cid in mac_candidates(w, wid, x, x_slots, self.fmts, self.sat):
-                self.toper.insert(value, cid)
+            for c, value, cid in indexed_mac_candidates(w, wid, x, x_slots, self.fmts, self.sat):
+                self._insert(c, value, cid)
         return neuron_primal(steps, self.fmts, self.sat), self.toper.slots()
+
+    def _insert(self, c: int, value: int, cid: int) -> None:
+        """Candidate `c` of a step into the lane's toper: the serial lane has one, fed in emission order."""
+        self.toper.insert(value, cid)

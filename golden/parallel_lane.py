@@ -8,7 +8,7 @@ The lane shares the serial lane's primal and candidates (golden/mac_lane.py); on
 from dpfm.golden.contract.errors import DpfmError
 from dpfm.golden.contract.formats import Fmt, HwFormats
 from dpfm.golden.fixedpoint import SatCounter
-from dpfm.golden.mac_lane import MacStep, indexed_mac_candidates, neuron_primal
+from dpfm.golden.mac_lane import MacLaneModel
 from dpfm.golden.merge_tree import MergeTreeModel
 from dpfm.golden.toper import Slot, ToperModel
 
@@ -60,24 +60,15 @@ class ParallelToperModel:
         return list(self._root)
 
 
-class ParallelMacLaneModel:
+class ParallelMacLaneModel(MacLaneModel):
     """The parallel lane: per neuron, every step's candidate c into source toper `T_{c mod S}`, then the
-    merge tree; `z` as in the serial lane. `sources` as in `ParallelToperModel`; `evictions` runs over all
-    neurons, as the lane's eviction counter does."""
+    merge tree; `z` and the neuron's walk as in the serial lane. `sources` as in `ParallelToperModel`;
+    `evictions` runs over all neurons, as the lane's eviction counter does."""
 
     def __init__(self, k: int, fmts: HwFormats, sat: SatCounter | None = None, sources: int | None = None):
         self.fmts = fmts
         self.sat = sat
         self.toper = ParallelToperModel(k, fmts.t, sat, sources)
 
-    @property
-    def evictions(self) -> int:
-        return self.toper.evictions
-
-    def neuron(self, steps: list[MacStep]) -> tuple[int, list[Slot]]:
-        """`(z, z_slots)` of the neuron made of `steps`: what the lane emits for it."""
-        self.toper.clear()
-        for w, wid, x, x_slots in steps:
-            for c, value, cid in indexed_mac_candidates(w, wid, x, x_slots, self.fmts, self.sat):
-                self.toper.insert(c, value, cid)
-        return neuron_primal(steps, self.fmts, self.sat), self.toper.slots()
+    def _insert(self, c: int, value: int, cid: int) -> None:
+        self.toper.insert(c, value, cid)

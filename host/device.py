@@ -25,7 +25,7 @@ from dpfm.host.link import LinkClient, SerialPort
 
 def _values(words) -> np.ndarray:
     """The signed raw values bus words carry (golden/contract/regmap.py)."""
-    return np.array([R.from_word(w) for w in words], dtype=np.int64)
+    return R.from_word(np.asarray(words, dtype=np.int64))
 
 
 class Device(Trainer):
@@ -116,7 +116,7 @@ class Device(Trainer):
 
     def set_weights_raw(self, raw) -> None:
         raw = np.asarray(raw, dtype=np.int64)
-        self.client.write(R.address(R.REGION_WEIGHTS, 0), [R.to_word(v) for v in raw])
+        self.client.write(R.address(R.REGION_WEIGHTS, 0), R.to_word(raw).tolist())
         if not np.array_equal(self.weights_raw, raw):
             raise DpfmError("the weights read back differ from those written", "the link or core is faulty")
 
@@ -138,7 +138,7 @@ class Device(Trainer):
 
     def _upload(self, X_raw, Y_raw) -> None:
         rows = np.concatenate([X_raw, Y_raw], axis=1)
-        self.client.write(R.address(R.REGION_SAMPLES, 0), [R.to_word(v) for v in rows.ravel()])
+        self.client.write(R.address(R.REGION_SAMPLES, 0), R.to_word(rows.ravel()).tolist())
         self._set_setting(R.REG_N_SAMPLES, len(rows))
 
     def _read_outputs(self, n: int) -> np.ndarray:

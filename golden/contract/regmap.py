@@ -23,15 +23,16 @@ def address(region: int, index: int) -> int:
     return (region << REGION_SHIFT) | index
 
 
-def to_word(value: int) -> int:
-    """The bus word that carries a signed raw value (a weight, sample or output): two's complement."""
-    return int(value) & ((1 << DATA_BITS) - 1)
+def to_word(value):
+    """The bus word that carries a signed raw value (a weight, sample or output): two's complement. Works
+    elementwise on an int64 array too."""
+    return value & ((1 << DATA_BITS) - 1)
 
 
-def from_word(word: int) -> int:
-    """The signed raw value a bus word carries: the inverse of `to_word`."""
-    word = int(word)
-    return word - (1 << DATA_BITS) if word >> (DATA_BITS - 1) else word
+def from_word(word):
+    """The signed raw value a bus word carries: the inverse of `to_word`. Works elementwise on an int64
+    array too."""
+    return word - ((word >> (DATA_BITS - 1)) & 1) * (1 << DATA_BITS)
 
 
 # Registers (REGION_REGS). R = read-only, W = write, RW = read/write.
