@@ -46,6 +46,7 @@ from dpfm.golden.contract.errors import DpfmError
 from dpfm.golden.contract.formats import HwFormats
 from dpfm.golden.contract.net import NetSpec
 from dpfm.golden.contract.organisation import check_tangent_mode, parallel_sources
+from dpfm.golden import dither
 from dpfm.golden.fixedpoint import SatCounter, quantize, requantize, saturate, shift_round
 from dpfm.golden.merge_tree import merge_tree_order
 from dpfm.golden.toper import EMPTY_ID, BatchToper
@@ -73,6 +74,9 @@ class FixedModel:
         self.sources = parallel_sources(tangent, self.k)   # the parallel lane's source topers (None: serial)
         self.sat = SatCounter()
         self.evictions = 0
+        #: The dither generator's state (section 3d): 0 is off (plain top-K); each training pass steps it once
+        #: per neuron of every sample.
+        self.dither_state = dither.OFF
         self._check_widths()
         self._one = 1 << fmts.x.frac  # the bias step's input, 1.0 in format x
         if self._one > fmts.x.max_raw:
@@ -156,11 +160,21 @@ class FixedModel:
         """`(a, values, ids)`: outputs `(B, n_out)` and the tangent entries the loss uses, `(B, n_out, S)`
         each, in accumulation order; invalid entries are `(0, EMPTY_ID)`. Counts in `sat`/`evictions`."""
         w_raw, X_raw = self._check(w_raw, X_raw)
+        masks = self._neuron_masks(X_raw.shape[0])
         if self.tangent != "exact":
-            return self._toper_pass(w_raw, X_raw)
-        return self._exact_pass(w_raw, X_raw)
+            return self._toper_pass(w_raw, X_raw, masks)
+        return self._exact_pass(w_raw, X_raw, masks)
 
-    def _toper_pass(self, w_raw, X_raw):
+    def _neuron_masks(self, batch: int) -> list[np.ndarray]:
+        """Per layer, the dither masks `(B * n_out,)` of its neurons in row order (sample, unit); the state
+        steps once per neuron, in issue order (sample, layer, unit)."""
+        sizes = self.spec.sizes[1:]
+        flat, self.dither_state = dither.masks(self.dither_state, batch * sum(sizes))
+        per_sample = flat.reshape(batch, sum(sizes))
+        bounds = np.cumsum((0,) + tuple(sizes))
+        return [per_sample[:, bounds[l]:bounds[l + 1]].reshape(-1) for l in range(len(sizes))]
+
+    def _toper_pass(self, w_raw, X_raw, masks):
         """Hardware-exact: per neuron, MAC steps in order, candidates in order, into the lane's topers."""
         f, k, B = self.fmts, self.k, X_raw.shape[0]
         a = X_raw
@@ -178,10 +192,13 @@ class FixedModel:
             prod = rows[None, :, :n_in, None] * tv[:, None, :, :]
             via = requantize(prod, f.w.frac + f.t.frac, f.t, self.sat).reshape(R, n_in, S)
             via_id = np.repeat(tid, n_out, axis=0)
+            mask = masks[layer]
+            direct_h = dither.hash_bits(direct_id, mask[:, None])
+            via_h = dither.hash_bits(via_id, mask[:, None, None])
             if self.tangent == "toper":
-                zv, zid = self._serial_toper(direct, direct_id, via, via_id)
+                zv, zid = self._serial_toper(direct, direct_id, direct_h, via, via_id, via_h)
             else:
-                zv, zid = self._parallel_toper(direct, direct_id, via, via_id)
+                zv, zid = self._parallel_toper(direct, direct_id, direct_h, via, via_id, via_h)
             z, a_out = self._layer_primal(layer, w_raw, a, self.sat)
             tv, tid = zv.reshape(B, n_out, k), zid.reshape(B, n_out, k)
             if act != "identity":
@@ -191,55 +208,56 @@ class FixedModel:
             a = a_out
         return a, tv, tid
 
-    def _serial_toper(self, direct, direct_id, via, via_id):
+    def _serial_toper(self, direct, direct_id, direct_h, via, via_id, via_h):
         """Section 3.3: one toper per neuron, fed per MAC step the direct term, then the slot products."""
         R, n_in, S = via.shape
         toper = BatchToper(R, self.k, self.fmts.t, self.sat)
-        steps_v = np.concatenate([direct[:, :n_in, None], via], axis=2).reshape(R, n_in * (1 + S))
-        steps_id = np.concatenate([direct_id[:, :n_in, None], via_id], axis=2).reshape(R, n_in * (1 + S))
-        toper.insert_all(np.concatenate([steps_v, direct[:, n_in:]], axis=1),
-                         np.concatenate([steps_id, direct_id[:, n_in:]], axis=1))
+
+        def stream(d, v):   # a step's direct term, then its slots; the bias step last
+            steps = np.concatenate([d[:, :n_in, None], v], axis=2).reshape(R, n_in * (1 + S))
+            return np.concatenate([steps, d[:, n_in:]], axis=1)
+        toper.insert_all(stream(direct, via), stream(direct_id, via_id), stream(direct_h, via_h))
         self.evictions += toper.evictions
         return toper.values, toper.ids
 
-    def _parallel_toper(self, direct, direct_id, via, via_id):
+    def _parallel_toper(self, direct, direct_id, direct_h, via, via_id, via_h):
         """Section 3b: source toper s takes the candidates c = s, s + S, ... of every step, in step order and
         by c within a step, then the merge tree."""
         R, n_in, n_slots = via.shape
         k, t, n_src = self.k, self.fmts.t, self.sources
 
-        def run(values, wids):
+        def run(values, wids, hashes):
             toper = BatchToper(R, k, t, self.sat)
-            toper.insert_all(values, wids)
+            toper.insert_all(values, wids, hashes)
             self.evictions += toper.evictions
-            return toper.values, toper.ids
+            return toper.values, toper.ids, toper.hashes
 
         # the MAC steps' candidates by index c (0 = direct, j + 1 = slot j), `(R, n_in, 1 + n_slots)`; the bias
         # step (direct only, c = 0) follows the others into source 0
-        cand_v = np.concatenate([direct[:, :n_in, None], via], axis=2)
-        cand_id = np.concatenate([direct_id[:, :n_in, None], via_id], axis=2)
-        empty = (np.zeros((R, k), dtype=np.int64), np.full((R, k), EMPTY_ID))
+        cands = [np.concatenate([d[:, :n_in, None], v], axis=2)
+                 for d, v in ((direct, via), (direct_id, via_id), (direct_h, via_h))]
+        biases = (direct[:, n_in:], direct_id[:, n_in:], direct_h[:, n_in:])
+        empty = (np.zeros((R, k), dtype=np.int64), np.full((R, k), EMPTY_ID), np.zeros((R, k), dtype=np.int64))
         leaves = []
         for s in range(n_src):
             cols = np.arange(s, 1 + n_slots, n_src)
             if cols.size == 0:      # layer 0: the inputs carry no slots
                 leaves.append(empty)
                 continue
-            values = cand_v[:, :, cols].reshape(R, n_in * cols.size)
-            wids = cand_id[:, :, cols].reshape(R, n_in * cols.size)
+            fields = [c[:, :, cols].reshape(R, n_in * cols.size) for c in cands]
             if s == 0:
-                values = np.concatenate([values, direct[:, n_in:]], axis=1)
-                wids = np.concatenate([wids, direct_id[:, n_in:]], axis=1)
-            leaves.append(run(values, wids))
+                fields = [np.concatenate([f, b], axis=1) for f, b in zip(fields, biases)]
+            leaves.append(run(*fields))
 
         def tree(node):
             if isinstance(node, int):
                 return leaves[node]
-            (lv, lid), (rv, rid) = tree(node[0]), tree(node[1])
-            return run(np.concatenate([lv, rv], axis=1), np.concatenate([lid, rid], axis=1))
-        return tree(merge_tree_order(n_src))
+            left, right = tree(node[0]), tree(node[1])
+            return run(*(np.concatenate([a, b], axis=1) for a, b in zip(left, right)))
+        values, ids, _ = tree(merge_tree_order(n_src))
+        return values, ids
 
-    def _exact_pass(self, w_raw, X_raw):
+    def _exact_pass(self, w_raw, X_raw, masks):
         """Golden exact top-K: dense tangents `(B, n, ids so far)`; each neuron's tangent is summed exactly,
         rounded to t once, then pruned to K. The last layer's rows span all P ids."""
         f, B, P = self.fmts, X_raw.shape[0], self.spec.n_params
@@ -255,7 +273,10 @@ class FixedModel:
             zt[:, :, :base] = (rows[:, :n_in] @ T) << (full - f.w.frac - f.t.frac)
             inputs = np.concatenate([a, np.full((B, 1), self._one, dtype=np.int64)], axis=1)
             zt[:, np.arange(n_out)[:, None], ids] = (inputs << (full - f.x.frac))[:, None, :]
-            zt, dropped = _prune(requantize(zt, full, f.t, self.sat), self.k)
+            width = zt.shape[-1]
+            hashes = 0 if self.k is None or self.k >= width else \
+                dither.hash_bits(np.arange(width), masks[layer].reshape(B, n_out, 1))
+            zt, dropped = _prune(requantize(zt, full, f.t, self.sat), self.k, hashes, f.t.bits)
             self.evictions += dropped
             z, a_out = self._layer_primal(layer, w_raw, a, self.sat)
             if act == "identity" or (layer == last and self.spec.loss == "bce"):
@@ -301,17 +322,19 @@ class FixedModel:
         return w_raw, X_raw
 
 
-def _prune(T: np.ndarray, k: int | None) -> tuple[np.ndarray, int]:
-    """prune_K over the last axis (indexed by weight-id): keep the K entries highest by (|v| desc, id asc).
+def _prune(T: np.ndarray, k: int | None, hashes: np.ndarray, t_bits: int) -> tuple[np.ndarray, int]:
+    """prune_K over the last axis (indexed by weight-id): keep the K entries highest by the order key (not
+    demoted desc, |v| desc, id asc; section 3d), with the dither hashes `hashes` (broadcast against `T`).
 
-    The key `|v| * 2**32 + (2**32 - 1 - id)` is unique per entry and orders exactly like the order key, so
-    one partition finds the K kept entries; zeros stay zero whether kept or not. Returns the pruned array
-    and how many non-zero entries were dropped.
+    The key `(not demoted * 2**(t_bits - 1) + |v|) * 2**32 + (2**32 - 1 - id)` is unique per entry and orders
+    exactly like the order key, so one partition finds the K kept entries; zeros stay zero whether kept or
+    not. Returns the pruned array and how many non-zero entries were dropped.
     """
     width = T.shape[-1]
     if k is None or k >= width:
         return T, 0
-    key = (np.abs(T) << 32) + ((1 << 32) - 1 - np.arange(width))
+    up = (~dither.demoted(hashes)).astype(np.int64) << (t_bits - 1)
+    key = ((np.abs(T) + up) << 32) + ((1 << 32) - 1 - np.arange(width))
     top = np.argpartition(-key, k - 1, axis=-1)[..., :k]
     keep = np.zeros(T.shape, dtype=bool)
     np.put_along_axis(keep, top, True, axis=-1)

@@ -11,6 +11,7 @@ The parallel lane's model (golden/parallel_lane.py) is this one with another top
 """
 
 from dpfm.golden.contract.formats import HwFormats
+from dpfm.golden.dither import hash_bits
 from dpfm.golden.fixedpoint import SatCounter, requantize
 from dpfm.golden.toper import Slot, ToperModel
 
@@ -49,7 +50,8 @@ def mac_candidates(w_raw: int, wid: int, x_raw: int, x_slots: list[Slot], fmts: 
 
 class MacLaneModel:
     """The serial lane: per neuron, every step's candidates in emission order into one K-cell toper, cleared
-    at the start of the neuron (section 3.3). Saturations of candidates, merges and `z` count in `sat`;
+    at the start of the neuron (section 3.3), each with the dither hash of its id under the neuron's mask
+    (section 3d; mask 0: plain top-K). Saturations of candidates, merges and `z` count in `sat`;
     `evictions` runs over all neurons, as the lane's eviction counter does."""
 
     def __init__(self, k: int, fmts: HwFormats, sat: SatCounter | None = None):
@@ -61,14 +63,15 @@ class MacLaneModel:
     def evictions(self) -> int:
         return self.toper.evictions
 
-    def neuron(self, steps: list[MacStep]) -> tuple[int, list[Slot]]:
-        """`(z, z_slots)` of the neuron made of `steps`: what the lane emits after the step marked last."""
+    def neuron(self, steps: list[MacStep], mask: int = 0) -> tuple[int, list[Slot]]:
+        """`(z, z_slots)` of the neuron made of `steps` under dither mask `mask`: what the lane emits after the
+        step marked last."""
         self.toper.clear()
         for w, wid, x, x_slots in steps:
             for c, value, cid in indexed_mac_candidates(w, wid, x, x_slots, self.fmts, self.sat):
-                self._insert(c, value, cid)
+                self._insert(c, value, cid, int(hash_bits(cid, mask)))
         return neuron_primal(steps, self.fmts, self.sat), self.toper.slots()
 
-    def _insert(self, c: int, value: int, cid: int) -> None:
+    def _insert(self, c: int, value: int, cid: int, h: int) -> None:
         """Candidate `c` of a step into the lane's toper: the serial lane has one, fed in emission order."""
-        self.toper.insert(value, cid)
+        self.toper.insert(value, cid, h)

@@ -4,7 +4,7 @@
 
 from dpfm.golden.contract.formats import Fmt
 from dpfm.golden.fixedpoint import SatCounter
-from dpfm.golden.toper import Slot, ToperModel
+from dpfm.golden.toper import Entry, ToperModel
 
 
 def merge_tree_order(n: int) -> list:
@@ -21,7 +21,9 @@ def merge_tree_order(n: int) -> list:
 class MergeTreeModel:
     """Combines n toper read-outs into one. Every node (`hw.merge_tree.MergeNode`) is a fresh K-cell toper fed
     the left read-out's valid slots, then the right one's, in slot order; its read-out goes up the tree.
-    Merge clamps count in `sat`; `evictions` adds up every node's, over all merges."""
+    Read-outs are toper entries `(value, id, h)`: each entry keeps the dither hash it was drawn with (section
+    3d), so the tree ranks exactly as the source topers did. Merge clamps count in `sat`; `evictions` adds up
+    every node's, over all merges."""
 
     def __init__(self, k: int, t_fmt: Fmt, sat: SatCounter | None = None):
         self.k = k
@@ -29,19 +31,19 @@ class MergeTreeModel:
         self.sat = sat
         self.evictions = 0
 
-    def merge(self, readouts: list[list[Slot]]) -> list[Slot]:
+    def merge(self, readouts: list[list[Entry]]) -> list[Entry]:
         """The root's read-out of the tree over `readouts` (leaf i is `readouts[i]`)."""
-        def run(node) -> list[Slot]:
+        def run(node) -> list[Entry]:
             if isinstance(node, int):
                 return readouts[node]
             return self.node(run(node[0]), run(node[1]))
         return run(merge_tree_order(len(readouts)))
 
-    def node(self, left: list[Slot], right: list[Slot]) -> list[Slot]:
-        """One merge node: `left`'s valid slots, then `right`'s, into a fresh toper."""
+    def node(self, left: list[Entry], right: list[Entry]) -> list[Entry]:
+        """One merge node: `left`'s valid entries, then `right`'s, into a fresh toper."""
         toper = ToperModel(self.k, self.t_fmt, self.sat)
-        for slot in left + right:
-            if slot is not None:
-                toper.insert(*slot)
+        for entry in left + right:
+            if entry is not None:
+                toper.insert(*entry)
         self.evictions += toper.evictions
-        return toper.slots()
+        return toper.entries()

@@ -10,7 +10,7 @@ from dpfm.golden.contract.formats import Fmt, HwFormats
 from dpfm.golden.fixedpoint import SatCounter
 from dpfm.golden.mac_lane import MacLaneModel
 from dpfm.golden.merge_tree import MergeTreeModel
-from dpfm.golden.toper import Slot, ToperModel
+from dpfm.golden.toper import Entry, Slot, ToperModel
 
 
 class ParallelToperModel:
@@ -31,7 +31,7 @@ class ParallelToperModel:
         if not 1 <= n <= k + 1:
             raise DpfmError(f"{n} source topers do not fit K={k}", f"use 1 .. {k + 1} sources")
         self.tree = MergeTreeModel(k, t_fmt, sat)
-        self._root: list[Slot] | None = None   # the merge tree's result, computed once per neuron
+        self._root: list[Entry] | None = None   # the merge tree's result, computed once per neuron
         self.sources = [ToperModel(k, t_fmt, sat) for _ in range(n)]
 
     @property
@@ -48,16 +48,16 @@ class ParallelToperModel:
             t.clear()
         self._root = None
 
-    def insert(self, c: int, value: int, wid: int) -> None:
+    def insert(self, c: int, value: int, wid: int, h: int = 0) -> None:
         if self._root is not None:
             raise ValueError("the neuron's merge tree already ran; clear() before the next neuron")
-        self.sources[c % len(self.sources)].insert(value, wid)
+        self.sources[c % len(self.sources)].insert(value, wid, h)
 
     def slots(self) -> list[Slot]:
         """The neuron's tangent: the merge tree's root read-out (the tree runs once per neuron)."""
         if self._root is None:
-            self._root = self.tree.merge([t.slots() for t in self.sources])
-        return list(self._root)
+            self._root = self.tree.merge([t.entries() for t in self.sources])
+        return [None if e is None else e[:2] for e in self._root]
 
 
 class ParallelMacLaneModel(MacLaneModel):
@@ -70,5 +70,5 @@ class ParallelMacLaneModel(MacLaneModel):
         self.sat = sat
         self.toper = ParallelToperModel(k, fmts.t, sat, sources)
 
-    def _insert(self, c: int, value: int, cid: int) -> None:
-        self.toper.insert(c, value, cid)
+    def _insert(self, c: int, value: int, cid: int, h: int) -> None:
+        self.toper.insert(c, value, cid, h)

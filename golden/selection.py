@@ -93,6 +93,25 @@ class DitherRandomTie(Dither):
         T *= key != 0
 
 
+class Demote:
+    """Rank by (not demoted, |v|), ties to the lowest id; an entry is demoted with probability `p`, drawn once
+    per (sample, node, weight-id), so the few largest entries do not always win.
+
+    Hardware: one priority bit per entry above the order key's magnitude (one more comparator bit per cell),
+    drawn from a hash of the id; the value is unchanged. Cheaper than `Dither`'s shifted magnitudes.
+    """
+
+    def __init__(self, p: float = 0.25):
+        self.p = float(p)
+        self.name = "demote" if self.p == 0.25 else f"demote{round(self.p * 100)}"
+
+    def prune(self, T, ks, layer_of, rng) -> None:
+        A = np.abs(T)
+        scale = np.maximum(A.max(axis=-1, keepdims=True), np.nextafter(0.0, 1.0))
+        kept = rng.random(T.shape) >= self.p
+        _keep_top(T, np.where(kept, 2.0 + A / scale, A / scale) * (A != 0), ks)
+
+
 def layer_quotas(k: int, layers: int) -> list:
     """Reserved slots per layer present in a row (oldest first): K split evenly, the remainder to the newest
     layers (the node's own layer first, since only the output node can update the output layer)."""
@@ -147,8 +166,8 @@ class BatchUnified:
         T *= score != 0
 
 
-RULES = {rule.name: rule for rule in (TopK(), Dither(), RandomTie(), DitherRandomTie(), LayerQuota(),
-                                        BatchUnified())}
+RULES = {rule.name: rule for rule in (TopK(), Dither(), Dither(1), RandomTie(), DitherRandomTie(), LayerQuota(),
+                                        BatchUnified(), Demote(), Demote(0.5), Demote(0.125))}
 DEFAULT = "topk"
 
 

@@ -11,15 +11,20 @@ import numpy as np
 
 from dpfm.golden.contract.errors import DpfmError
 from dpfm.golden.contract.formats import Fmt
+from dpfm.golden.dither import demoted
 from dpfm.golden.fixedpoint import SatCounter, saturate
 
 #: A tangent slot, as the toper reads it out and the lanes pass it on: `(value, id)`, or None when empty.
 Slot = tuple[int, int] | None
+#: A toper entry with its dither hash (section 3d): `(value, id, h)`, or None when empty.
+Entry = tuple[int, int, int] | None
 
 
-def ranks_above(v1: int, id1: int, v2: int, id2: int) -> bool:
-    """The pruning order key (section 1): `|v1| > |v2|`, or equal magnitudes and the lower id wins."""
-    return abs(v1) > abs(v2) or (abs(v1) == abs(v2) and id1 < id2)
+def ranks_above(v1: int, id1: int, v2: int, id2: int, h1: int = 0, h2: int = 0) -> bool:
+    """The order key (sections 1 and 3d): not demoted first, then `|v1| > |v2|`, then the lower id. Hashes
+    `h1`, `h2` of 0 (dither off) leave the plain key of section 1."""
+    k1, k2 = (not demoted(h1), abs(v1)), (not demoted(h2), abs(v2))
+    return k1 > k2 or (k1 == k2 and id1 < id2)
 
 
 class ToperModel:
@@ -43,32 +48,37 @@ class ToperModel:
         self.t_fmt = t_fmt
         self.sat = sat
         self.evictions = 0
-        self._cells: list[Slot] = [None] * k
+        self._cells: list[Entry] = [None] * k
 
     def clear(self) -> None:
         """Empty every cell (start of a neuron). The eviction count keeps running."""
         self._cells = [None] * self.k
 
-    def insert(self, value: int, wid: int) -> None:
-        """Send candidate `(value, wid)` (raw t-format value) through the cells; a zero value is ignored."""
+    def insert(self, value: int, wid: int, h: int = 0) -> None:
+        """Send candidate `(value, wid)` (raw t-format value) with dither hash `h` (section 3d; the same for
+        every candidate of one id in a neuron) through the cells; a zero value is ignored."""
         if value == 0:
             return
-        entry = (int(value), int(wid))
+        entry = (int(value), int(wid), int(h))
         for j in range(self.k):
             cell = self._cells[j]
             if cell is None:
                 self._cells[j] = entry
                 return
             if cell[1] == entry[1]:
-                self._cells[j] = (saturate(cell[0] + entry[0], self.t_fmt, self.sat), cell[1])
+                self._cells[j] = (saturate(cell[0] + entry[0], self.t_fmt, self.sat), cell[1], cell[2])
                 return
-            if ranks_above(entry[0], entry[1], cell[0], cell[1]):
+            if ranks_above(entry[0], entry[1], cell[0], cell[1], entry[2], cell[2]):
                 self._cells[j], entry = entry, cell
         self.evictions += 1
 
+    def entries(self) -> list[Entry]:
+        """Read-out with the hashes: `(value, id, h)` per cell in cell order, `None` for an empty cell."""
+        return list(self._cells)
+
     def slots(self) -> list[Slot]:
         """Read-out: `(value, id)` per cell in cell order, `None` for an empty cell."""
-        return list(self._cells)
+        return [None if e is None else e[:2] for e in self._cells]
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -97,8 +107,8 @@ class BatchToper:
 
     @classmethod
     def check_fits(cls, k: int, t_fmt: Fmt) -> None:
-        """The rank key (|v|, id, cell position) must fit an int64."""
-        if (t_fmt.bits - 1) + cls.ID_BITS + (k + 1).bit_length() > 62:
+        """The rank key (not demoted, |v|, id, cell position) must fit an int64."""
+        if t_fmt.bits + cls.ID_BITS + (k + 1).bit_length() > 62:
             raise DpfmError(f"toper key of t format {t_fmt} with K={k} does not fit 64 bits",
                             "use a t format of at most 24 bits and K <= 64")
 
@@ -110,12 +120,18 @@ class BatchToper:
         self.evictions = 0
         self.values = np.zeros((rows, k), dtype=np.int64)
         self.ids = np.full((rows, k), EMPTY_ID, dtype=np.int64)
+        self.hashes = np.zeros((rows, k), dtype=np.int64)
         self._row = np.arange(rows)[:, None]
         self._pos = np.arange(k + 1)
         self._cell = np.arange(k)
 
-    def insert_all(self, values: np.ndarray, wids: np.ndarray) -> None:
-        """Insert candidates `(values[r, n], wids[r, n])` in column order n = 0, 1, ... into every row.
+    def _key(self, values, hashes):
+        """The magnitude part of the order key: `|v|`, plus one bit above it unless demoted (section 3d)."""
+        return np.abs(values) + ((~demoted(hashes)).astype(np.int64) << (self.t_fmt.bits - 1))
+
+    def insert_all(self, values: np.ndarray, wids: np.ndarray, hashes: np.ndarray | None = None) -> None:
+        """Insert candidates `(values[r, n], wids[r, n])` with dither hashes `hashes[r, n]` (None: all 0) in
+        column order n = 0, 1, ... into every row.
 
         Shortcut: when the topers are empty and no row has a repeated id among its non-zero candidates,
         nothing ever merges, every insertion keeps the cells sorted, and the result is each row's top K by
@@ -124,34 +140,40 @@ class BatchToper:
         """
         values = np.asarray(values, dtype=np.int64)
         wids = np.asarray(wids, dtype=np.int64)
+        hashes = np.zeros_like(values) if hashes is None else np.asarray(hashes, dtype=np.int64)
         n = values.shape[1]
         nonzero = values != 0
         # zero candidates get distinct negative ids so they never look like repeats
         tagged = np.sort(np.where(nonzero, wids, -1 - np.arange(n)), axis=1)
         if np.all(self.ids == EMPTY_ID) and not np.any(tagged[:, 1:] == tagged[:, :-1]):
-            rank = np.where(nonzero, (np.abs(values) << self.ID_BITS) + (EMPTY_ID - wids), -1)
+            rank = np.where(nonzero, (self._key(values, hashes) << self.ID_BITS) + (EMPTY_ID - wids), -1)
             top = np.argsort(-rank, axis=1, kind="stable")[:, :self.k]
             kept = np.take_along_axis(nonzero, top, axis=1)
             width = top.shape[1]
             self.values[:, :width] = np.where(kept, np.take_along_axis(values, top, axis=1), 0)
             self.ids[:, :width] = np.where(kept, np.take_along_axis(wids, top, axis=1), EMPTY_ID)
+            self.hashes[:, :width] = np.where(kept, np.take_along_axis(hashes, top, axis=1), 0)
             self.evictions += int(np.sum(np.maximum(np.count_nonzero(nonzero, axis=1) - self.k, 0)))
             return
         for col in range(n):
-            self.insert(values[:, col], wids[:, col])
+            self.insert(values[:, col], wids[:, col], hashes[:, col])
 
-    def insert(self, values: np.ndarray, wids: np.ndarray) -> None:
-        """Insert one candidate per row (`values[r]`, `wids[r]`); rows whose value is 0 insert nothing."""
-        k, V, I = self.k, self.values, self.ids
+    def insert(self, values: np.ndarray, wids: np.ndarray, hashes: np.ndarray | None = None) -> None:
+        """Insert one candidate per row (`values[r]`, `wids[r]`, hash `hashes[r]`); rows whose value is 0
+        insert nothing."""
+        k, V, I, H = self.k, self.values, self.ids, self.hashes
         values = np.asarray(values, dtype=np.int64)
+        hashes = np.zeros_like(values) if hashes is None else np.asarray(hashes, dtype=np.int64)
         seq_v = np.concatenate([values[:, None], V], axis=1)
         seq_id = np.concatenate([np.asarray(wids, dtype=np.int64)[:, None], I], axis=1)
-        # rank: |v| in the high bits, then the id inverted (lower id ranks higher); an empty cell ranks 0,
-        # below every entry. The position in the lowest digit makes the running minimum say where the
-        # travelling entry came from.
-        rank = (np.abs(seq_v) << self.ID_BITS) + (EMPTY_ID - seq_id)
+        seq_h = np.concatenate([hashes[:, None], H], axis=1)
+        # rank: the key (not demoted, |v|) in the high bits, then the id inverted (lower id ranks higher); an
+        # empty cell ranks 0, below every entry (its key is not looked at). The position in the lowest digit
+        # makes the running minimum say where the travelling entry came from.
+        rank = np.where(seq_id == EMPTY_ID, 0, (self._key(seq_v, seq_h) << self.ID_BITS) + (EMPTY_ID - seq_id))
         pos = np.minimum.accumulate(rank * (k + 1) + self._pos, axis=1) % (k + 1)
         arr_v, arr_id = seq_v[self._row, pos[:, :k]], seq_id[self._row, pos[:, :k]]
+        arr_h = seq_h[self._row, pos[:, :k]]
         cell_empty = I == EMPTY_ID
         stop = cell_empty | (arr_id == I)
         stopped = stop.any(axis=1)
@@ -168,4 +190,5 @@ class BatchToper:
         take = swapped | place
         self.values = np.where(merge, clipped, np.where(take, arr_v, V))
         self.ids = np.where(take, arr_id, I)
+        self.hashes = np.where(take, arr_h, H)
         self.evictions += int(np.count_nonzero(~stopped & ~skip))

@@ -48,6 +48,7 @@ REG_CYCLES = 0x08        # R: busy cycles of the last operation (low 32 bits)
 REG_SAMPLES_DONE = 0x09  # R: samples processed since reset (wraps)
 REG_SATURATIONS = 0x0A   # R: saturation events since reset
 REG_EVICTIONS = 0x0B     # R: toper evictions since reset
+REG_DITHER = 0x0C        # RW: the dither generator's 32-bit state (docs/ARITHMETIC.md 3d); 0 (reset) = off
 REG_LAYER_SIZE0 = 0x10   # R: sizes[0], sizes[1], ... at 0x10 + i (0 past the last)
 
 CORE_ID = 0xD9F30001

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from dpfm.golden import dual
+from dpfm.golden import dither, dual
 from dpfm.golden.activation import activation_slots
 from dpfm.golden.contract.errors import DpfmError
 from dpfm.golden.contract.formats import Fmt, HwFormats
@@ -22,10 +22,10 @@ NARROW = HwFormats(x=Fmt(10, 6), w=Fmt(10, 6), t=Fmt(9, 6), g=Fmt(14, 12), lr=Fm
                    lut_bits=8)
 
 
-def literal_batch_gradient(spec, fmts, k, w_raw, X_raw, Y_raw, mode="toper"):
+def literal_batch_gradient(spec, fmts, k, w_raw, X_raw, Y_raw, mode="toper", state=dither.OFF):
     """Section 3 read literally: one lane model (`MacLaneModel`, or in the toper-parallel modes the
     `ParallelMacLaneModel` of section 3b), the activation model and the gradient unit's model, neuron after
-    neuron, sample after sample."""
+    neuron, sample after sample, each neuron with the next dither mask from `state` (section 3d)."""
     sat = SatCounter()
     lane = (MacLaneModel(k, fmts, sat) if mode == "toper"
             else ParallelMacLaneModel(k, fmts, sat, parallel_sources(mode, k)))
@@ -40,7 +40,8 @@ def literal_batch_gradient(spec, fmts, k, w_raw, X_raw, Y_raw, mode="toper"):
             out_a, out_slots = [], []
             for u in range(n_out):
                 steps = [(int(w_raw[ids[u, i]]), int(ids[u, i]), x, xs) for i, (x, xs) in enumerate(inputs)]
-                z, z_slots = lane.neuron(steps)
+                z, z_slots = lane.neuron(steps, state)
+                state = dither.step(state)
                 av, s = activation_slots(z, z_slots, act, fmts, sat)
                 out_a.append(av)
                 out_slots.append(s)
@@ -70,18 +71,22 @@ CASES = [
 @pytest.mark.parametrize("mode", ["toper", "toper-parallel", "toper-parallel-2", "toper-parallel-3"])
 @pytest.mark.parametrize("fmts", [HwFormats(), NARROW], ids=["default", "narrow"])
 @pytest.mark.parametrize("spec, k", CASES)
-def test_toper_mode_equals_literal_section_3(spec, k, fmts, mode):
+@pytest.mark.parametrize("state", [dither.OFF, 0x9E3779B9], ids=["plain", "dither"])
+def test_toper_mode_equals_literal_section_3(spec, k, fmts, mode, state):
     """The vectorized hardware-exact models equal the per-neuron reading of the contract bit for bit:
-    gradient, saturation count and evictions (the narrow formats exercise every saturation point)."""
+    gradient, saturation count, evictions and the dither state after the batch (the narrow formats exercise
+    every saturation point)."""
     total_sat = 0
     for seed in range(6):
         w, X, Y = random_case(spec, fmts, seed, scale=6.0 if fmts is NARROW else 1.0)
         m = FixedModel(spec, k, fmts, mode)
+        m.dither_state = state
         G = m.batch_gradient(w, X, Y)
-        G_ref, sat_ref, ev_ref = literal_batch_gradient(spec, fmts, k, w, X, Y, mode)
+        G_ref, sat_ref, ev_ref = literal_batch_gradient(spec, fmts, k, w, X, Y, mode, state)
         assert G.tolist() == G_ref.tolist()
         assert m.sat.count == sat_ref
         assert m.evictions == ev_ref
+        assert m.dither_state == dither.masks(state, len(X) * sum(spec.sizes[1:]))[1]
         total_sat += sat_ref
     if fmts is NARROW:
         assert total_sat > 0
@@ -164,11 +169,16 @@ def test_exact_mode_single_layer_keeps_the_top_k_of_the_full_tangent(k):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.integers(-20, 20), min_size=1, max_size=12), st.integers(1, 12))
-def test_prune_keeps_k_highest_by_order_key(values, k):
+@given(st.lists(st.integers(-20, 20), min_size=1, max_size=12), st.integers(1, 12),
+       st.integers(0, 2**32 - 1))
+def test_prune_keeps_k_highest_by_order_key(values, k, mask):
+    """Exact mode's prune_K ranks by (not demoted, |v|, lower id) with each id's hash under the mask (mask 0:
+    nothing demoted, the plain order key)."""
     T = np.array([values], dtype=np.int64)
-    got, dropped = _prune(T, k)
-    ranked = sorted(((v, i) for i, v in enumerate(values) if v != 0), key=lambda e: (-abs(e[0]), e[1]))
+    hashes = dither.hash_bits(np.arange(len(values)), mask)
+    got, dropped = _prune(T, k, hashes, 16)
+    ranked = sorted(((v, i) for i, v in enumerate(values) if v != 0),
+                    key=lambda e: (bool(dither.demoted(hashes[e[1]])), -abs(e[0]), e[1]))
     expect = np.zeros(len(values), dtype=np.int64)
     for v, i in ranked[:k]:
         expect[i] = v

@@ -21,8 +21,18 @@ def test_merge_feeds_each_node_left_then_right_and_counts_its_evictions():
     """Three read-outs, K = 2: the root merges node(0, 1) with leaf 2. In node(0, 1) the equal magnitudes rank
     by the lower id and (3, 2) is dropped; in the root id 1 merges to 0 and (4, 7) then pushes it out."""
     tree = MergeTreeModel(2, T)
-    readouts = [[(5, 1), (3, 2)], [(5, 0), None], [(-5, 1), (4, 7)]]
-    assert tree.node(readouts[0], readouts[1]) == [(5, 0), (5, 1)]
+    readouts = [[(5, 1, 0), (3, 2, 0)], [(5, 0, 0), None], [(-5, 1, 0), (4, 7, 0)]]
+    assert tree.node(readouts[0], readouts[1]) == [(5, 0, 0), (5, 1, 0)]
     assert tree.evictions == 1
-    assert tree.merge(readouts) == [(5, 0), (4, 7)]
+    assert tree.merge(readouts) == [(5, 0, 0), (4, 7, 0)]
     assert tree.evictions == 1 + 1 + 1
+
+
+def test_entries_keep_their_dither_hash_through_the_tree():
+    """Section 3d: a node ranks an entry by the hash it was drawn with. (9, 1) is demoted (h = 3), so the
+    smaller (2, 4) outranks it; (9, 1) survives only as the second of K = 2, and keeps h = 3 for the root,
+    where (1, 5) pushes it out (and (1, 6) then loses to (1, 5) by id)."""
+    tree = MergeTreeModel(2, T)
+    readouts = [[(9, 1, 3), None], [(2, 4, 0), None], [(1, 5, 1), (1, 6, 2)]]
+    assert tree.node(readouts[0], readouts[1]) == [(2, 4, 0), (9, 1, 3)]
+    assert tree.merge(readouts) == [(2, 4, 0), (1, 5, 1)]

@@ -1,0 +1,78 @@
+"""The toper's random demotion (docs/ARITHMETIC.md section 3d): one generator state per training run, one
+mask per neuron, one hash per (neuron, weight-id).
+
+Deterministic top-K keeps picking the same few (mostly last-layer) weights at small K. With demotion, each
+entry of a neuron's tangent is *demoted* with probability 1/4, drawn once per (sample, neuron, weight-id), and
+ranks by `(not demoted, |v|)` before the id: the largest entries usually win, but a quarter of the time each
+gives way, so every weight is updated now and then. In the toper that is one more bit above the magnitude
+in every cell's comparator; the values are never changed.
+
+The draws come from a 32-bit Galois LFSR whose state the host sets (the core's REG_DITHER, a checkpoint
+field). Every neuron of a *training* sample, in issue order (sample, layer, unit), takes the current state as
+its mask `M`, then the state steps once; inference does not step it. The entry of weight-id `i` in that
+neuron gets hash bits `h_b = parity(i & M[16b : 16b+15]) ^ M[16b+15]` (b = 0, 1) and is demoted when both are
+1. State 0 is the generator's fixed point: every hash is 0, nothing is demoted, and the toper is the plain
+top-K of section 3.3 bit for bit. The hash is linear in `M`, so for two distinct ids (or one id in two
+consecutive neurons) the bits are independent and uniform over the generator's states.
+"""
+
+import numpy as np
+
+from dpfm.golden.contract.errors import DpfmError
+
+#: Galois right-shift toggle mask of x^32 + x^22 + x^2 + x + 1 (maximal: period 2**32 - 1).
+TAPS = 0x80200003
+BITS = 32
+#: Weight-ids a hash covers (a mask field's low 15 bits).
+ID_BITS = 15
+#: The state that turns dithering off: every mask is 0, so nothing is demoted (plain top-K, section 3.3).
+OFF = 0
+
+
+def step(state: int) -> int:
+    """One step of the generator."""
+    return (state >> 1) ^ (TAPS if state & 1 else 0)
+
+
+def check_state(state) -> int:
+    """A valid generator state (0 = demotion off), or a `DpfmError` naming the problem."""
+    if isinstance(state, bool) or not isinstance(state, (int, np.integer)) or not 0 <= int(state) < 1 << BITS:
+        raise DpfmError(f"dither state {state!r} is not a 32-bit value", "use 0 (off) .. 4294967295")
+    return int(state)
+
+
+def seed_state(seed: int) -> int:
+    """The state a run with trainer seed `seed` starts from: a fixed non-zero function of the seed."""
+    s = (0x9E3779B9 * (int(seed) + 1)) & 0xFFFFFFFF
+    return s or 0x2545F491
+
+
+def masks(state: int, n: int) -> tuple[np.ndarray, int]:
+    """The masks of the next `n` neurons (int64), and the state after them."""
+    out = np.empty(n, dtype=np.int64)
+    s = check_state(state)
+    for i in range(n):
+        out[i] = s
+        s = step(s)
+    return out, s
+
+
+def _parity15(x):
+    x = x & ((1 << ID_BITS) - 1)
+    for shift in (8, 4, 2, 1):
+        x = x ^ (x >> shift)
+    return x & 1
+
+
+def hash_bits(ids, mask):
+    """`h = h_0 | h_1 << 1` of weight-ids under a neuron's mask, elementwise (int64 arrays that broadcast)."""
+    ids = np.asarray(ids, dtype=np.int64)
+    mask = np.asarray(mask, dtype=np.int64)
+    h0 = _parity15(ids & mask) ^ (mask >> 15 & 1)
+    h1 = _parity15(ids & (mask >> 16)) ^ (mask >> 31 & 1)
+    return h0 | h1 << 1
+
+
+def demoted(h):
+    """An entry is demoted when both hash bits are 1."""
+    return np.asarray(h) == 3
