@@ -1,8 +1,9 @@
 """The one checkpoint format of every trainer (golden model and device): a `Checkpoint`, one .npz file.
 
 The file holds the format tag, the metadata as JSON and the weight arrays. The metadata says what the
-trainer is (network, K values, hyper-parameters, arithmetic: `settings`) and where it stands (epoch,
-shuffle generator state, history, and `extra`: e.g. the task name and backend); the arrays hold one row
+trainer is (network, K values, hyper-parameters, arithmetic and dither: `settings`) and where it stands
+(epoch, shuffle generator state, dither generator state, history, and `extra`: e.g. the task name and
+backend); files written before the dither existed read as dither off. The arrays hold one row
 per K replica (a device is one replica):
 
 - `weights` `(R, P)`: float weights (dequantized in fixed point),
@@ -24,6 +25,7 @@ from dpfm.golden.contract.errors import DpfmError
 from dpfm.golden.contract.files import atomic_path, read_npz
 from dpfm.golden.contract.formats import HwFormats
 from dpfm.golden.contract.net import NetSpec
+from dpfm.golden.dither import check_state
 
 FORMAT = "dpfm-golden-checkpoint/1"
 _FIX = "resume from a file written by 'dpfm train --save'"
@@ -42,6 +44,8 @@ class Checkpoint:
     seed: int
     fixed: HwFormats | None
     tangent: str
+    dither: bool
+    dither_state: int
     epoch: int
     rng: dict
     history: dict
@@ -53,7 +57,7 @@ class Checkpoint:
         is a single K when there is one, as the device backends take it)."""
         return {"spec": self.spec, "k": self.ks[0] if len(self.ks) == 1 else list(self.ks), "lr": self.lr,
                 "batch": self.batch, "momentum": self.momentum, "init": self.init, "seed": self.seed,
-                "fixed": self.fixed, "tangent": self.tangent}
+                "fixed": self.fixed, "tangent": self.tangent, "dither": self.dither}
 
     def write(self, path) -> None:
         """One .npz file at `path`, written atomically."""
@@ -63,6 +67,7 @@ class Checkpoint:
             "ks": list(self.ks), "lr": self.lr, "batch": self.batch, "momentum": self.momentum,
             "init": self.init, "seed": self.seed, "tangent": self.tangent,
             "fixed": None if self.fixed is None else str(self.fixed),
+            "dither": self.dither, "dither_state": self.dither_state,
             "epoch": self.epoch, "rng": self.rng, "history": self.history, "extra": self.extra,
         }
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
@@ -79,13 +84,14 @@ class Checkpoint:
                              meta["spec"]["loss"]),
                 ks=tuple(meta["ks"]), lr=float(meta["lr"]), batch=int(meta["batch"]),
                 momentum=float(meta["momentum"]), init=str(meta["init"]), seed=int(meta["seed"]), fixed=fixed,
-                tangent=str(meta["tangent"]), epoch=int(meta["epoch"]), rng=dict(meta["rng"]),
+                tangent=str(meta["tangent"]), dither=bool(meta.get("dither", False)),
+                dither_state=check_state(meta.get("dither_state", 0)), epoch=int(meta["epoch"]), rng=dict(meta["rng"]),
                 history={"train_loss": list(meta["history"]["train_loss"]),
                          "val_loss": list(meta["history"]["val_loss"])},
                 extra=dict(meta["extra"]), arrays=arrays)
             checkpoint._check_arrays(path)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise DpfmError(f"checkpoint {path} is incomplete or damaged ({exc!r})", _FIX) from None
+        except (KeyError, TypeError, ValueError, DpfmError) as exc:
+            raise DpfmError(f"checkpoint {path} is incomplete or damaged ({exc})", _FIX) from None
         return checkpoint
 
     def _check_arrays(self, path) -> None:

@@ -333,7 +333,7 @@ def _prune(T: np.ndarray, k: int | None, hashes: np.ndarray, t_bits: int) -> tup
     width = T.shape[-1]
     if k is None or k >= width:
         return T, 0
-    up = (~dither.demoted(hashes)).astype(np.int64) << (t_bits - 1)
+    up = ((T != 0) & ~dither.demoted(hashes)).astype(np.int64) << (t_bits - 1)   # a zero is never ranked up
     key = ((np.abs(T) + up) << 32) + ((1 << 32) - 1 - np.arange(width))
     top = np.argpartition(-key, k - 1, axis=-1)[..., :k]
     keep = np.zeros(T.shape, dtype=bool)

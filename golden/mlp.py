@@ -18,6 +18,7 @@ checkpoints are the `golden.trainer.Trainer` protocol's, shared with the device 
 
 import numpy as np
 
+from dpfm.golden import dither
 from dpfm.golden import lr_rules
 from dpfm.golden import selection as selection_rules
 from dpfm.golden.activation_functions import activate
@@ -71,27 +72,32 @@ class _Plan:
             self.layers.append((n_out, n_in, base, end, prune_k, spec.activations[l], layer_of))
             nnz = np.minimum(nnz, k_arr)
 
-    def gradients(self, flat: np.ndarray, X: np.ndarray, Y: np.ndarray, rng=None, dropped=False):
+    def gradients(self, flat: np.ndarray, X: np.ndarray, Y: np.ndarray, rng=None, dropped=False, masks=None):
         """Mean top-K gradient `(R, P)` and per-sample losses `(R, B)` of a mini-batch; with `dropped`, also
-        the mean of what pruning removed at the output nodes, in gradient units (`(R, P)`, error feedback)."""
+        the mean of what pruning removed at the output nodes, in gradient units (`(R, P)`, error feedback).
+        `masks` (per layer `(B, n_out)`, docs/ARITHMETIC.md 3d): the neurons' dither masks, None for none."""
         R, B = flat.shape[0], X.shape[0]
         a = np.broadcast_to(X, (R,) + X.shape)
         prev = own = None
         ones = np.ones((R, B, 1))
-        for n_out, n_in, base, end, prune_k, act, layer_of in self.layers:
+        for layer, (n_out, n_in, base, end, prune_k, act, layer_of) in enumerate(self.layers):
             Wa = flat[:, base:end].reshape(R, n_out, n_in + 1)
             W = Wa[..., :n_in]
             z = a @ W.transpose(0, 2, 1) + Wa[:, None, :, n_in]
             aug = np.concatenate([a, ones], axis=-1)[:, :, None, :]  # direct terms: d z_u/d W[u,i] = x_i, d/db = 1
-            if own is None:  # first layer: every unit's row is [x, 1]; prune it once for all units
+            if own is None and masks is None:  # first layer: every unit's row is [x, 1]; prune it once for all
                 row = aug.copy()
+            elif own is None:                  # ... unless each unit has its own dither mask
+                row = np.broadcast_to(aug, (R, B, n_out, n_in + 1)).copy()
             else:  # the dot node: sum_i W[u, i] * x_i' (earlier ids, exact) then the direct terms
                 parts = [] if prev is None else [W[:, None] @ prev]
                 parts.append((W[:, None, :, :, None] * own[:, :, None, :, :]).reshape(R, B, n_out, -1))
                 parts.append(np.broadcast_to(aug, (R, B, n_out, n_in + 1)))
                 row = np.concatenate(parts, axis=-1)
             lost = row.copy() if dropped and end == self.spec.n_params else None
-            if self.selection is None:
+            if masks is not None:
+                _prune_demoted(row, prune_k, self._row_ids(layer, n_out), masks[layer])
+            elif self.selection is None:
                 prune_rows(row, prune_k)
             else:
                 self.selection.prune(row, prune_k, layer_of, rng)
@@ -106,6 +112,25 @@ class _Plan:
         losses, c = loss_and_slope(self.spec.loss, a, Y[None])
         grad = _sink(c, row, base) / B
         return (grad, losses, _sink(c, lost, base) / B) if dropped else (grad, losses)
+
+
+    def _row_ids(self, layer: int, n_out: int) -> np.ndarray:
+        """The weight-id of every column of unit u's row `[earlier ids | u's own segment]`, `(n_out, width)`."""
+        _, n_in, base, *_ = self.layers[layer]
+        own = base + np.arange(n_out)[:, None] * (n_in + 1) + np.arange(n_in + 1)
+        return np.concatenate([np.broadcast_to(np.arange(base), (n_out, base)), own], axis=1)
+
+
+def _prune_demoted(row: np.ndarray, ks, ids: np.ndarray, masks: np.ndarray) -> None:
+    """prune_K with the dither of docs/ARITHMETIC.md 3d on rows `(R, B, n_out, width)`: not demoted first,
+    then |v|, then the lower id (column order is id order). The key puts the demotion flag above |v| scaled
+    into [0, 1] per row."""
+    A = np.abs(row)
+    scale = np.maximum(A.max(axis=-1, keepdims=True), np.nextafter(0.0, 1.0))
+    up = ~dither.demoted(dither.hash_bits(ids[None], masks[:, :, None]))
+    key = np.where(up, 2.0 + A / scale, A / scale) * (A != 0)
+    prune_rows(key, ks)
+    row *= key != 0
 
 
 def _sink(c: np.ndarray, row: np.ndarray, base: int) -> np.ndarray:
@@ -152,9 +177,9 @@ class GoldenTrainer(Trainer):
         self.lr_rule = lr_rules.get_rule(lr_rule)
         self._default_rules = (self.selection.name == selection_rules.DEFAULT and
                                self.lr_rule.name == lr_rules.DEFAULT and not isinstance(self.lr, tuple))
-        if not self._default_rules and (self.fixed is not None or self.momentum):
+        if not self._default_rules and (self.fixed is not None or self.momentum or self.dither):
             raise DpfmError("selection and learning-rate rules and per-replica rates are float-only and replace "
-                            "--momentum", "use them without --fixed and --momentum")
+                            "--momentum and --dither", "use them without --fixed, --momentum and --dither")
         self._plan = _Plan(spec, self.ks, None if self.selection.name == selection_rules.DEFAULT else self.selection)
         self._rule_rng = np.random.default_rng([self.seed, 1])
         self._rule_state = None if self._default_rules else self.lr_rule.init((self.n_replicas, spec.n_params))
@@ -234,7 +259,7 @@ class GoldenTrainer(Trainer):
             self._flat -= update
             return losses.sum(axis=1) / len(X)
         if self.fixed is None:
-            grad, losses = self._plan.gradients(self._flat, X, Y)
+            grad, losses = self._plan.gradients(self._flat, X, Y, masks=self._batch_masks(len(X)))
             if self.momentum:
                 self._velocity *= self.momentum
                 self._velocity -= self.lr * grad
@@ -243,11 +268,25 @@ class GoldenTrainer(Trainer):
                 self._flat -= self.lr * grad
             return losses.sum(axis=1) / len(X)
         out = np.empty(self.n_replicas)
+        state = self.dither_state
         for r, model in enumerate(self._fixed_models):
             out[r] = mean_loss(self.spec.loss, to_float(model.predict(self._raw[r], X_raw), self.fixed.x), Y)
+            model.dither_state = state          # every replica sees the same masks
             G = model.batch_gradient(self._raw[r], X_raw, Y_raw)
             self._raw[r] = model.sgd_update(self._raw[r], G, model.lr_raw(self.lr, len(X)))
+            self.dither_state = model.dither_state
         return out
+
+    def _batch_masks(self, batch: int):
+        """The float path's dither masks for one batch, per layer `(B, n_out)` (None when off), stepping the
+        generator as the fixed-point model and the core do (docs/ARITHMETIC.md 3d)."""
+        if not self.dither:
+            return None
+        sizes = self.spec.sizes[1:]
+        flat, self.dither_state = dither.masks(self.dither_state, batch * sum(sizes))
+        per_sample = flat.reshape(batch, sum(sizes))
+        bounds = np.cumsum((0,) + tuple(sizes))
+        return [per_sample[:, bounds[l]:bounds[l + 1]] for l in range(len(sizes))]
 
     def _forward(self, X, X_raw) -> np.ndarray:
         if self.fixed is None:

@@ -25,6 +25,7 @@ from dpfm.golden.contract.errors import DpfmError
 from dpfm.golden.contract.formats import HwFormats
 from dpfm.golden.contract.net import NetSpec
 from dpfm.golden.contract.organisation import check_tangent_mode
+from dpfm.golden import dither as dither_bits
 from dpfm.golden.dual import BCE_EPS
 from dpfm.golden.fixedpoint import SatCounter, quantize
 
@@ -102,9 +103,10 @@ def k_label(k) -> str:
     return "full" if k is None else str(k)
 
 
-def _arithmetic(spec: NetSpec, ks, fixed, tangent) -> str:
+def _arithmetic(spec: NetSpec, ks, fixed, tangent, dither) -> str:
     """What a checkpoint and a trainer must agree on, in words."""
     net = f"network {list(spec.sizes)} {','.join(spec.activations)} {spec.loss}, K={','.join(map(k_label, ks))}"
+    net += f", dither {'on' if dither else 'off'}"
     return f"{net}, in float" if fixed is None else f"{net}, fixed {fixed}, tangent {tangent}"
 
 
@@ -117,7 +119,9 @@ class Trainer(abc.ABC):
     `k`: K (int >= 1), None for exact forward mode, or a list of those that the backend trains side by side
     as replicas. `fixed` (HwFormats) selects fixed point and `tangent` its tangent model; momentum is float
     only. The generator seeded with `seed` draws the initial weights (`init` scheme) and then every
-    epoch's shuffle; a checkpoint stores its state, so save + resume continues exactly.
+    epoch's shuffle; a checkpoint stores its state, so save + resume continues exactly. `dither` turns on
+    the toper's random demotion (docs/ARITHMETIC.md 3d), its generator starting from
+    `golden.dither.seed_state(seed)`; `dither_state` is where it stands (0 when off).
     """
 
     #: What this backend is, in errors ("not a device checkpoint of this network ...").
@@ -126,7 +130,7 @@ class Trainer(abc.ABC):
     saturate = False
 
     def __init__(self, spec: NetSpec, k, lr=0.01, batch=10, momentum=0.0, init="glorot", seed=0,
-                 fixed: HwFormats | None = None, tangent="exact"):
+                 fixed: HwFormats | None = None, tangent="exact", dither=False):
         self.spec = spec
         self.ks = normalize_ks(k)
         self.lr = positive_float(lr, "learning rate", "--lr")
@@ -147,6 +151,8 @@ class Trainer(abc.ABC):
         self.fixed = fixed
         self.init = init
         self.seed = int(seed)
+        self.dither = bool(dither)
+        self.dither_state = dither_bits.seed_state(self.seed) if self.dither else dither_bits.OFF
         self._rng = np.random.default_rng(self.seed)
         self.epoch = 0
         self.history = {"train_loss": [], "val_loss": []}
@@ -178,6 +184,14 @@ class Trainer(abc.ABC):
     @abc.abstractmethod
     def _restore_arrays(self, arrays: dict) -> None:
         """The inverse of `_checkpoint_arrays`, from the arrays of a checkpoint that matches this trainer."""
+
+    def _current_dither_state(self) -> int:
+        """The dither generator's state now (a device reads it back from the core)."""
+        return self.dither_state
+
+    def _restore_dither_state(self, state: int) -> None:
+        """Continue the dither generator from `state` (a device writes it to the core)."""
+        self.dither_state = state
 
     def _training_run(self):
         """A context around one call of `train`, for checks a backend makes once per run."""
@@ -293,7 +307,8 @@ class Trainer(abc.ABC):
         `resume` + `train` continues exactly as if training had never stopped. `extra` (default
         `self.extra`: e.g. the task name) is stored alongside."""
         Checkpoint(spec=self.spec, ks=self.ks, lr=self.lr, batch=self.batch, momentum=self.momentum,
-                   init=self.init, seed=self.seed, fixed=self.fixed, tangent=self.tangent, epoch=self.epoch,
+                   init=self.init, seed=self.seed, fixed=self.fixed, tangent=self.tangent, dither=self.dither,
+                   dither_state=self._current_dither_state(), epoch=self.epoch,
                    rng=self._rng.bit_generator.state, history=self.history,
                    extra=self.extra if extra is None else extra, arrays=self._checkpoint_arrays()).write(path)
 
@@ -301,12 +316,13 @@ class Trainer(abc.ABC):
         """Continue from a checkpoint of this network, K and arithmetic (whichever backend wrote it): its
         weights, epoch, shuffle state, history and `extra`; this trainer's lr and batch stay."""
         checkpoint = Checkpoint.read(path)
-        stored = (checkpoint.spec, checkpoint.ks, checkpoint.fixed, checkpoint.tangent)
-        mine = (self.spec, self.ks, self.fixed, self.tangent)
+        stored = (checkpoint.spec, checkpoint.ks, checkpoint.fixed, checkpoint.tangent, checkpoint.dither)
+        mine = (self.spec, self.ks, self.fixed, self.tangent, self.dither)
         if stored != mine:
             raise DpfmError(f"checkpoint {path} is not a {self.kind} checkpoint of this network, K and arithmetic "
                             f"(it holds {_arithmetic(*stored)}; this {self.kind} trains {_arithmetic(*mine)})",
-                            "resume with the task, --k, --fixed and --tangent the checkpoint was written with")
+                            "resume with the task, --k, --fixed, --tangent and --dither the checkpoint was "
+                            "written with")
         self._restore(path, checkpoint)
 
     def _restore(self, path, checkpoint: Checkpoint) -> None:
@@ -316,6 +332,7 @@ class Trainer(abc.ABC):
             raise DpfmError(f"checkpoint {path} is incomplete or damaged ({exc!r})",
                             "resume from a file written by 'dpfm train --save'") from None
         self._restore_arrays(checkpoint.arrays)
+        self._restore_dither_state(checkpoint.dither_state)
         self.epoch = checkpoint.epoch
         self.history = {name: list(values) for name, values in checkpoint.history.items()}
         self.extra = dict(checkpoint.extra)

@@ -34,11 +34,11 @@ class Device(Trainer):
 
     kind = "device"
 
-    def __init__(self, client: LinkClient, config, lr=0.01, batch=10, init="glorot", seed=0,
+    def __init__(self, client: LinkClient, config, lr=0.01, batch=10, init="glorot", seed=0, dither=False,
                  poll_timeout: float = 60.0, owned=None):
         from dpfm.golden.fixed_mlp import FixedModel
         super().__init__(config.spec, config.k, lr=lr, batch=batch, init=init, seed=seed, fixed=config.fmts,
-                         tangent=config.tangent)
+                         tangent=config.tangent, dither=dither)
         self.client = client
         self.config = config
         self.poll_timeout = poll_timeout
@@ -47,6 +47,7 @@ class Device(Trainer):
         self._settings: dict[int, int] = {}
         self._samples_run = 0      # samples of every INFER/TRAIN this host started (SAMPLES_DONE's count)
         self._check_identity()
+        self._restore_dither_state(self.dither_state)
         if not 1 <= self.batch <= self.max_batch:
             raise DpfmError(f"batch {self.batch} does not fit the core's {self.max_batch}-sample buffer",
                             f"use --batch 1..{self.max_batch} or build the core with a larger max_batch")
@@ -88,6 +89,20 @@ class Device(Trainer):
                             f"parameters, {Organisation.from_sources(config0.k, config0.sources)} toper; the run "
                             f"needs K={self.config.k}, {self.spec.n_layers} layers, {self.spec.n_params}, "
                             f"{self.config.toper} toper", "build and load the bitstream for this task, K and toper")
+
+    def _current_dither_state(self) -> int:
+        return self._reg(R.REG_DITHER)
+
+    def _restore_dither_state(self, state: int) -> None:
+        """Write the dither generator's state and read it back: a core without the generator (an older
+        bitstream) would otherwise train without dither while the host believes it dithers."""
+        self._set_reg(R.REG_DITHER, state)
+        back = self._reg(R.REG_DITHER)
+        if back != state:
+            raise DpfmError(f"the core's dither state reads {back:#010x} after writing {state:#010x}: it has no "
+                            "dither generator (docs/ARITHMETIC.md 3d)",
+                            "rebuild and load the bitstream with this dpfm, or train with --dither off")
+        self.dither_state = state
 
     def _run(self, ctrl: int) -> None:
         """Start an operation and wait until the core reports it done."""

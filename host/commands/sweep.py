@@ -15,7 +15,7 @@ from dpfm.golden.contract.files import check_writable, write_json
 from dpfm.golden.tasks import accuracy
 from dpfm.golden.trainer import k_label
 from dpfm.host.plots import plot_loss_curves
-from dpfm.host.commands.train import (BACKENDS, _number, add_task_arguments, core_config, make_trainer, parse_fixed,
+from dpfm.host.commands.train import (BACKENDS, _number, add_task_arguments, core_config, dither_arg, make_trainer, parse_fixed,
                                       parse_k, resolve_task, show_progress)
 
 DEFAULT_KS = "2,4,8,16,32,64,full"
@@ -77,7 +77,7 @@ def run(args) -> int:
 
     def make(group):
         trainer = make_trainer(args.backend, task, group if len(group) > 1 else group[0], seed, fixed,
-                               args.tangent, args.port)
+                               args.tangent, args.port, dither=dither_arg(args))
         trainer.saturate = args.saturate
         return trainer
 

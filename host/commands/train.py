@@ -77,6 +77,8 @@ def add_task_arguments(p) -> None:
     a.add_argument("--tangent", type=tangent_arg, default=None, metavar=TANGENT_METAVAR,
                    help="fixed-point tangent model: exact top-K, the serial hardware toper, or the parallel one "
                         "with K+1 (or S) source topers (default: exact on the golden backend, toper on sim/board)")
+    a.add_argument("--dither", choices=("on", "off"), default=None,
+                   help="the toper's random demotion (docs/ARITHMETIC.md 3d), on every backend (default on)")
     a.add_argument("--no-progress", action="store_true",
                    help="no progress bar (it is shown only when stderr is a terminal anyway)")
 
@@ -128,21 +130,22 @@ def resolve_task(args):
 # ----------------------------------------------------------------------------------------------------------
 # backends
 # ----------------------------------------------------------------------------------------------------------
-def golden_backend(spec, k, *, lr, batch, momentum, init, seed, fixed, tangent, port=None, baud=None):
+def golden_backend(spec, k, *, lr, batch, momentum, init, seed, fixed, tangent, dither, port=None, baud=None):
     if port is not None or baud is not None:
         raise DpfmError("--port and --baud only apply to --backend board", "drop them")
     return GoldenTrainer(spec, k, lr=lr, batch=batch, momentum=momentum, init=init, seed=seed, fixed=fixed,
-                         tangent=tangent or "exact")
+                         tangent=tangent or "exact", dither=dither)
 
 
 def device_backend(kind):
     """A factory for the co-simulation / board backends of `host.device` (imported only when used): a
     training core configured for the network, K and formats, which computes the hardware toper tangent."""
-    def make(spec, k, *, lr, batch, momentum, init, seed, fixed, tangent, port=None, baud=None):
+    def make(spec, k, *, lr, batch, momentum, init, seed, fixed, tangent, dither, port=None, baud=None):
         from dpfm.host.device import open_device
         config = core_config(kind, spec, k, momentum=momentum, fixed=fixed, tangent=tangent)
         link = {} if baud is None else {"baud": baud}
-        return open_device(kind, config, port=port, lr=lr, batch=batch, init=init, seed=seed, **link)
+        return open_device(kind, config, port=port, lr=lr, batch=batch, init=init, seed=seed, dither=dither,
+                           **link)
     return make
 
 
@@ -165,10 +168,16 @@ def core_config(kind, spec, k, *, momentum, fixed, tangent):
 BACKENDS = {"golden": golden_backend, "sim": device_backend("sim"), "board": device_backend("board")}
 
 
-def make_trainer(backend, task, k, seed, fixed, tangent, port=None, baud=None):
+def dither_arg(args) -> bool:
+    """--dither: on unless 'off' is given."""
+    return args.dither != "off"
+
+
+def make_trainer(backend, task, k, seed, fixed, tangent, port=None, baud=None, dither=True):
     """A trainer for `task` on `backend`; `tangent=None` means the backend's natural mode."""
     return BACKENDS[backend](task.spec, k, lr=task.lr, batch=task.batch, momentum=task.momentum,
-                             init=task.init, seed=seed, fixed=fixed, tangent=tangent, port=port, baud=baud)
+                             init=task.init, seed=seed, fixed=fixed, tangent=tangent, dither=dither, port=port,
+                             baud=baud)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -215,12 +224,14 @@ def _check_resume(args, task, checkpoint) -> None:
              "momentum": None if args.momentum is None else task.momentum,
              "seed": None if args.seed is None else _number(args.seed, int, "seed"),
              "fixed": None if args.fixed is None else parse_fixed(args.fixed),
-             "tangent": args.tangent}
+             "tangent": args.tangent, "dither": None if args.dither is None else dither_arg(args)}
     stored = {"k": checkpoint.ks, "lr": checkpoint.lr, "batch": checkpoint.batch, "momentum": checkpoint.momentum,
-              "seed": checkpoint.seed, "fixed": checkpoint.fixed, "tangent": checkpoint.tangent}
+              "seed": checkpoint.seed, "fixed": checkpoint.fixed, "tangent": checkpoint.tangent,
+              "dither": checkpoint.dither}
     for name, value in given.items():
         if value is not None and value != stored[name]:
             shown = ",".join(k_label(k) for k in stored[name]) if name == "k" else stored[name]
+            shown = ("on" if shown else "off") if name == "dither" else shown
             raise DpfmError(f"--{name} contradicts checkpoint {args.resume} ({name} = {shown})",
                             f"omit --{name} when resuming")
 
@@ -237,7 +248,7 @@ def _prepare(args):
         k = parse_k(args.k) if args.k is not None else DEFAULT_K
         seed = _number(args.seed, int, "seed") if args.seed is not None else 0
         trainer = make_trainer(args.backend, task, k, seed, parse_fixed(args.fixed), args.tangent, args.port,
-                               args.baud)
+                               args.baud, dither=dither_arg(args))
         trainer.saturate = args.saturate
         return task, data, trainer, task.epochs
     _check_resume(args, task, checkpoint)

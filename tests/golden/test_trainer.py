@@ -13,7 +13,10 @@ from dpfm.golden.trainer import Trainer
 
 SPEC = NetSpec((4, 5, 5, 1), ("sigmoid", "sigmoid", "identity"))
 SETTINGS = {"float, momentum, two K": dict(k=[3, None], lr=0.02, batch=7, momentum=0.5, seed=8),
-            "fixed point, toper": dict(k=4, lr=0.01, batch=10, fixed=HwFormats(), tangent="toper", seed=10)}
+            "fixed point, toper": dict(k=4, lr=0.01, batch=10, fixed=HwFormats(), tangent="toper", seed=10),
+            "float, dither, two K": dict(k=[2, 4], lr=0.1, batch=7, seed=8, dither=True),
+            "fixed point, toper-parallel-2, dither": dict(k=3, lr=0.1, batch=10, fixed=HwFormats(),
+                                                          tangent="toper-parallel-2", seed=10, dither=True)}
 
 
 class Interrupted(Exception):
@@ -50,6 +53,7 @@ def test_per_epoch_checkpoint_resumes_as_if_uninterrupted(tmp_path, seed_sum_dat
     assert np.array_equal(resumed._flat_weights(), whole._flat_weights())
     assert np.array_equal(resumed._velocity, whole._velocity)
     assert resumed.history == whole.history and resumed.epoch == 5
+    assert resumed.dither_state == whole.dither_state
 
 
 @pytest.mark.parametrize("other,match", [
@@ -59,6 +63,7 @@ def test_per_epoch_checkpoint_resumes_as_if_uninterrupted(tmp_path, seed_sum_dat
     (dict(k=4, fixed=HwFormats(), tangent="exact"), "tangent exact"),
     (dict(k=4, fixed=HwFormats.parse("x=s16.10,g=s32.22")), "fixed x=s16.10"),
     (dict(k=4, fixed=None, tangent="exact"), "in float"),
+    (dict(k=4, dither=True), "dither on"),
 ])
 def test_resume_refuses_a_checkpoint_of_other_network_k_or_arithmetic(tmp_path, other, match):
     path = tmp_path / "ck.npz"
@@ -104,3 +109,31 @@ def test_the_epoch_driver_is_the_protocols():
         assert getattr(GoldenTrainer, name) is getattr(Trainer, name), name
     with pytest.raises(TypeError):
         Trainer(SPEC, 4)
+
+
+def test_dither_steps_once_per_neuron_of_every_training_sample_and_never_in_inference(seed_sum_data):
+    """docs/ARITHMETIC.md 3d, in float and in fixed point: after 40 samples of an 11-neuron net the state has
+    stepped 440 times from seed_state(seed); predict and evaluate leave it alone."""
+    from dpfm.golden import dither
+    X, Y, X_val, Y_val = seed_sum_data
+    for settings in (dict(), dict(fixed=HwFormats(), tangent="toper")):
+        trainer = GoldenTrainer(SPEC, [2, 4], lr=0.1, batch=10, seed=5, dither=True, **settings)
+        assert trainer.dither_state == dither.seed_state(5)
+        trainer.train(X[:40], Y[:40], 1, progress=False)
+        trainer.predict(X_val)
+        trainer.evaluate(X_val, Y_val)
+        assert trainer.dither_state == dither.masks(dither.seed_state(5), 40 * 11)[1]
+
+
+def test_dither_off_is_the_plain_contract_and_on_changes_small_k(seed_sum_data):
+    """Off: state 0 and the weights of a trainer that never heard of dithering. On: other weights at K=2,
+    the same at K >= P (nothing is pruned, so demotion cannot matter)."""
+    X, Y, _, _ = seed_sum_data
+    runs = {}
+    for d in (False, True):
+        trainer = GoldenTrainer(SPEC, [2, 1000], lr=0.1, batch=10, seed=3, dither=d)
+        trainer.train(X[:60], Y[:60], 2, progress=False)
+        runs[d] = trainer._flat_weights()
+        assert (trainer.dither_state == 0) == (not d)
+    assert not np.array_equal(runs[False][0], runs[True][0])
+    assert np.allclose(runs[False][1], runs[True][1], rtol=0, atol=1e-12)
