@@ -175,11 +175,17 @@ class GoldenTrainer(Trainer):
             self.lr = tuple(positive_float(v, "learning rate", "--lr") for v in lrs)
         self.selection = selection_rules.get_rule(selection)
         self.lr_rule = lr_rules.get_rule(lr_rule)
+        if getattr(self.selection, "contract_dither", False):   # the study's name for the trainer's own dither
+            self.dither, self.dither_state = True, dither.seed_state(self.seed)
+            self.selection = selection_rules.get_rule(selection_rules.DEFAULT)
         self._default_rules = (self.selection.name == selection_rules.DEFAULT and
                                self.lr_rule.name == lr_rules.DEFAULT and not isinstance(self.lr, tuple))
-        if not self._default_rules and (self.fixed is not None or self.momentum or self.dither):
+        if not self._default_rules and (self.fixed is not None or self.momentum):
             raise DpfmError("selection and learning-rate rules and per-replica rates are float-only and replace "
-                            "--momentum and --dither", "use them without --fixed, --momentum and --dither")
+                            "--momentum", "use them without --fixed and --momentum")
+        if self.dither and self.selection.name != selection_rules.DEFAULT:
+            raise DpfmError(f"the selection rule '{self.selection.name}' replaces the contract's dither",
+                            "use it with --dither off")
         self._plan = _Plan(spec, self.ks, None if self.selection.name == selection_rules.DEFAULT else self.selection)
         self._rule_rng = np.random.default_rng([self.seed, 1])
         self._rule_state = None if self._default_rules else self.lr_rule.init((self.n_replicas, spec.n_params))
@@ -254,7 +260,8 @@ class GoldenTrainer(Trainer):
         if not self._default_rules:
             lr = np.array(self.lr if isinstance(self.lr, tuple) else [self.lr] * self.n_replicas)[:, None]
             grad, losses, *dropped = self._plan.gradients(self._flat, X, Y, self._rule_rng,
-                                                          dropped=self.lr_rule.needs_dropped)
+                                                          dropped=self.lr_rule.needs_dropped,
+                                                          masks=self._batch_masks(len(X)))
             update, self._rule_state = self.lr_rule.step(grad, lr, self._rule_state, *dropped)
             self._flat -= update
             return losses.sum(axis=1) / len(X)

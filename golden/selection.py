@@ -112,6 +112,18 @@ class Demote:
         _keep_top(T, np.where(kept, 2.0 + A / scale, A / scale) * (A != 0), ks)
 
 
+class ContractDither:
+    """The contract's dither (docs/ARITHMETIC.md 3d), for the study: the trainer turns on its own `dither`
+    (flags hashed from the weight-ids under per-neuron LFSR masks, p = 1/4, as the toper computes them) and
+    prunes with the contract's top-K; this object only names it in a grid."""
+
+    name = "demote-hw"
+    contract_dither = True
+
+    def prune(self, T, ks, layer_of, rng) -> None:
+        raise NotImplementedError("the trainer prunes with its own dither flags")
+
+
 def layer_quotas(k: int, layers: int) -> list:
     """Reserved slots per layer present in a row (oldest first): K split evenly, the remainder to the newest
     layers (the node's own layer first, since only the output node can update the output layer)."""
@@ -167,7 +179,7 @@ class BatchUnified:
 
 
 RULES = {rule.name: rule for rule in (TopK(), Dither(), Dither(1), RandomTie(), DitherRandomTie(), LayerQuota(),
-                                        BatchUnified(), Demote(), Demote(0.5), Demote(0.125))}
+                                        BatchUnified(), Demote(), Demote(0.5), Demote(0.125), ContractDither())}
 DEFAULT = "topk"
 
 

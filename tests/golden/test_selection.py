@@ -29,7 +29,10 @@ def data(n=12, seed=0):
     return X, np.stack([X.sum(1), X[:, 0] - X[:, 1]], axis=1)
 
 
-@pytest.mark.parametrize("name", sorted(selection.RULES))
+PRUNE_RULES = sorted(n for n, r in selection.RULES.items() if not getattr(r, "contract_dither", False))
+
+
+@pytest.mark.parametrize("name", PRUNE_RULES)
 @pytest.mark.parametrize("seed", range(4))
 def test_every_rule_keeps_min_k_nnz_entries_unchanged(name, seed):
     T = tied_rows(seed)
@@ -139,6 +142,21 @@ def final_weights(k, sel="topk", rule="constant", lr=0.3, epochs=2, spec=SPEC):
 def test_k_covering_every_weight_is_the_full_gradient(sel, rule):
     full = final_weights(None, "topk", rule)
     assert np.array_equal(final_weights(SPEC.n_params, sel, rule), full)
+
+
+def test_the_study_name_of_the_contract_dither_is_the_trainers_dither():
+    """`demote-hw` in a study grid trains exactly as the trainer with `dither=True` (docs/ARITHMETIC.md 3d)."""
+    X, Y = data()
+    a = GoldenTrainer(SPEC, [2, 4], lr=0.3, batch=4, seed=5, dither=True)
+    b = GoldenTrainer(SPEC, [2, 4], lr=[0.3, 0.3], batch=4, seed=5, selection="demote-hw", lr_rule="constant")
+    for t in (a, b):
+        t.train(X, Y, 3, progress=False)
+    assert np.array_equal(a._flat, b._flat) and a.dither_state == b.dither_state != 0
+
+
+def test_a_study_selection_rule_cannot_be_combined_with_the_contract_dither():
+    with pytest.raises(DpfmError, match="replaces the contract's dither"):
+        GoldenTrainer(SPEC, 2, lr=[0.3], seed=5, selection="dither", dither=True)
 
 
 def test_defaults_reproduce_plain_sgd_bit_for_bit():
