@@ -6,6 +6,7 @@ benchmark exactly; `digits` and `digits-ae` stand in for the MNIST classifier an
 binary data with binary cross-entropy, scaled down so it runs in seconds. Data loaders are deterministic.
 """
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
@@ -18,7 +19,12 @@ from dpfm.golden.contract.net import NetSpec
 
 @dataclass(frozen=True)
 class Task:
-    """A network, its default hyper-parameters and a loader returning (X_train, Y_train, X_val, Y_val)."""
+    """A network, its default hyper-parameters and a loader returning (X_train, Y_train, X_val, Y_val).
+
+    `lr` is the learning rate of the source notes; `lr_by_k` the default rate per K, `((K or None for full,
+    lr), ...)`, as the study's tuning rule chose it for the contract's dither (docs/STUDY.md, on the training
+    split only). A pruned gradient is smaller and sparser than the full one, so its best step is longer.
+    """
 
     name: str
     description: str
@@ -30,9 +36,21 @@ class Task:
     momentum: float = 0.0
     init: str = "glorot"
     classifier: bool = False
+    lr_by_k: tuple = ()
 
     def load(self) -> tuple:
         return self.loader()
+
+    def lr_for(self, k) -> float:
+        """The default rate for K (None: full): the table's entry for K, else that of the nearest tabulated
+        K on a log scale (the larger on a tie; full only for full), else `lr`."""
+        table = dict(self.lr_by_k)
+        if k in table:
+            return table[k]
+        finite = [kt for kt in table if kt is not None]
+        if k is None or not finite:
+            return self.lr
+        return table[min(finite, key=lambda kt: (abs(math.log2(kt) - math.log2(k)), -kt))]
 
 
 def _split(X, Y, test_size, seed, stratify=None):
@@ -176,5 +194,9 @@ def user_task(path, sizes: str, activations: str | None = None, loss: str = "mse
 
 
 def with_overrides(task: Task, **kwargs) -> Task:
-    """The task with the given hyper-parameters replaced (None values keep the task's default)."""
-    return replace(task, **{k: v for k, v in kwargs.items() if v is not None})
+    """The task with the given hyper-parameters replaced (None values keep the task's default); a given
+    `lr` replaces the per-K table too."""
+    given = {k: v for k, v in kwargs.items() if v is not None}
+    if "lr" in given:
+        given["lr_by_k"] = ()
+    return replace(task, **given)

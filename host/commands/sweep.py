@@ -72,7 +72,8 @@ def run(args) -> int:
     for path in (png, json_path):
         check_writable(path)
     golden = args.backend == "golden"
-    joint = golden and not args.separate
+    # K values with their own rates train side by side in float (per-replica rates), one by one in fixed point
+    joint = golden and not args.separate and (fixed is None or len({task.lr_for(k) for k in ks}) == 1)
     groups = [ks] if joint else [[k] for k in ks]
 
     def make(group):
@@ -105,19 +106,20 @@ def run(args) -> int:
             acc = None
             if preds is not None and train[-1] is not None:
                 acc = accuracy(preds[r] if n > 1 else preds, Y_val if X_val is not None else Y)
-            rows.append({"k": k_label(k) if k is None else k, "train_loss": train[-1] if train else None,
+            rows.append({"k": k_label(k) if k is None else k, "lr": task.lr_for(k),
+                         "train_loss": train[-1] if train else None,
                          "val_loss": val[-1] if val else None, "accuracy": acc, "seconds": seconds,
                          "loss_curve": {"train": train, "val": val}})
 
     print(f"sweep {task.name}: {task.epochs} epochs per K, backend {args.backend}"
           + (f", fixed {fixed}" if fixed is not None else "")
           + (f"; all K trained side by side in one run of {total:.2f} s (* shared time)" if joint else ""))
-    print(f"{'K':>6} {'train loss':>11} {'val loss':>10} {'accuracy':>9} {'seconds':>9}")
+    print(f"{'K':>6} {'lr':>8} {'train loss':>11} {'val loss':>10} {'accuracy':>9} {'seconds':>9}")
     for row in rows:
         status = "diverged" if row["train_loss"] is None else _cell(row["train_loss"], ".4f")
         secs = f"{row['seconds']:.2f}" + ("*" if joint else "")
         val, acc = _cell(row["val_loss"], ".4f"), _cell(row["accuracy"], ".4f")
-        print(f"{row['k']!s:>6} {status:>11} {val:>10} {acc:>9} {secs:>9}")
+        print(f"{row['k']!s:>6} {row['lr']:>8.4g} {status:>11} {val:>10} {acc:>9} {secs:>9}")
 
     curves = {f"K={row['k']}": (row["loss_curve"]["train"], row["loss_curve"]["val"] if X_val is not None else None)
               for row in rows}

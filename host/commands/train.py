@@ -173,9 +173,17 @@ def dither_arg(args) -> bool:
     return args.dither != "off"
 
 
+def task_lr(task, k):
+    """The task's rate for K (`Task.lr_for`); for a list of K, one per replica, or one float if they agree."""
+    if isinstance(k, (list, tuple)):
+        lrs = [task.lr_for(x) for x in k]
+        return lrs[0] if len(set(lrs)) == 1 else lrs
+    return task.lr_for(k)
+
+
 def make_trainer(backend, task, k, seed, fixed, tangent, port=None, baud=None, dither=True):
     """A trainer for `task` on `backend`; `tangent=None` means the backend's natural mode."""
-    return BACKENDS[backend](task.spec, k, lr=task.lr, batch=task.batch, momentum=task.momentum,
+    return BACKENDS[backend](task.spec, k, lr=task_lr(task, k), batch=task.batch, momentum=task.momentum,
                              init=task.init, seed=seed, fixed=fixed, tangent=tangent, dither=dither, port=port,
                              baud=baud)
 
@@ -287,7 +295,8 @@ def run(args) -> int:
             acc_train = accuracy(trainer.predict(X), Y)
             acc = accuracy(trainer.predict(X_val), Y_val) if X_val is not None else acc_train
 
-        line = f"task {task.name}  K={k_label(k)}  backend {args.backend}"
+        line = f"task {task.name}  K={k_label(k)}  backend {args.backend}  lr {trainer.lr:g}  " \
+               f"dither {'on' if trainer.dither else 'off'}"
         if trainer.fixed is not None:
             line += f"  fixed {trainer.fixed}  tangent {trainer.tangent}"
         print(f"{line}  epochs {trainer.epoch}  ({seconds:.2f} s)")
@@ -306,7 +315,7 @@ def run(args) -> int:
     if args.json is not None:
         write_json(args.json, {
             "task": task.name, "k": k_label(k) if k is None else k, "backend": args.backend,
-            "epochs": trainer.epoch, "train_loss": train_loss, "val_loss": val_loss, "accuracy": acc,
+            "lr": trainer.lr, "dither": trainer.dither, "epochs": trainer.epoch, "train_loss": train_loss, "val_loss": val_loss, "accuracy": acc,
             "seconds": seconds,
             "loss_curve": {"train": history["train_loss"], "val": history["val_loss"]},
         })
