@@ -238,6 +238,18 @@ class Trainer(abc.ABC):
         return raw
 
     # -- training ------------------------------------------------------------------------------------------
+    def check_training_data(self, X, Y, X_val=None, Y_val=None):
+        """What `train` checks before its first step, for callers that must refuse bad data before other
+        work: `(X, Y, X_val, Y_val, X_raw, Y_raw)` as float arrays and their quantized copies (None in float),
+        or a DpfmError (shapes, NaN, values outside the x format)."""
+        X, Y = check_data(self.spec, X, Y, "training")
+        if X_val is not None:
+            X_val, Y_val = check_data(self.spec, X_val, Y_val, "validation")
+        X_raw, Y_raw = self._quantize(X, "training inputs"), self._quantize(Y, "training targets")
+        if X_val is not None:   # refused now rather than after the first epoch
+            self._quantize(X_val, "validation inputs")
+        return X, Y, X_val, Y_val, X_raw, Y_raw
+
     def train_batch(self, X, Y):
         """One SGD step on the mini-batch `(X, Y)`; returns its mean loss before the update."""
         X, Y = check_data(self.spec, X, Y, "batch")
@@ -253,15 +265,10 @@ class Trainer(abc.ABC):
         `on_epoch(epoch, train, val)` is called (it may raise to stop training), then, if `checkpoint` is a
         path, the trainer is saved there, so an interrupted run loses at most the epoch under way.
         """
-        X, Y = check_data(self.spec, X, Y, "training")
-        has_val = X_val is not None
-        if has_val:
-            X_val, Y_val = check_data(self.spec, X_val, Y_val, "validation")
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
             raise DpfmError(f"epochs must be a non-negative integer, got {epochs!r}", "use e.g. --epochs 250")
-        X_raw, Y_raw = self._quantize(X, "training inputs"), self._quantize(Y, "training targets")
-        if has_val:   # refused now rather than after the first epoch
-            self._quantize(X_val, "validation inputs")
+        X, Y, X_val, Y_val, X_raw, Y_raw = self.check_training_data(X, Y, X_val, Y_val)
+        has_val = X_val is not None
         n = len(X)
         new = {"train_loss": [], "val_loss": []}
         bar = tqdm(range(int(epochs)), disable=not progress, file=sys.stderr, unit="epoch",

@@ -8,7 +8,8 @@ import pytest
 
 from dpfm.host import cli
 
-JSON_KEYS = {"task", "k", "backend", "epochs", "train_loss", "val_loss", "accuracy", "seconds", "loss_curve"}
+JSON_KEYS = {"task", "k", "backend", "lr", "dither", "epochs", "train_loss", "val_loss", "accuracy", "seconds",
+             "loss_curve"}
 
 
 def dpfm(*argv):
@@ -45,8 +46,28 @@ def test_train_on_user_data(tmp_path):
     np.savez(data, X=X, Y=X.sum(axis=1, keepdims=True))
     out = tmp_path / "r.json"
     assert dpfm("train", "--data", data, "--sizes", "3,4,1", "--activations", "tanh,identity", "--k", "3",
-                "--epochs", "2", "--json", out) == 0
-    assert json.loads(out.read_text())["task"] == f"data:{data}"
+                "--epochs", "2", "--json", out, "--lr", "0.05") == 0
+    result = json.loads(out.read_text())
+    assert result["task"] == f"data:{data}" and result["lr"] == 0.05 and result["dither"] is True
+
+
+def test_own_data_without_lr_gets_the_rate_the_tuning_rule_chooses(tmp_path, capsys):
+    """No --lr on --data: the study's rule (training split only) picks the rate, the same one tune_task
+    gives, and says so; a named task uses its own table and tunes nothing."""
+    from dpfm.golden.tasks import user_task
+    from dpfm.host.study.tuning import USER_GRID, tune_task
+    rng = np.random.default_rng(0)
+    X = rng.uniform(size=(40, 3))
+    data = tmp_path / "d.npz"
+    np.savez(data, X=X, Y=X.sum(axis=1, keepdims=True))
+    out = tmp_path / "r.json"
+    assert dpfm("train", "--data", data, "--sizes", "3,4,1", "--k", "2", "--epochs", "3", "--json", out) == 0
+    chosen = json.loads(out.read_text())["lr"]
+    task = user_task(data, "3,4,1", epochs=3)
+    assert chosen in USER_GRID and chosen == tune_task(task, [2], X, X.sum(axis=1, keepdims=True), True).lr_for(2)
+    assert "choosing the learning rate" in capsys.readouterr().err
+    assert dpfm("train", "--task", "seed-sum", "--k", "2", "--epochs", "1", "--json", out) == 0
+    assert "choosing" not in capsys.readouterr().err
 
 
 def test_save_resume_equals_uninterrupted(tmp_path):

@@ -15,7 +15,7 @@ from dpfm.golden.contract.files import check_writable, write_json
 from dpfm.golden.tasks import accuracy
 from dpfm.golden.trainer import k_label
 from dpfm.host.plots import plot_loss_curves
-from dpfm.host.commands.train import (BACKENDS, _number, add_task_arguments, core_config, dither_arg, make_trainer, parse_fixed,
+from dpfm.host.commands.train import (BACKENDS, _number, add_task_arguments, core_config, dither_arg, make_trainer, parse_fixed, tune_user_lr,
                                       parse_k, resolve_task, show_progress)
 
 DEFAULT_KS = "2,4,8,16,32,64,full"
@@ -66,6 +66,7 @@ def run(args) -> int:
     ks = parse_ks(args.ks)
     seed = _number(args.seed, int, "seed") if args.seed is not None else 0
     fixed = parse_fixed(args.fixed)
+    task = tune_user_lr(args, task, ks, (X, Y), fixed)
     out = args.out or os.path.join("runs", "sweep-" + re.sub(r"[^A-Za-z0-9_.-]+", "_", task.name))
     png = os.path.join(out, "loss.png")
     json_path = args.json or os.path.join(out, "sweep.json")

@@ -258,7 +258,14 @@ def _prepare(args):
         trainer = make_trainer(args.backend, task, k, seed, parse_fixed(args.fixed), args.tangent, args.port,
                                args.baud, dither=dither_arg(args))
         trainer.saturate = args.saturate
-        return task, data, trainer, task.epochs
+        try:
+            trainer.check_training_data(*data)
+            tuned = tune_user_lr(args, task, [k], data, trainer.fixed)
+            trainer.lr = tuned.lr_for(k)
+        except BaseException:
+            trainer.close()
+            raise
+        return tuned, data, trainer, task.epochs
     _check_resume(args, task, checkpoint)
     trainer = BACKENDS[args.backend](**checkpoint.settings(), port=args.port, baud=args.baud)
     trainer.saturate = args.saturate
@@ -268,6 +275,22 @@ def _prepare(args):
         trainer.close()
         raise
     return task, data, trainer, (task.epochs if args.epochs is not None else max(task.epochs - trainer.epoch, 0))
+
+
+def tune_user_lr(args, task, ks, data, fixed):
+    """Own data without --lr: the rates for `ks` by the study's tuning rule on the training split
+    (`host.study.tuning.tune_task`); a named task, or a given --lr, is returned as it is."""
+    if args.data is None or args.lr is not None:
+        return task
+    from dpfm.host.study.tuning import USER_GRID, tune_task
+    max_lr = None if fixed is None else fixed.lr.max_value * task.batch
+    print(f"choosing the learning rate for K={','.join(k_label(k) for k in ks)}: the rule of docs/STUDY.md on a "
+          f"20% holdout of the training data, rates {', '.join(f'{lr:g}' for lr in USER_GRID)} (give --lr to skip)",
+          file=sys.stderr)
+    X, Y = data[0], data[1]
+    tuned = tune_task(task, ks, X, Y, dither_arg(args), max_lr, progress=show_progress(args))
+    print("chosen: " + ", ".join(f"K={k_label(k)} lr {lr:g}" for k, lr in tuned.lr_by_k), file=sys.stderr)
+    return tuned
 
 
 def _stop_if_diverged(epoch, train_loss, val_loss) -> None:

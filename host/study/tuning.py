@@ -10,6 +10,9 @@ import numpy as np
 
 HOLDOUT = 0.2
 SPLIT_SEED = 12345
+#: The rates tried for a user's own data (no --lr): seed-sum's grid, geometric with ratio sqrt(10).
+USER_GRID = (0.01, 0.0316, 0.1, 0.316, 1.0)
+TUNE_SEEDS = (100, 101)
 
 
 def tuning_split(X, Y):
@@ -27,3 +30,30 @@ def choose_lrs(tune_results: list, n_ks: int, lrs: list) -> list:
     median = np.median(finals, axis=0)
     assert median.shape == (n_ks, len(lrs))
     return [float(lrs[int(np.argmin(row))]) for row in median]  # argmin takes the first (smallest) on ties
+
+
+def tune_task(task, ks, X, Y, dither: bool, max_lr: float | None = None, progress: bool = False):
+    """`task` with `lr_by_k` for `ks` chosen by the rule above on its training data `(X, Y)`: every K at
+    every rate of `USER_GRID` (those at most `max_lr`, what the fixed-point lr format holds), float golden
+    trainers with the same dither, tuning seeds `TUNE_SEEDS`, the task's epoch budget. This is how a user's
+    own data gets a rate without --lr, by the same rule that chose the named tasks' rates."""
+    from dataclasses import replace
+
+    from dpfm.golden.contract.errors import DpfmError
+    from dpfm.golden.mlp import GoldenTrainer
+
+    grid = [lr for lr in USER_GRID if max_lr is None or lr <= max_lr]
+    if not grid:
+        raise DpfmError(f"no rate of the tuning grid {USER_GRID} fits the lr format (at most {max_lr:g} per "
+                        "batch-scaled step)", "give --lr, a larger --batch or a wider lr format")
+    X_fit, Y_fit, X_hold, Y_hold = tuning_split(X, Y)
+    reps_k = [k for k in ks for _ in grid]
+    finals = []
+    for seed in TUNE_SEEDS:
+        trainer = GoldenTrainer(task.spec, reps_k, lr=[lr for _ in ks for lr in grid], batch=task.batch,
+                                seed=seed, dither=dither)
+        trainer.train(X_fit, Y_fit, task.epochs, X_hold, Y_hold, progress=progress)
+        last = np.atleast_1d(trainer.history["val_loss"][-1]) if task.epochs else np.full(len(reps_k), np.inf)
+        finals.append({"final": np.asarray(last, dtype=np.float64).reshape(len(ks), len(grid)).tolist()})
+    chosen = choose_lrs(finals, len(ks), grid)
+    return replace(task, lr_by_k=tuple(zip(ks, chosen)))
