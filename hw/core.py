@@ -180,6 +180,8 @@ class DpfmCore(wiring.Component):
                          n_eff.eq(Mux(written == 0, 1, Mux(written > cfg.max_batch, cfg.max_batch, written)))]
         with m.If(reg_write & ~busy & (index == regmap.REG_LR)):
             m.d.sync += lr.eq(bus.wdata)
+        m.d.comb += [fwd.dither_set.eq(reg_write & ~busy & (index == regmap.REG_DITHER)),
+                     fwd.dither_value.eq(bus.wdata)]
         ctrl = reg_write & (index == regmap.REG_CTRL)
         # A CTRL write's start and clear are acted on in the cycle after it is captured: the decode of the
         # initiator's request is then not in series with the sequencer's dozens of start-loaded registers or
@@ -199,7 +201,7 @@ class DpfmCore(wiring.Component):
                                 (regmap.REG_STATUS, Cat(busy, done)), (regmap.REG_N_SAMPLES, n_samples),
                                 (regmap.REG_LR, lr), (regmap.REG_CYCLES, cycles),
                                 (regmap.REG_SAMPLES_DONE, samples_done), (regmap.REG_SATURATIONS, saturations),
-                                (regmap.REG_EVICTIONS, evictions)]:
+                                (regmap.REG_EVICTIONS, evictions), (regmap.REG_DITHER, fwd.dither)]:
                 with m.Case(addr):
                     m.d.comb += reg_rdata.eq(value)
             for i, size in enumerate(spec.sizes):

@@ -9,6 +9,9 @@ emits `(z, z')`:
   each valid input slot j `(x'[j].id, sat_t(round_half_up(w * x'[j].v, w.frac)))`; those whose value is 0
   are not inserted;
 - the candidates go through the lane's own `Toper`, empty at the start of each neuron; `z'` is its read-out.
+  Each candidate enters it with its dither flag (docs/ARITHMETIC.md section 3d), the hash of its id under
+  the step's `mask`, computed at issue (where the step and its mask are on `i`) and carried down the
+  pipeline with the id.
 
 The model is `golden.mac_lane.MacLaneModel` (`mac_candidates` into a `ToperModel`, `neuron_primal`).
 
@@ -47,7 +50,8 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from dpfm.hw.streams import dual_layout, mac_step_layout, saturate_expr, saturate_fast_expr, shift_round_expr
+from dpfm.hw.streams import (demoted_expr, dual_layout, mac_step_layout, saturate_expr, saturate_fast_expr,
+                              shift_round_expr)
 from dpfm.hw.toper import Toper, count_ones
 
 #: The direct candidate's entry in `MacLane.sources`.
@@ -96,13 +100,16 @@ class MacLane(wiring.Component):
         s1_w = Signal(signed(fmts.w.bits))
         s1_a = Signal(signed(a_bits))
         s1_id = Signal(unsigned(self.id_bits))
+        s1_demoted = Signal()
         s2_valid, s2_direct, s2_end = Signal(), Signal(), Signal()
         s2_a = Signal(signed(a_bits))
         s2_id = Signal(unsigned(self.id_bits))
+        s2_demoted = Signal()
         s2_prod = Signal(signed(fmts.w.bits + a_bits))
         s3_valid, s3_end = Signal(), Signal()
         s3_value = Signal(signed(fmts.t.bits))
         s3_id = Signal(unsigned(self.id_bits))
+        s3_demoted = Signal()
         # The accumulator starts each neuron at the rounding bias of `z`, so rounding half up is a plain
         # arithmetic shift of the finished sum: no 48-bit adder between `acc_final` and `z`, the longest path
         # of the iCE40 build otherwise. (The bias cannot overflow: the guard bits hold 2**guard products.)
@@ -160,6 +167,7 @@ class MacLane(wiring.Component):
                 s1_valid.eq(self.i.valid), s1_direct.eq(lowest[direct_bit]),
                 s1_end.eq(step.last & ~more),
                 s1_w.eq(step.w), s1_a.eq(sel_a.as_signed()), s1_id.eq(sel_id),
+                s1_demoted.eq(demoted_expr(sel_id, step.mask)),
             ]
             with m.If(self.i.valid):
                 m.d.sync += [started.eq(more), pending.eq(remaining)]
@@ -168,7 +176,7 @@ class MacLane(wiring.Component):
         with m.If(advance):
             m.d.sync += [
                 s2_valid.eq(s1_valid), s2_direct.eq(s1_direct), s2_end.eq(s1_end),
-                s2_a.eq(s1_a), s2_id.eq(s1_id), s2_prod.eq(s1_w * s1_a),
+                s2_a.eq(s1_a), s2_id.eq(s1_id), s2_demoted.eq(s1_demoted), s2_prod.eq(s1_w * s1_a),
             ]
 
         # ---- s3: rounding, saturation, the primal accumulator --------------------------------------------
@@ -178,7 +186,7 @@ class MacLane(wiring.Component):
         m.d.comb += cand_clamped.eq(advance & s2_valid & Mux(s2_direct, direct_clamped, slot_clamped))
         with m.If(advance):
             m.d.sync += [
-                s3_valid.eq(s2_valid), s3_end.eq(s2_end), s3_id.eq(s2_id),
+                s3_valid.eq(s2_valid), s3_end.eq(s2_end), s3_id.eq(s2_id), s3_demoted.eq(s2_demoted),
                 s3_value.eq(Mux(s2_direct, direct_v, slot_v)),
             ]
         # The neuron's sum is complete when its last operation enters s3; it is parked in `acc_final` (read
@@ -196,7 +204,7 @@ class MacLane(wiring.Component):
         z, z_clamped = saturate_expr(acc_final >> fmts.w.frac, fmts.x)
         m.d.comb += [
             toper.cand.valid.eq(s3_valid & advance),
-            toper.cand.p.value.eq(s3_value), toper.cand.p.id.eq(s3_id),
+            toper.cand.p.value.eq(s3_value), toper.cand.p.id.eq(s3_id), toper.cand.p.demoted.eq(s3_demoted),
             toper.flush.eq(flush),
             self.o.p.value.eq(z_out), self.o.p.slots.eq(toper.result),
         ]

@@ -8,7 +8,8 @@ cycle, then flushed with B's last slot. An invalid slot is an idle cycle (it nev
 and a slot whose value is 0 is ignored by the Toper itself, so a node's read-out equals the contract's
 "A's valid slots then B's valid slots", while its timing does not depend on the data.
 
-Each input and output is a stream of one read-out (`slots_layout`). The payload of an output is the node's
+Each input and output is a stream of one read-out (`readout_layout`: the slots with their dither flags, which
+every node feeds into its Toper with the slots, as the model's entries keep their hash). The payload of an output is the node's
 Toper `result`, which stays unchanged until the node flushes again, so a node may flush its next neuron only
 when its result has been taken (or is being taken in that cycle). A node copies its children's read-outs
 into its own queues as soon as they have room, which frees the child for its next neuron while the node
@@ -42,17 +43,18 @@ from amaranth.lib.wiring import In, Out
 
 from dpfm.golden.contract.errors import DpfmError
 from dpfm.golden.merge_tree import merge_tree_order
-from dpfm.hw.streams import slot_layout, slots_layout
+from dpfm.hw.streams import ranked_slot_layout, readout_layout
 from dpfm.hw.toper import Toper
 
 
 class SlotQueue(wiring.Component):
     """A queue of `depth` read-outs (K slots each), consumed one slot per `take`.
 
-    Ports: `i` (in, stream of `slots_layout`): a read-out to enqueue; ready when the queue has room or its
-    last slot is taken in this cycle. `head` (out): the next slot of the oldest read-out, valid while
-    `nonempty`. `last` (out): `head` is that read-out's last slot. `take` (in): `head` is consumed in this
-    cycle (only while `nonempty`); taking the last slot dequeues the read-out.
+    Ports: `i` (in, stream of `readout_layout`): a read-out to enqueue; ready when the queue has room or its
+    last slot is taken in this cycle. `head` (out, `ranked_slot_layout`): the next slot of the oldest
+    read-out with its dither flag, valid while `nonempty`. `last` (out): `head` is that read-out's last slot.
+    `take` (in): `head` is consumed in this cycle (only while `nonempty`); taking the last slot dequeues the
+    read-out.
 
     The read-outs are stored as they arrive (register loads with an enable, no shifting). `head` is a
     register loaded one cycle ahead with the slot that comes next (the following slot of the oldest entry,
@@ -66,10 +68,10 @@ class SlotQueue(wiring.Component):
             raise DpfmError(f"slot queue depth {depth} is too small", "use a depth of at least 1")
         self.k = k
         self.depth = depth
-        self.slots_layout = slots_layout(k, t_fmt, id_bits)
+        self.readout_layout = readout_layout(k, t_fmt, id_bits)
         super().__init__({
-            "i": In(stream.Signature(self.slots_layout)),
-            "head": Out(slot_layout(t_fmt, id_bits)),
+            "i": In(stream.Signature(self.readout_layout)),
+            "head": Out(ranked_slot_layout(t_fmt, id_bits)),
             "nonempty": Out(1),
             "last": Out(1),
             "take": In(1),
@@ -78,7 +80,7 @@ class SlotQueue(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         k, depth = self.k, self.depth
-        entries = [Signal(self.slots_layout, name=f"entry{e}") for e in range(depth)]
+        entries = [Signal(self.readout_layout, name=f"entry{e}") for e in range(depth)]
         count = Signal(range(depth + 1))
         rd = Signal(range(depth))     # the oldest entry
         wr = Signal(range(depth))     # where the next read-out goes
@@ -94,7 +96,7 @@ class SlotQueue(wiring.Component):
             push.eq(self.i.valid & self.i.ready),
         ]
 
-        oldest = Signal(self.slots_layout)
+        oldest = Signal(self.readout_layout)
         with m.Switch(rd):
             for e in range(depth):
                 with m.Case(e):
@@ -103,18 +105,24 @@ class SlotQueue(wiring.Component):
         # arriving read-out's first slot (when the queue is or becomes empty, head is not looked at)
         head = Signal.like(self.head, name="head_r")
         m.d.comb += self.head.eq(head)
+
+        def load(readout, j):
+            """`head` takes slot j of `readout` with its flag."""
+            slot = readout.slots[j]
+            return [head.valid.eq(slot.valid), head.value.eq(slot.value), head.id.eq(slot.id),
+                    head.demoted.eq(readout.demoted[j])]
         with m.If(self.take & ~self.last):
             with m.Switch(pos):
                 for j in range(k - 1):
                     with m.Case(j):
-                        m.d.sync += head.eq(oldest[j + 1])
+                        m.d.sync += load(oldest, j + 1)
         with m.Elif(self.take & (count > 1)):
             with m.Switch(rd):
                 for e in range(depth):
                     with m.Case(e):
-                        m.d.sync += head.eq(entries[(e + 1) % depth][0])
+                        m.d.sync += load(entries[(e + 1) % depth], 0)
         with m.Elif(self.take | (count == 0)):
-            m.d.sync += head.eq(self.i.p[0])
+            m.d.sync += load(self.i.p, 0)
 
         with m.If(push):
             with m.Switch(wr):
@@ -142,7 +150,7 @@ class MergeNode(wiring.Component):
         self.t_fmt = t_fmt
         self.id_bits = id_bits
         self.right_depth = right_depth
-        layout = slots_layout(k, t_fmt, id_bits)
+        layout = readout_layout(k, t_fmt, id_bits)
         super().__init__({
             "a": In(stream.Signature(layout)),
             "b": In(stream.Signature(layout)),
@@ -173,6 +181,7 @@ class MergeNode(wiring.Component):
             toper.cand.valid.eq(Mux(on_b, feed_b & qb.head.valid, feed_a & qa.head.valid)),
             toper.cand.p.value.eq(Mux(on_b, qb.head.value, qa.head.value)),
             toper.cand.p.id.eq(Mux(on_b, qb.head.id, qa.head.id)),
+            toper.cand.p.demoted.eq(Mux(on_b, qb.head.demoted, qa.head.demoted)),
             toper.flush.eq(feed_b & qb.last),
         ]
         with m.If(feed_a & qa.last):
@@ -180,7 +189,7 @@ class MergeNode(wiring.Component):
         with m.If(feed_b & qb.last):
             m.d.sync += on_b.eq(0)
 
-        m.d.comb += self.o.p.eq(toper.result)
+        m.d.comb += [self.o.p.slots.eq(toper.result), self.o.p.demoted.eq(toper.result_demoted)]
         with m.If(self.o.ready):
             m.d.sync += self.o.valid.eq(0)
         with m.If(toper.done):
@@ -191,7 +200,7 @@ class MergeNode(wiring.Component):
 
 
 class MergeTree(wiring.Component):
-    """The merge tree over `n` read-outs: inputs `i[0 .. n-1]` (streams of `slots_layout`), output `o`.
+    """The merge tree over `n` read-outs: inputs `i[0 .. n-1]` (streams of `readout_layout`), output `o`.
 
     `merge_clamps` (K flags per node) and `evicts` (one flag per node) are the nodes' events in a cycle.
     """
@@ -203,7 +212,7 @@ class MergeTree(wiring.Component):
         self.t_fmt = t_fmt
         self.id_bits = id_bits
         self.n = n
-        layout = slots_layout(k, t_fmt, id_bits)
+        layout = readout_layout(k, t_fmt, id_bits)
         super().__init__({
             "i": In(stream.Signature(layout)).array(n),
             "o": Out(stream.Signature(layout)),

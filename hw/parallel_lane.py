@@ -12,6 +12,10 @@ with S source topers (`sources`, 2 <= S <= K + 1, default K + 1):
   `s, s + S, s + 2S, ...` of every step, in step order: contract 3b's `T_{c mod S}`. A step takes rounds
   up to the last one holding a valid slot (`1 + (index of its last valid candidate) // S` cycles; the bias
   step one), and with S = K + 1 every step takes one cycle;
+- every candidate enters its source toper with its dither flag (docs/ARITHMETIC.md section 3d), the hash of
+  its id under the neuron's mask (the step's `mask`, kept in `s1` with the step for its later rounds),
+  computed from `s1`'s ids into `s2` and carried on with the candidate; the flags travel with the slots
+  through the merge tree;
 - at the neuron's end the S read-outs go into the merge tree (`hw.merge_tree.MergeTree`, the fixed shape
   of contract 3b); `z'` is the root's read-out.
 
@@ -52,7 +56,7 @@ from amaranth.lib.wiring import In, Out
 
 from dpfm.golden.contract.errors import DpfmError
 from dpfm.hw.merge_tree import MergeTree
-from dpfm.hw.streams import dual_layout, mac_step_layout, saturate_expr, shift_round_expr
+from dpfm.hw.streams import demoted_expr, dual_layout, mac_step_layout, saturate_expr, shift_round_expr
 from dpfm.hw.toper import Toper, count_ones
 
 
@@ -114,6 +118,7 @@ class ParallelMacLane(wiring.Component):
         s1_w = Signal(signed(fmts.w.bits))
         s1_x = Signal(signed(fmts.x.bits))
         s1_slots = Signal.like(step.slots, name="s1_slots")
+        s1_mask = Signal.like(step.mask, name="s1_mask")
         s1_round = Signal(range(rounds))
         s1_more = Signal()      # a later round of this step holds a valid slot
         s1_op = [Signal(op_shape, name=f"s1_op{s}") for s in range(n_src)]     # multiplier operands
@@ -124,10 +129,12 @@ class ParallelMacLane(wiring.Component):
         s2_prod = [Signal(signed(fmts.w.bits + op_shape.width), name=f"s2_prod{s}") for s in range(n_src)]
         s2_ids = [Signal(unsigned(id_bits), name=f"s2_id{s}") for s in range(n_src)]
         s2_cand = [Signal(name=f"s2_cand{s}") for s in range(n_src)]
+        s2_demoted = [Signal(name=f"s2_demoted{s}") for s in range(n_src)]
         s3_valid, s3_last = Signal(), Signal()
         s3_value = [Signal(signed(fmts.t.bits), name=f"s3_value{s}") for s in range(n_src)]
         s3_ids = [Signal(unsigned(id_bits), name=f"s3_id{s}") for s in range(n_src)]
         s3_cand = [Signal(name=f"s3_cand{s}") for s in range(n_src)]
+        s3_demoted = [Signal(name=f"s3_demoted{s}") for s in range(n_src)]
         acc = Signal(signed(self.acc_bits))
         acc_final = Signal(signed(self.acc_bits))   # the sum of the neuron whose last step is in s3
 
@@ -164,7 +171,7 @@ class ParallelMacLane(wiring.Component):
             with m.If(s1_final):
                 view, more = round_view(step.slots, 0)
                 m.d.sync += [s1_valid.eq(self.i.valid), s1_last.eq(step.last), s1_w.eq(step.w), s1_x.eq(step.x),
-                             s1_slots.eq(step.slots), s1_round.eq(0), s1_more.eq(more),
+                             s1_slots.eq(step.slots), s1_mask.eq(step.mask), s1_round.eq(0), s1_more.eq(more),
                              s1_op[0].eq(step.x), s1_ids[0].eq(step.wid), s1_cand[0].eq(1)]
                 for s in range(1, n_src):
                     m.d.sync += [s1_op[s].eq(view[s][0]), s1_ids[s].eq(view[s][1]), s1_cand[s].eq(view[s][2])]
@@ -183,7 +190,8 @@ class ParallelMacLane(wiring.Component):
             m.d.sync += [s2_valid.eq(s1_valid), s2_last.eq(s1_last & ~s1_more), s2_last_step.eq(s1_last),
                          s2_direct.eq(s1_round == 0), s2_x.eq(s1_x)]
             for s in range(n_src):
-                m.d.sync += [s2_prod[s].eq(s1_w * s1_op[s]), s2_ids[s].eq(s1_ids[s]), s2_cand[s].eq(s1_cand[s])]
+                m.d.sync += [s2_prod[s].eq(s1_w * s1_op[s]), s2_ids[s].eq(s1_ids[s]), s2_cand[s].eq(s1_cand[s]),
+                             s2_demoted[s].eq(demoted_expr(s1_ids[s], s1_mask))]
 
         # ---- s3: rounding, saturation, the primal accumulator --------------------------------------------
         clamps = []
@@ -196,7 +204,8 @@ class ParallelMacLane(wiring.Component):
             m.d.comb += counted.eq(advance & s2_valid & s2_cand[s] & clamped)
             clamps.append(counted)
             with m.If(advance):
-                m.d.sync += [s3_value[s].eq(value), s3_ids[s].eq(s2_ids[s]), s3_cand[s].eq(s2_cand[s])]
+                m.d.sync += [s3_value[s].eq(value), s3_ids[s].eq(s2_ids[s]), s3_cand[s].eq(s2_cand[s]),
+                             s3_demoted[s].eq(s2_demoted[s])]
         with m.If(advance):
             m.d.sync += [s3_valid.eq(s2_valid), s3_last.eq(s2_last)]
         # As in MacLane: the finished sum is parked in `acc_final` and `acc` restarts, so the accumulator's
@@ -213,8 +222,10 @@ class ParallelMacLane(wiring.Component):
             m.d.comb += [
                 toper.cand.valid.eq(advance & s3_valid & s3_cand[s]),
                 toper.cand.p.value.eq(s3_value[s]), toper.cand.p.id.eq(s3_ids[s]),
+                toper.cand.p.demoted.eq(s3_demoted[s]),
                 toper.flush.eq(flush),
-                tree.i[s].valid.eq(leaf_valid[s]), tree.i[s].p.eq(toper.result),
+                tree.i[s].valid.eq(leaf_valid[s]),
+                tree.i[s].p.slots.eq(toper.result), tree.i[s].p.demoted.eq(toper.result_demoted),
             ]
             with m.If(tree.i[s].ready):
                 m.d.sync += leaf_valid[s].eq(0)
@@ -227,7 +238,7 @@ class ParallelMacLane(wiring.Component):
             z_queue.w_en.eq(flush), z_queue.w_data.eq(z),
             self.o.valid.eq(tree.o.valid),
             self.o.p.value.eq(z_queue.r_data.as_signed()),
-            self.o.p.slots.eq(tree.o.p),
+            self.o.p.slots.eq(tree.o.p.slots),
             tree.o.ready.eq(self.o.ready),
             z_queue.r_en.eq(tree.o.valid & self.o.ready),
         ]

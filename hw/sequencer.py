@@ -15,6 +15,14 @@ Layer l+1 starts issuing only after every neuron of layer l has come back (a dra
 sample's layer 0 needs no drain: it reads the sample buffer, and its results land after every scratch read
 of the previous sample was issued.
 
+Dither (docs/ARITHMETIC.md section 3d): the generator's state `dither` lives here, where the neurons are
+issued. In training, the unit group in issue stage 1 takes its masks from the current state (lane j, unit
+u0 + j: the state stepped j times, combinationally) and the state steps once per unit of the group when
+the group's bias step leaves stage 1 (taken by all its lanes), so neurons take consecutive states in issue
+order `(sample, layer, unit)`, a partial group counting only its units. Masks are part of every step's
+payload, so the lanes need no mask register of their own that a stall could get out of step. Inference
+issues mask 0 (plain top-K) and never steps the state.
+
 Result side: neurons come back in issue order; counters follow the same order to address the scratch,
 the output buffer and (when training, for the last layer) the gradient unit's request with the target's
 address. Lane outputs are taken round-robin in unit order, so results (and G updates) keep the order of
@@ -28,12 +36,13 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from dpfm.golden import dither
 from dpfm.hw.activation import Activation
 from dpfm.hw.bram import BlockRam
 from dpfm.hw.config import CoreConfig
 from dpfm.hw.mac_lane import MacLane
 from dpfm.hw.parallel_lane import ParallelMacLane
-from dpfm.hw.streams import dual_layout
+from dpfm.hw.streams import dither_step_expr, dual_layout
 from dpfm.hw.update import grad_request_layout, read_port, write_port
 
 
@@ -57,7 +66,8 @@ class Forward(wiring.Component):
 
     `busy` is high from the cycle after `start` until the last neuron's result was stored (and, when
     `train`, handed to the gradient unit through `grad`). `sat` / `evict` report the previous cycle's
-    saturation and eviction events of the lanes and activations.
+    saturation and eviction events of the lanes and activations. `dither` is the dither generator's state;
+    `dither_set` loads it with `dither_value` (only while not busy: the core's REG_DITHER write).
     """
 
     def __init__(self, cfg: CoreConfig, sample_addr_bits: int, out_addr_bits: int):
@@ -89,6 +99,9 @@ class Forward(wiring.Component):
             # lane one per toper)
             "sat": Out(range(sum(1 << len(l.sat) for l in self.lanes) + len(self.kinds) * (cfg.k + 1))),
             "evict": Out(range(sum(1 << len(l.evict) for l in self.lanes))),
+            "dither": Out(dither.BITS),
+            "dither_set": In(1),
+            "dither_value": In(dither.BITS),
         })
 
     def elaborate(self, platform):
@@ -188,6 +201,20 @@ class Forward(wiring.Component):
         # No tangent in layer 0 or for the bias: only the slots' valid bits are cleared (the rest of an
         # invalid slot is don't-care), which costs K gates instead of a mux on the whole tangent.
         no_tangent = bias1 | l0_1
+
+        # ---- dither masks: lane j of the group in stage 1 takes the state stepped j times -------------------
+        masks = [self.dither]
+        for _ in range(1, n_lanes):
+            masks.append(dither_step_expr(masks[-1]))
+        # after the group: the state stepped once per active lane (the active lanes are a prefix)
+        after_group = dither_step_expr(masks[0])
+        for l in range(1, n_lanes):
+            after_group = Mux(active1[l], dither_step_expr(masks[l]), after_group)
+        with m.If(self.dither_set):
+            m.d.sync += self.dither.eq(self.dither_value)
+        with m.Elif(self.train & v1 & bias1 & all_done):
+            m.d.sync += self.dither.eq(after_group)
+
         for l, lane in enumerate(lanes):
             m.d.comb += [
                 lane.i.valid.eq(lane_valid[l]),
@@ -197,6 +224,7 @@ class Forward(wiring.Component):
                 lane.i.p.slots.eq(scr_rd.data.slots),
                 *[lane.i.p.slots[j].valid.eq(scr_rd.data.slots[j].valid & ~no_tangent) for j in range(cfg.k)],
                 lane.i.p.last.eq(bias1),
+                lane.i.p.mask.eq(Mux(self.train, masks[l], 0)),
             ]
 
         # ---- lane -> activation routing ----------------------------------------------------------------

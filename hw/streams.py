@@ -14,6 +14,7 @@ because they return expressions (and a saturation flag), not numbers.
 from amaranth.hdl import Cat, Const, Mux, Shape, Value, signed, unsigned
 from amaranth.lib import data
 
+from dpfm.golden import dither
 from dpfm.golden.contract.errors import DpfmError
 from dpfm.golden.contract.formats import Fmt
 
@@ -24,17 +25,24 @@ def _check_signed(fmt: Fmt, what: str):
 
 
 def entry_layout(t_fmt: Fmt, id_bits: int) -> data.StructLayout:
-    """One tangent entry: `value` (raw, format t) and `id` (weight-id)."""
+    """One tangent entry as a toper takes it: `value` (raw, format t), `id` (weight-id) and `demoted` (its
+    dither flag, docs/ARITHMETIC.md section 3d: it ranks below every entry that is not demoted)."""
     _check_signed(t_fmt, "tangent")
     if id_bits < 1:
         raise DpfmError(f"id width {id_bits} is too small", "use at least 1 bit for weight-ids")
-    return data.StructLayout({"value": signed(t_fmt.bits), "id": unsigned(id_bits)})
+    return data.StructLayout({"value": signed(t_fmt.bits), "id": unsigned(id_bits), "demoted": 1})
 
 
 def slot_layout(t_fmt: Fmt, id_bits: int) -> data.StructLayout:
-    """One tangent slot: an entry plus `valid` (0 = empty slot)."""
+    """One tangent slot: an entry's value and id plus `valid` (0 = empty slot). No dither flag: it only
+    matters inside one neuron's topers, so the scratch memory and the activations do not store it."""
     entry = entry_layout(t_fmt, id_bits)
     return data.StructLayout({"valid": 1, "value": entry["value"].shape, "id": entry["id"].shape})
+
+
+def ranked_slot_layout(t_fmt: Fmt, id_bits: int) -> data.StructLayout:
+    """A slot with its entry's dither flag `demoted`: a toper cell, or a slot on its way into a merge node."""
+    return data.StructLayout({**{name: field.shape for name, field in slot_layout(t_fmt, id_bits)}, "demoted": 1})
 
 
 def slots_layout(k: int, t_fmt: Fmt, id_bits: int) -> data.ArrayLayout:
@@ -42,6 +50,12 @@ def slots_layout(k: int, t_fmt: Fmt, id_bits: int) -> data.ArrayLayout:
     if k < 1:
         raise DpfmError(f"K={k} is too small", "use K >= 1")
     return data.ArrayLayout(slot_layout(t_fmt, id_bits), k)
+
+
+def readout_layout(k: int, t_fmt: Fmt, id_bits: int) -> data.StructLayout:
+    """A toper's read-out as the parallel lane's merge tree passes it on: the K `slots` and their K dither
+    flags `demoted` (bit j for slot j), so every node ranks the entries as the source topers did."""
+    return data.StructLayout({"slots": slots_layout(k, t_fmt, id_bits), "demoted": unsigned(k)})
 
 
 def dual_layout(k: int, x_fmt: Fmt, t_fmt: Fmt, id_bits: int) -> data.StructLayout:
@@ -52,7 +66,10 @@ def dual_layout(k: int, x_fmt: Fmt, t_fmt: Fmt, id_bits: int) -> data.StructLayo
 
 def mac_step_layout(k: int, fmts, id_bits: int) -> data.StructLayout:
     """One MAC step of a neuron: weight `w` (format w) with its weight-id `wid`, input `x` (format x) with
-    its tangent `slots`, and `last` (this is the neuron's final step, normally the bias with x = 1.0)."""
+    its tangent `slots`, `last` (this is the neuron's final step, normally the bias with x = 1.0), and the
+    neuron's dither `mask` (docs/ARITHMETIC.md section 3d; the same in every step of a neuron, 0 = off). The
+    mask travels with each step, so a lane hashes every candidate with its own neuron's mask whatever the
+    timing of steps, stalls and neuron boundaries."""
     _check_signed(fmts.w, "weight")
     _check_signed(fmts.x, "primal")
     return data.StructLayout({
@@ -61,6 +78,7 @@ def mac_step_layout(k: int, fmts, id_bits: int) -> data.StructLayout:
         "x": signed(fmts.x.bits),
         "slots": slots_layout(k, fmts.t, id_bits),
         "last": 1,
+        "mask": unsigned(dither.BITS),
     })
 
 
@@ -123,6 +141,20 @@ def saturate_fast_expr(value, fmt: Fmt):
     clamped = Cat(out_of_range | value[0] | is_min, Mux(out_of_range, Cat((~sign).replicate(n - 2), sign),
                                                          value[1:n]))
     return clamped.as_signed(), out_of_range | is_min
+
+
+def demoted_expr(ident, mask):
+    """The dither flag of weight-id `ident` under a neuron's 32-bit `mask` (`golden.dither`): both hash bits
+    `h_b = parity(id & mask[16b : 16b+15]) ^ mask[16b+15]` are 1. Only the id's low 15 bits are hashed."""
+    n = min(len(ident), dither.ID_BITS)
+    def hash_bit(b):
+        return (ident[:n] & mask[16 * b:16 * b + n]).xor() ^ mask[16 * b + dither.ID_BITS]
+    return hash_bit(0) & hash_bit(1)
+
+
+def dither_step_expr(state):
+    """One step of the dither generator (`golden.dither.step`): a Galois right shift of the 32-bit `state`."""
+    return Cat(state[1:], Const(0, 1)) ^ (state[0].replicate(dither.BITS) & dither.TAPS)
 
 
 # --- Python codec for the flattened Verilog vectors -------------------------------------------------------

@@ -6,11 +6,13 @@ presented and moves one cell per cycle through pipeline registers between the ce
 - `c_j` empty: `c_j <- e`, the candidate is consumed;
 - `c_j.id == e.id`: merge, `c_j.v <- sat_t(c_j.v + e.v)`, the candidate is consumed (the cell keeps its
   position even if it now ranks differently); a clamp is a merge saturation event;
-- `e` ranks above `c_j` (`|e.v| > |c_j.v|`, or equal magnitudes and `e.id < c_j.id`): swap, the displaced
-  entry continues to `c_{j+1}`;
+- `e` ranks above `c_j` (section 3d: `e` is not demoted and `c_j` is; or both flags are equal and
+  `|e.v| > |c_j.v|`, or equal magnitudes and `e.id < c_j.id`): swap, the displaced entry continues to
+  `c_{j+1}`;
 - otherwise `e` continues to `c_{j+1}`.
 
-An entry leaving `c_{K-1}` is dropped and reported as an eviction event. A candidate whose value is 0 is
+Every entry carries its dither flag `demoted` through the cells (a merge keeps the cell's: within a neuron
+an id always has the same flag). An entry leaving `c_{K-1}` is dropped and reported as an eviction event. A candidate whose value is 0 is
 ignored (contract 3.2: it is not inserted).
 
 Every cell sees the entries arriving at it in the order the candidates were accepted, and its update depends
@@ -34,7 +36,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from dpfm.golden.contract.errors import DpfmError
-from dpfm.hw.streams import entry_layout, saturate_fast_expr, slot_layout, slots_layout
+from dpfm.hw.streams import entry_layout, ranked_slot_layout, saturate_fast_expr, slots_layout
 
 
 def count_ones(flags):
@@ -60,6 +62,8 @@ class Toper(wiring.Component):
     - `result` (out, `slots_layout`): the read-out of the last flushed neuron, in cell order, empty cells
       with `valid = 0`; complete after the clock edge of the cycle in which `done` is high, and unchanged
       until the edge ending the next `flush` cycle.
+    - `result_demoted` (out, K bits): bit j is slot j's dither flag, with the same timing as `result` (the
+      parallel lane's merge tree ranks by it; a lane's output drops it).
     - `done` (out): the token passes the last cell in this cycle (for K = 1 this is `flush` itself).
     - `flushing` (out): a token presented in an earlier cycle has not yet passed the last cell.
     - `evict` (out): an entry left the last cell in this cycle (dropped).
@@ -79,24 +83,27 @@ class Toper(wiring.Component):
             "cand": In(stream.Signature(entry_layout(t_fmt, id_bits), always_ready=True)),
             "flush": In(1),
             "result": Out(slots_layout(k, t_fmt, id_bits)),
+            "result_demoted": Out(k),
             "done": Out(1),
             "flushing": Out(1),
             "evict": Out(1),
             "merge_clamps": Out(k),
         })
 
-    def ranks_above(self, e_value, e_id, c_value, c_id, opposite):
-        """The order key: entry e ranks above entry c: `|e| > |c|`, or equal magnitudes and the lower id.
+    def ranks_above(self, e_value, e_id, e_demoted, c_value, c_id, c_demoted, opposite):
+        """The order key: entry e ranks above entry c: not demoted above demoted (section 3d), then `|e| > |c|`,
+        then the lower id. The flag is one more bit above the magnitude in the compared keys.
 
         Without the magnitudes (`|v|` is an adder, which would sit in series with the comparison's carry
         chain, the cells' longest path): with `m = v ^ sign` in the bits below the sign, `|v| = m + sign`, so
-        the keys `(m, sign, ~id)` compared as one unsigned number order entries exactly like `(|v|, ~id)`,
-        except when `e = -c` (`opposite`, see `negates`): then the magnitudes are equal, the keys' `m` differ
-        by one, and the ids decide."""
-        def key(value, ident):
+        the keys `(~demoted, m, sign, ~id)` compared as one unsigned number order entries exactly like
+        `(~demoted, |v|, ~id)`, except when `e = -c` (`opposite`, see `negates`) with equal flags: then the
+        magnitudes are equal, the keys' `m` differ by one, and the ids decide."""
+        def key(value, ident, demoted):
             sign = value[-1]
-            return Cat(~ident, sign, value[:-1] ^ sign.replicate(len(value) - 1))
-        return Mux(opposite, e_id < c_id, key(e_value, e_id) > key(c_value, c_id))
+            return Cat(~ident, sign, value[:-1] ^ sign.replicate(len(value) - 1), ~demoted)
+        return Mux(opposite & (e_demoted == c_demoted), e_id < c_id,
+                   key(e_value, e_id, e_demoted) > key(c_value, c_id, c_demoted))
 
     @staticmethod
     def negates(a, b):
@@ -108,7 +115,7 @@ class Toper(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        layout = slot_layout(self.t_fmt, self.id_bits)
+        layout = ranked_slot_layout(self.t_fmt, self.id_bits)
 
         cells = [Signal(layout, name=f"cell{j}") for j in range(self.k)]
         # fly[j] / token[j]: the entry and the flush token travelling into cell j (j >= 1); cell 0 is fed
@@ -121,6 +128,7 @@ class Toper(wiring.Component):
             incoming.valid.eq(self.cand.valid & (self.cand.p.value != 0)),
             incoming.value.eq(self.cand.p.value),
             incoming.id.eq(self.cand.p.id),
+            incoming.demoted.eq(self.cand.p.demoted),
         ]
 
         sat_flags = []
@@ -139,7 +147,8 @@ class Toper(wiring.Component):
             take = Signal(name=f"take{j}")      # the cell takes the arriving entry (empty cell or swap)
             merge = Signal(name=f"merge{j}")    # the arriving entry merges into the cell
             swap = Signal(name=f"swap{j}")      # the cell's old entry leaves towards c_{j+1}
-            above = self.ranks_above(inc.value, inc.id, cur.value, cur.id, self.negates(inc.value, cur.value))
+            above = self.ranks_above(inc.value, inc.id, inc.demoted, cur.value, cur.id, cur.demoted,
+                                     self.negates(inc.value, cur.value))
             m.d.comb += [
                 swap.eq(inc.valid & cur.valid & ~same & above),
                 take.eq(inc.valid & ~cur.valid | swap),
@@ -147,14 +156,18 @@ class Toper(wiring.Component):
                 sat.eq(merge & merge_clamped),
                 nxt.valid.eq(cur.valid | inc.valid),
                 nxt.id.eq(Mux(take, inc.id, cur.id)),
+                nxt.demoted.eq(Mux(take, inc.demoted, cur.demoted)),    # a merge keeps the cell's flag
                 nxt.value.eq(Mux(take, inc.value, Mux(merge, merged, cur.value))),   # take, merge exclusive
                 out.valid.eq(inc.valid & cur.valid & ~same),
                 out.id.eq(Mux(swap, cur.id, inc.id)),
+                out.demoted.eq(Mux(swap, cur.demoted, inc.demoted)),
                 out.value.eq(Mux(swap, cur.value, inc.value)),
             ]
 
             with m.If(token[j]):
-                m.d.sync += [self.result[j].eq(nxt), cells[j].valid.eq(0)]
+                m.d.sync += [self.result[j].valid.eq(nxt.valid), self.result[j].value.eq(nxt.value),
+                             self.result[j].id.eq(nxt.id), self.result_demoted[j].eq(nxt.demoted),
+                             cells[j].valid.eq(0)]
             with m.Else():
                 m.d.sync += cells[j].eq(nxt)
 

@@ -11,10 +11,11 @@ from dpfm.hw.config import CoreConfig
 
 
 def core_plan(cfg: CoreConfig, task_name: str, n_batches: int, batch: int, n_infer: int, seed: int,
-              lr: float | None = None, model_cls=None) -> dict:
-    """A testbench plan for sim/tb_core.py: Glorot weights, `n_batches` training batches of the task's
+              lr: float | None = None, model_cls=None, dither_state: int = 0) -> dict:
+    """A testbench plan for sim/tb_core.py: Glorot weights, the dither generator's state `dither_state`
+    (written to REG_DITHER before the first operation; 0 = off), `n_batches` training batches of the task's
     training data, one inference over validation samples, and every result the golden model expects
-    (weights after each batch, outputs, saturation and eviction totals)."""
+    (weights and the dither state after each operation, outputs, saturation and eviction totals)."""
     from dpfm.golden.fixed_mlp import FixedModel
     from dpfm.golden.contract.net import flatten, init_weights
     from dpfm.golden.tasks import get_task
@@ -25,6 +26,7 @@ def core_plan(cfg: CoreConfig, task_name: str, n_batches: int, batch: int, n_inf
                         "use a smaller batch or a larger max_batch")
     X_tr, Y_tr, X_va, _ = task.load()
     model = (model_cls or FixedModel)(cfg.spec, cfg.k, cfg.fmts, tangent=cfg.tangent)
+    model.dither_state = dither_state
     w = model.quantize_weights(flatten(cfg.spec, init_weights(cfg.spec, np.random.default_rng(seed))))
     w0 = w.copy()
     lr_raw = model.lr_raw(task.lr if lr is None else lr, batch)
@@ -33,13 +35,19 @@ def core_plan(cfg: CoreConfig, task_name: str, n_batches: int, batch: int, n_inf
         X = model.quantize_inputs(X_tr[b * batch:(b + 1) * batch])
         Y = model.quantize_inputs(Y_tr[b * batch:(b + 1) * batch], "targets")
         w = model.sgd_update(w, model.batch_gradient(w, X, Y), lr_raw)
-        ops.append({"op": "train", "X": X.tolist(), "Y": Y.tolist(), "lr": lr_raw, "expect_w": w.tolist()})
+        ops.append({"op": "train", "X": X.tolist(), "Y": Y.tolist(), "lr": lr_raw, "expect_w": w.tolist(),
+                    "expect_dither": model.dither_state})
     X = model.quantize_inputs(X_va[:n_infer])
-    model.output_tangents(w, X)  # the hardware's forward pass counts saturations and evictions too
-    ops.append({"op": "infer", "X": X.tolist(), "expect_out": model.predict(w, X).ravel().tolist()})
+    # The hardware's forward pass counts saturations and evictions too; inference ranks without demotion
+    # (mask 0) and leaves the dither state alone.
+    state, model.dither_state = model.dither_state, 0
+    model.output_tangents(w, X)
+    model.dither_state = state
+    ops.append({"op": "infer", "X": X.tolist(), "expect_out": model.predict(w, X).ravel().tolist(),
+                "expect_dither": state})
     return {"sizes": list(cfg.spec.sizes), "k": cfg.k, "lanes": cfg.lanes, "toper": str(cfg.toper),
             "sources": cfg.sources,
-            "max_batch": cfg.max_batch,
+            "max_batch": cfg.max_batch, "dither": dither_state,
             "w0": w0.tolist(), "ops": ops, "expect_sat": model.sat.count, "expect_evictions": model.evictions}
 
 

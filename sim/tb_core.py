@@ -3,9 +3,10 @@
 The pytest side (tests/sim/test_core.py) computes the expected results with the hardware-exact golden
 model and passes a *plan* in the parameters: the configuration, the initial raw weights and a list of
 operations (`train` with samples, targets, raw lr and the weights expected afterwards; `infer` with samples
-and the outputs expected), plus the saturation and eviction totals expected at the end. Every comparison is
-exact. Each bus transaction is preceded by 0..`max_idle` idle cycles (seeded), and during every operation
-the testbench tries to overwrite a weight and a sample, which the core must ignore while busy.
+and the outputs expected; each with the dither state REG_DITHER must read afterwards), the dither state to
+write before the first operation, plus the saturation and eviction totals expected at the end. Every
+comparison is exact. Each bus transaction is preceded by 0..`max_idle` idle cycles (seeded), and during every operation
+the testbench tries to overwrite a weight, a sample and REG_DITHER, which the core must ignore while busy.
 
 Cycles of every operation (the CYCLES register) are written to the file named by `cycles_file`.
 """
@@ -38,6 +39,7 @@ class CoreTB(TB):
             want = self.sizes[i] if i < len(self.sizes) else 0
             assert await reg(regmap.REG_LAYER_SIZE0 + i) == want, f"layer size {i}"
         assert await reg(regmap.REG_STATUS) == 0, "STATUS after reset"
+        assert await reg(regmap.REG_DITHER) == 0, "DITHER after reset (off)"
 
     async def write_weights(self, w):
         for i, v in enumerate(w):
@@ -64,6 +66,7 @@ class CoreTB(TB):
         # Writes while busy must be ignored; reads must still complete.
         await bus.write(regmap.REGION_WEIGHTS, 0, 0x1234)
         await bus.write(regmap.REGION_SAMPLES, 0, 0x777)
+        await bus.write(regmap.REGION_REGS, regmap.REG_DITHER, 0x5EED)
         await bus.read(regmap.REGION_WEIGHTS, 0)
         for _ in range(200000):
             status = await bus.reg(regmap.REG_STATUS)
@@ -93,6 +96,8 @@ async def run_plan(dut):
     await tb.check_identity()
     await tb.write_weights(p["w0"])
     _first_mismatch(await tb.read_weights(len(p["w0"])), p["w0"], "weights written")
+    await bus.write(regmap.REGION_REGS, regmap.REG_DITHER, p["dither"])
+    assert await bus.reg(regmap.REG_DITHER) == p["dither"], "DITHER written"
     samples, log = 0, []
     for n_op, op in enumerate(p["ops"]):
         X = op["X"]
@@ -104,6 +109,8 @@ async def run_plan(dut):
         log.append({"op": op["op"], "samples": len(X), "cycles": cycles})
         if "expect_w" in op:
             _first_mismatch(await tb.read_weights(len(p["w0"])), op["expect_w"], f"weights after op {n_op}")
+        dither = await bus.reg(regmap.REG_DITHER)
+        assert dither == op["expect_dither"], f"DITHER after op {n_op}: {dither:#x}, expected {op['expect_dither']:#x}"
         if "expect_out" in op:
             got = [regmap.from_word(await bus.read(regmap.REGION_OUTPUTS, i)) for i in range(len(op["expect_out"]))]
             _first_mismatch(got, op["expect_out"], f"outputs of op {n_op}")

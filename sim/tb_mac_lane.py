@@ -1,5 +1,7 @@
 """cocotb tests of `hw.mac_lane.MacLane` against its model `golden.mac_lane.MacLaneModel`, neuron by neuron.
 
+Every neuron has a random dither mask (including 0 and all ones), sent with its steps.
+
 Parameters (from `sim.runner`): `k`, `fmts` (a `HwFormats` string), `id_bits`, `neurons`, `seed`.
 """
 
@@ -23,19 +25,21 @@ async def run(dut, idle: float, backpressure: float, kinds):
 
     gen = NeuronGen(tb.rng, k, fmts, id_bits)
     neurons = [gen.neuron(kinds[i % len(kinds)]) for i in range(p["neurons"])]
+    masks = [gen.mask() for _ in neurons]
     golden_sat = SatCounter()
     model = MacLaneModel(k, fmts, golden_sat)
-    expected = [model.neuron(steps) for steps in neurons]
+    expected = [model.neuron(steps, mask) for steps, mask in zip(neurons, masks)]
     await tb.reset()
-    for steps in neurons:
-        for payload in step_payloads(steps):
+    for steps, mask in zip(neurons, masks):
+        for payload in step_payloads(steps, mask):
             source.send(payload)
     max_cycles = 20 * sum(len(s) for s in neurons) * (k + 2) + 100
     await sink.wait_for(len(neurons), max_cycles)
     await tb.cycles(k + 4)
 
     got = [(item["value"], slots_to_python(item["slots"])) for item in sink.items]
-    assert_transactions(got, expected, f"neuron (K={k}, {fmts})", describe=lambda i: neurons[i])
+    assert_transactions(got, expected, f"neuron (K={k}, {fmts})",
+                        describe=lambda i: f"mask {masks[i]:#010x}, steps {neurons[i]}")
     assert evict.total == model.evictions, f"evictions: got {evict.total}, expected {model.evictions}"
     assert sat.total == golden_sat.count, f"saturation events: got {sat.total}, expected {golden_sat.count}"
     assert golden_sat.count > 0 or "saturating" not in kinds, "stimulus never saturates: the check is vacuous"

@@ -51,14 +51,17 @@ class Bench:
         self.gen = NeuronGen(self.tb.rng, self.k, self.fmts, self.id_bits)
         self.golden_sat = SatCounter()
         self.model = ParallelMacLaneModel(self.k, self.fmts, self.golden_sat, self.sources)
-        self.neurons, self.expected = [], []
+        self.neurons, self.masks, self.expected = [], [], []
 
     async def run(self, neurons):
-        """Send `neurons` (after the ones sent before), wait for their results."""
+        """Send `neurons` (after the ones sent before), each with a random dither mask, wait for their
+        results."""
+        masks = [self.gen.mask() for _ in neurons]
         self.neurons += neurons
-        self.expected += [self.model.neuron(steps) for steps in neurons]
-        for steps in neurons:
-            for payload in step_payloads(steps):
+        self.masks += masks
+        self.expected += [self.model.neuron(steps, mask) for steps, mask in zip(neurons, masks)]
+        for steps, mask in zip(neurons, masks):
+            for payload in step_payloads(steps, mask):
                 self.source.send(payload)
         max_cycles = 20 * sum(len(s) + 2 * self.k for s in neurons) * (self.k + 2) + 100
         await self.sink.wait_for(len(self.neurons), max_cycles)
@@ -68,7 +71,7 @@ class Bench:
         await self.tb.cycles(self.k + 4)
         got = [(item["value"], slots_to_python(item["slots"])) for item in self.sink.items]
         assert_transactions(got, self.expected, f"neuron (K={self.k}, {self.fmts})",
-                            describe=lambda i: self.neurons[i])
+                            describe=lambda i: f"mask {self.masks[i]:#010x}, steps {self.neurons[i]}")
         evictions = self.model.evictions
         assert self.evict.total == evictions, f"evictions: got {self.evict.total}, expected {evictions}"
         assert self.sat.total == self.golden_sat.count, \

@@ -3,7 +3,9 @@
 A *group* is the candidate sequence of one neuron: its candidates are presented (with random idle cycles),
 then `flush`, riding with the last candidate or alone in a later cycle (at random); the next group may
 follow at once. The read-out of every group must equal a fresh golden toper fed the same candidates, and
-the evictions and merge saturations must add up to the golden totals. A monitor checks in every cycle that
+the evictions and merge saturations must add up to the golden totals. Candidates are `(value, id, demoted)`:
+a random half of the groups demote a random subset of their ids (the same flag for every candidate of an
+id, as the lanes' hash gives), and the read-out's `result_demoted` flags must equal the model's. A monitor checks in every cycle that
 `done` and `flushing` follow the flush token exactly (K-cycle walk). Parameters (from `sim.runner`): `k`,
 `t` (`[bits, frac]`), `id_bits`, `groups` (random groups per test), `seed`.
 """
@@ -14,6 +16,9 @@ from cocotb.triggers import RisingEdge
 from dpfm.golden.contract.formats import Fmt
 from dpfm.golden.fixedpoint import SatCounter
 from dpfm.golden.toper import ToperModel
+
+#: The model's hash for a demoted entry (both bits set) and for one that is not.
+DEMOTED, KEPT = 3, 0
 from dpfm.hw.streams import entry_layout, pack, slots_layout, slots_to_python, unpack
 from dpfm.sim.tb import TB, EventCounter, load_params
 
@@ -52,15 +57,24 @@ class ToperTB(TB):
             mag = self.rng.randint(1, t.max_raw)
         return mag if self.rng.random() < 0.5 else -mag
 
-    def group(self, size: int, id_range: int, magnitudes=None) -> list[tuple[int, int]]:
-        return [(self.value(magnitudes), self.rng.randrange(min(id_range, 1 << self.id_bits))) for _ in range(size)]
+    def demote(self, group, share: float | None = None) -> list[tuple[int, int, int]]:
+        """`group`'s `(value, id)` candidates with a dither flag per id: each id is demoted with probability
+        `share` (random per call when None: 0 in half the calls, else up to all)."""
+        if share is None:
+            share = 0.0 if self.rng.random() < 0.5 else self.rng.random()
+        flags = {wid: int(self.rng.random() < share) for _, wid in group}
+        return [(v, wid, flags[wid]) for v, wid in group]
+
+    def group(self, size: int, id_range: int, magnitudes=None) -> list[tuple[int, int, int]]:
+        return self.demote([(self.value(magnitudes), self.rng.randrange(min(id_range, 1 << self.id_bits)))
+                            for _ in range(size)])
 
     # --- driving and monitoring -----------------------------------------------------------------------
 
     async def _cycle(self, cand=None, flush: bool = False):
-        """Present `cand` ((value, id) or None) and `flush` for one cycle."""
+        """Present `cand` ((value, id, demoted) or None) and `flush` for one cycle."""
         if cand is not None:
-            self.dut.cand__payload.value = pack(self.entry, {"value": cand[0], "id": cand[1]})
+            self.dut.cand__payload.value = pack(self.entry, {"value": cand[0], "id": cand[1], "demoted": cand[2]})
         self.dut.cand__valid.value = int(cand is not None)
         self.dut.flush.value = int(flush)
         await RisingEdge(self.dut.clk)
@@ -93,7 +107,10 @@ class ToperTB(TB):
         while True:
             await RisingEdge(self.dut.clk)
             if complete:
-                self.results.append(slots_to_python(unpack(self.slots_layout, int(self.dut.result.value))))
+                slots = slots_to_python(unpack(self.slots_layout, int(self.dut.result.value)))
+                flags = int(self.dut.result_demoted.value)
+                self.results.append([None if s is None else (*s, DEMOTED if flags >> j & 1 else KEPT)
+                                     for j, s in enumerate(slots)])
             history = history[1:] + [int(self.dut.flush.value)]
             done, flushing = int(self.dut.done.value), int(self.dut.flushing.value)
             assert done == history[0], f"done={done}, but a flush {self.k - 1} cycles ago was {history[0]}"
@@ -101,13 +118,14 @@ class ToperTB(TB):
             complete = bool(done)
 
     def expected(self, groups) -> tuple:
-        """Per group the golden read-out; and the evictions and merge saturations over all groups."""
+        """Per group the golden read-out (entries with their hash); and the evictions and merge saturations
+        over all groups."""
         slots, evictions, sat = [], 0, SatCounter()
         for cands in groups:
             model = ToperModel(self.k, self.t_fmt, sat)
-            for v, wid in cands:
-                model.insert(v, wid)
-            slots.append(model.slots())
+            for v, wid, demoted in cands:
+                model.insert(v, wid, DEMOTED if demoted else KEPT)
+            slots.append(model.entries())
             evictions += model.evictions
         return slots, evictions, sat.count
 
@@ -148,9 +166,9 @@ async def ties(dut):
     for _ in range(max(4, tb.n_groups // 4)):
         size = tb.rng.randint(2, 2 * tb.k + 2)
         ids = tb.rng.sample(range(1 << tb.id_bits), size)
-        groups.append([(tb.value(magnitudes=[3, 5]), wid) for wid in ids])
+        groups.append(tb.demote([(tb.value(magnitudes=[3, 5]), wid) for wid in ids]))
     # the named cases: +v then -v (opposite sign, lower id second) and the reverse order
-    groups += [[(5, 9), (-5, 3)], [(-5, 3), (5, 9)], [(7, 4), (7, 2), (-7, 6), (-7, 1)]]
+    groups += [tb.demote(g, 0) for g in ([(5, 9), (-5, 3)], [(-5, 3), (5, 9)], [(7, 4), (7, 2), (-7, 6), (-7, 1)])]
     await tb.check(groups, idle=0.2, what="tie group")
 
 
@@ -159,8 +177,8 @@ async def merges_and_saturation(dut):
     """Duplicate ids merging, including sums that saturate at both ends and sums that cancel to 0."""
     tb = await _start(dut)
     mx = tb.t_fmt.max_raw
-    groups = [[(mx, 5), (mx, 5)], [(-mx, 5), (-1, 5)], [(mx - 1, 2), (3, 2), (-mx, 2)], [(9, 1), (-9, 1)],
-              [(4, 3), (mx, 7), (mx, 7), (-4, 3), (1, 3)]]
+    groups = [tb.demote(g) for g in ([(mx, 5), (mx, 5)], [(-mx, 5), (-1, 5)], [(mx - 1, 2), (3, 2), (-mx, 2)],
+                                     [(9, 1), (-9, 1)], [(4, 3), (mx, 7), (mx, 7), (-4, 3), (1, 3)])]
     groups += [tb.group(tb.rng.randint(1, 3 * tb.k + 3), 3) for _ in range(max(4, tb.n_groups // 4))]
     await tb.check(groups, idle=0.2, what="merge group")
     assert tb.expected(groups)[2] > 0
@@ -170,7 +188,7 @@ async def merges_and_saturation(dut):
 async def few_candidates_and_zeros(dut):
     """K larger than the number of candidates, empty groups, and zero-valued candidates (ignored)."""
     tb = await _start(dut)
-    groups = [[], [(0, 1)], [(0, 1), (3, 1), (0, 1)], [(2, 4)], [(0, 3)] * (tb.k + 2)]
+    groups = [tb.demote(g) for g in ([], [(0, 1)], [(0, 1), (3, 1), (0, 1)], [(2, 4)], [(0, 3)] * (tb.k + 2))]
     groups += [tb.group(tb.rng.randint(0, tb.k), 1 << tb.id_bits) for _ in range(max(4, tb.n_groups // 4))]
     await tb.check(groups, idle=0.3, what="small group")
 
@@ -179,10 +197,26 @@ async def few_candidates_and_zeros(dut):
 async def evictions(dut):
     """Many more distinct ids than cells: every group evicts, counted exactly."""
     tb = await _start(dut)
-    groups = [[(tb.value(), wid) for wid in tb.rng.sample(range(1 << tb.id_bits), 3 * tb.k + 2)]
+    groups = [tb.demote([(tb.value(), wid) for wid in tb.rng.sample(range(1 << tb.id_bits), 3 * tb.k + 2)])
               for _ in range(max(3, tb.n_groups // 6))]
     await tb.check(groups, idle=0.1, what="evicting group")
     assert tb.expected(groups)[1] > 0
+
+
+@cocotb.test()
+async def demotion(dut):
+    """Dither flags (docs/ARITHMETIC.md 3d): a quarter of the ids demoted, with few magnitudes so demoted and
+    kept entries of equal and opposite values meet (the `e = -c` override applies only to equal flags),
+    large values demoted below small ones, and merges of demoted ids."""
+    tb = await _start(dut)
+    groups = []
+    for _ in range(max(6, tb.n_groups // 2)):
+        ids = tb.rng.sample(range(1 << tb.id_bits), tb.rng.randint(2, 2 * tb.k + 2))
+        groups.append(tb.demote([(tb.value(magnitudes=[3, 5, tb.t_fmt.max_raw]), wid) for wid in ids], 0.25))
+    groups += [[(5, 9, 1), (-5, 3, 0)], [(-5, 3, 1), (5, 9, 0)], [(5, 3, 1), (-5, 9, 0)], [(-5, 9, 1), (5, 3, 0)],
+               [(1, 8, 0), (tb.t_fmt.max_raw, 2, 1), (-2, 6, 0), (4, 2, 1)]]
+    groups += [tb.group(tb.rng.randint(1, 3 * tb.k), 3) for _ in range(4)]
+    await tb.check(groups, idle=0.2, what="demotion group")
 
 
 @cocotb.test()

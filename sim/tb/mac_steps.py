@@ -42,8 +42,15 @@ class NeuronGen:
         steps.append((bias, wid0 + n_in, 1 << fmts.x.frac, [None] * k))
         return steps
 
+    def mask(self) -> int:
+        """A neuron's dither mask (docs/ARITHMETIC.md 3d): off (0), all ones (an id is demoted when its parity
+        is even), or random."""
+        r = self.rng.random()
+        return 0 if r < 0.2 else 0xFFFFFFFF if r < 0.35 else self.rng.getrandbits(32)
 
-def step_payloads(steps):
-    """The lane's input payloads (`hw.streams.mac_step_layout`) of one neuron's steps, `last` on the bias."""
-    return [{"w": w, "wid": wid, "x": x, "slots": slots_from_python(slots), "last": int(i == len(steps) - 1)}
-            for i, (w, wid, x, slots) in enumerate(steps)]
+
+def step_payloads(steps, mask: int = 0):
+    """The lane's input payloads (`hw.streams.mac_step_layout`) of one neuron's steps, `last` on the bias,
+    each with the neuron's dither `mask`."""
+    return [{"w": w, "wid": wid, "x": x, "slots": slots_from_python(slots), "last": int(i == len(steps) - 1),
+             "mask": mask} for i, (w, wid, x, slots) in enumerate(steps)]

@@ -5,6 +5,8 @@ followed by a read-back of every weight, then an inference over validation sampl
 outputs and the SATURATIONS / EVICTIONS / SAMPLES_DONE counters must equal `golden.fixed_mlp.FixedModel(
 tangent="toper")` exactly (sim/tb_core.py). A core with the SGD rounding off by one must fail the same
 comparison. The CYCLES register is checked against the testbench's own cycle count and a hard floor.
+With a non-zero dither state in REG_DITHER (docs/ARITHMETIC.md 3d) training must also equal the model, and
+REG_DITHER must read the model's `dither_state` after every operation (inference leaves it alone).
 """
 
 import json
@@ -24,8 +26,23 @@ BATCH = 10
 LR = 0.1
 
 
-def plan(cfg: CoreConfig, n_batches: int, n_infer: int, seed: int) -> dict:
-    return core_plan(cfg, "seed-sum", n_batches=n_batches, batch=BATCH, n_infer=n_infer, seed=seed, lr=LR)
+#: A non-zero dither generator state for the dithered runs.
+DITHER = 0x2545F491
+
+
+def plan(cfg: CoreConfig, n_batches: int, n_infer: int, seed: int, dither_state: int = 0) -> dict:
+    return core_plan(cfg, "seed-sum", n_batches=n_batches, batch=BATCH, n_infer=n_infer, seed=seed, lr=LR,
+                     dither_state=dither_state)
+
+
+def dithered_plan(cfg: CoreConfig, seed: int) -> dict:
+    """A plan with dithering on, which must differ from the same plan with dithering off in the weights or
+    the eviction count (else the run could not tell a core that ignores the dither state)."""
+    on, off = plan(cfg, 2, 8, seed, DITHER), plan(cfg, 2, 8, seed)
+    assert [op.get("expect_w") for op in on["ops"]] != [op.get("expect_w") for op in off["ops"]] \
+        or on["expect_evictions"] != off["expect_evictions"], "dithering changes nothing: the check is vacuous"
+    assert on["ops"][-1]["expect_dither"] != DITHER
+    return on
 
 
 def cycle_floor(cfg: CoreConfig, samples: int, train: bool) -> int:
@@ -43,6 +60,14 @@ def test_training_run_matches_golden(tmp_path, k, lanes):
     run_core_sim(DpfmCore(cfg), tmp_path, plan(cfg, n_batches=2, n_infer=8, seed=k), seed=k).check()
     for entry in json.loads((tmp_path / "cycles.json").read_text()):
         assert cycle_floor(cfg, entry["samples"], entry["op"] == "train") <= entry["cycles"], entry
+
+
+@pytest.mark.parametrize("k, lanes", [(3, 1), (3, 2), (8, 5)])
+def test_dithered_training_run_matches_golden(tmp_path, k, lanes):
+    """Lanes 2 and 5 take the masks of a unit group side by side, with partial groups counting only their
+    units."""
+    cfg = CoreConfig.from_task("seed-sum", k, max_batch=16, lanes=lanes)
+    run_core_sim(DpfmCore(cfg), tmp_path, dithered_plan(cfg, seed=k), seed=k).check()
 
 
 @pytest.mark.parametrize("k, lanes", [(8, 1), (3, 2)])

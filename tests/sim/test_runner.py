@@ -15,7 +15,8 @@ T = Fmt(16, 12)
 
 def test_ports_follow_the_signature_and_skip_constant_ready(tmp_path):
     toper = Toper(2, T, 6)
-    expected = {"cand__valid", "cand__payload", "flush", "result", "done", "flushing", "evict", "merge_clamps"}
+    expected = {"cand__valid", "cand__payload", "flush", "result", "result_demoted", "done", "flushing", "evict",
+                "merge_clamps"}
     assert set(component_ports(toper)) == expected
     header = write_verilog(toper, "toper", tmp_path).read_text().split("module toper(", 1)[1].split(")", 1)[0]
     assert {p.strip() for p in header.split(",")} == expected | {"clk", "rst"}
@@ -23,7 +24,7 @@ def test_ports_follow_the_signature_and_skip_constant_ready(tmp_path):
 
 @pytest.mark.parametrize("layout, obj", [
     (dual_layout(3, Fmt(12, 8), T, 5), {"value": -2047, "slots": slots_from_python([(-32767, 31), None, (1, 0)])}),
-    (mac_step_layout(2, HwFormats(), 9), {"w": -1, "wid": 511, "x": 32767, "last": 1,
+    (mac_step_layout(2, HwFormats(), 9), {"w": -1, "wid": 511, "x": 32767, "last": 1, "mask": 0xFFFFFFFF,
                                           "slots": slots_from_python([None, (-5, 7)])}),
 ])
 def test_pack_matches_amaranth_encoding_and_unpack_inverts_it(layout, obj):
