@@ -4,7 +4,8 @@ Both use the contract's default formats (docs/ARITHMETIC.md); its lr format u16.
 at 16 x 32 bits, two of the UP5K's eight 16x16 DSPs.
 
 iCEBreaker (iCE40 UP5K) uses the system toolchain (Debian yosys, nextpnr-ice40, icepack); `-dsp` makes
-`synth_ice40` map multipliers to SB_MAC16. ULX3S-85F (ECP5-85) uses the system yosys for synthesis and the
+`synth_ice40` map multipliers to SB_MAC16, and `-abc9` (timing-driven LUT mapping) packs the K=8 core into
+3% fewer LUTs than the default mapping, which is what lets the UP5K hold it with the dither. ULX3S-85F (ECP5-85) uses the system yosys for synthesis and the
 YoWASP nextpnr-ecp5 / ecppack from PyPI, selected the way Amaranth selects any tool: through the YOSYS /
 NEXTPNR_ECP5 / ECPPACK environment variables.
 
@@ -64,7 +65,7 @@ TARGETS = {
         name="icebreaker", platform_module="amaranth_boards.icebreaker", platform_class="ICEBreakerPlatform",
         family="ice40", default_task="seed-sum",
         tools={"YOSYS": "yosys", "NEXTPNR_ICE40": "nextpnr-ice40", "ICEPACK": "icepack"},
-        overrides={"synth_opts": "-dsp"},
+        overrides={"synth_opts": "-dsp -abc9"},
         programmer="iceprog", bitstream_ext="bin"),
     "ulx3s-85f": Target(
         name="ulx3s-85f", platform_module="amaranth_boards.ulx3s", platform_class="ULX3S_85F_Platform",
