@@ -100,7 +100,7 @@ def bernoulli_data(n=250, features=20, seed=2):
 
 
 TASKS = {t.name: t for t in [
-    Task("seed-sum", "the seed's benchmark: y = x1+x2+x3+x4, 4-5-5-1, MSE, batch 10 (the note's SGD 0.01 with --lr 0.01)",
+    Task("seed-sum", "the seed's benchmark: y = x1+x2+x3+x4, 4-5-5-1, MSE, batch 10 (the note's SGD: --lr 0.01)",
          NetSpec((4, 5, 5, 1), ("sigmoid", "sigmoid", "identity"), "mse"), seed_sum_data,
          lr=0.01, batch=10, epochs=250,
          # runs/study-hw (docs/STUDY.md phase 2): demote-hw's tuned rates

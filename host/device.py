@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 
+from dpfm.golden import dither
 from dpfm.golden.contract import regmap as R
 from dpfm.golden.contract import wire
 from dpfm.golden.contract.errors import DpfmError
@@ -91,7 +92,13 @@ class Device(Trainer):
                             f"{self.config.toper} toper", "build and load the bitstream for this task, K and toper")
 
     def _current_dither_state(self) -> int:
-        return self._reg(R.REG_DITHER)
+        """The core's dither state, which must be where the host's copy stepped it (docs/ARITHMETIC.md 3d)."""
+        state = self._reg(R.REG_DITHER)
+        if state != self.dither_state:
+            raise DpfmError(f"the core's dither state is {state:#010x}, the host expects {self.dither_state:#010x} "
+                            "after the neurons it trained", "the core or link is faulty: resume from the last "
+                            "checkpoint")
+        return state
 
     def _restore_dither_state(self, state: int) -> None:
         """Write the dither generator's state and read it back: a core without the generator (an older
@@ -172,6 +179,7 @@ class Device(Trainer):
         outputs = to_float(self._read_outputs(len(X)), self.fixed.x)
         self._set_setting(R.REG_LR, self._model.lr_raw(self.lr, len(X)))
         self._run(R.CTRL_TRAIN)
+        self.dither_state = dither.masks(self.dither_state, len(X) * sum(self.spec.sizes[1:]))[1]
         return mean_loss(self.spec.loss, outputs[None], Y[None])
 
     def _forward(self, X, X_raw) -> np.ndarray:
@@ -185,10 +193,11 @@ class Device(Trainer):
 
     @contextlib.contextmanager
     def _training_run(self):
-        """After a run, the core's sample count must match the host's (`_verify_counters`)."""
+        """After a run, the core's sample count and dither state must match the host's."""
         before = (self._reg(R.REG_SAMPLES_DONE), self._samples_run)
         yield
         self._verify_counters(*before)
+        self._current_dither_state()
 
     def _verify_counters(self, device_before: int, host_before: int) -> None:
         """The core processed exactly the samples of the operations the host started (its own count,

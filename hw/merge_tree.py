@@ -9,11 +9,11 @@ and a slot whose value is 0 is ignored by the Toper itself, so a node's read-out
 "A's valid slots then B's valid slots", while its timing does not depend on the data.
 
 Each input and output is a stream of one read-out (`readout_layout`: the slots with their dither flags, which
-every node feeds into its Toper with the slots, as the model's entries keep their hash). The payload of an output is the node's
-Toper `result`, which stays unchanged until the node flushes again, so a node may flush its next neuron only
-when its result has been taken (or is being taken in that cycle). A node copies its children's read-outs
-into its own queues as soon as they have room, which frees the child for its next neuron while the node
-still feeds the previous one: neurons pipeline through the tree, one per node per 2K cycles.
+every node feeds into its Toper with the slots, as the model's entries keep their hash). The payload of an
+output is the node's Toper `result`, which stays unchanged until the node flushes again, so a node may flush
+its next neuron only when its result has been taken (or is being taken in that cycle). A node copies its
+children's read-outs into its own queues as soon as they have room, which frees the child for its next neuron
+while the node still feeds the previous one: neurons pipeline through the tree, one per node per 2K cycles.
 
 Timing (every number below is checked by `sim/tb_parallel_lane.py`):
 

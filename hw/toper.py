@@ -12,8 +12,8 @@ presented and moves one cell per cycle through pipeline registers between the ce
 - otherwise `e` continues to `c_{j+1}`.
 
 Every entry carries its dither flag `demoted` through the cells (a merge keeps the cell's: within a neuron
-an id always has the same flag). An entry leaving `c_{K-1}` is dropped and reported as an eviction event. A candidate whose value is 0 is
-ignored (contract 3.2: it is not inserted).
+an id always has the same flag). An entry leaving `c_{K-1}` is dropped and reported as an eviction event.
+A candidate whose value is 0 is ignored (contract 3.2: it is not inserted).
 
 Every cell sees the entries arriving at it in the order the candidates were accepted, and its update depends
 only on that sequence, so the final state equals inserting the candidates one at a time: idle cycles between

@@ -15,8 +15,8 @@ from dpfm.golden.contract.files import check_writable, write_json
 from dpfm.golden.tasks import accuracy
 from dpfm.golden.trainer import k_label
 from dpfm.host.plots import plot_loss_curves
-from dpfm.host.commands.train import (BACKENDS, _number, add_task_arguments, core_config, dither_arg, make_trainer, parse_fixed, tune_user_lr,
-                                      parse_k, resolve_task, show_progress)
+from dpfm.host.commands.train import (BACKENDS, _number, add_task_arguments, core_config, dither_arg, make_trainer,
+                                      parse_fixed, parse_k, resolve_task, show_progress, tune_user_lr)
 
 DEFAULT_KS = "2,4,8,16,32,64,full"
 

@@ -40,8 +40,9 @@ def device(cosim, **kw):
     return Device(LinkClient(SerialPort(cosim.url)), CoreConfig.from_task("seed-sum", K), **kw)
 
 
-def golden(seed=3):
-    return GoldenTrainer(TASK.spec, K, lr=TASK.lr, batch=TASK.batch, seed=seed, fixed=HwFormats(), tangent="toper")
+def golden(seed=3, dither=False):
+    return GoldenTrainer(TASK.spec, K, lr=TASK.lr, batch=TASK.batch, seed=seed, fixed=HwFormats(), tangent="toper",
+                         dither=dither)
 
 
 def raw(layers):
@@ -50,10 +51,11 @@ def raw(layers):
 
 @pytest.mark.verilator
 @pytest.mark.slow
-def test_training_equals_golden_toper_bit_for_bit(cosim, data):
+@pytest.mark.parametrize("dither", [False, True], ids=["plain", "dither"])
+def test_training_equals_golden_toper_bit_for_bit(cosim, data, dither):
     X, Y, X_val, Y_val = data
-    gold = golden()
-    with device(cosim) as dev:
+    gold = golden(dither=dither)
+    with device(cosim, dither=dither) as dev:
         assert np.array_equal(dev.weights_raw, raw(gold.weights))
         history = dev.train(X, Y, 3, X_val, Y_val, progress=False)
         expected = gold.train(X, Y, 3, X_val, Y_val, progress=False)
@@ -62,6 +64,11 @@ def test_training_equals_golden_toper_bit_for_bit(cosim, data):
         assert np.array_equal(dev.predict(X_val), gold.predict(X_val))
         assert dev.train_batch(X[:7], Y[:7]) == gold.train_batch(X[:7], Y[:7])
         assert np.array_equal(dev.weights_raw, raw(gold.weights))
+        assert dev.dither_state == gold.dither_state
+    if dither:   # the dither changed the run, so the comparison above could fail on a core that ignores it
+        plain = golden()
+        plain.train(X, Y, 3, X_val, Y_val, progress=False)
+        assert not np.array_equal(plain._raw, gold._raw)
 
 
 @pytest.mark.verilator
@@ -83,16 +90,18 @@ def test_checkpoint_resume_continues_exactly(cosim, data, tmp_path):
 
 @pytest.mark.verilator
 @pytest.mark.slow
-def test_checkpoints_interchange_with_golden_toper(cosim, data, tmp_path):
+@pytest.mark.parametrize("dither", [False, True], ids=["plain", "dither"])
+def test_checkpoints_interchange_with_golden_toper(cosim, data, tmp_path, dither):
     """One checkpoint format: the device continues a golden toper trainer's checkpoint, and the golden
-    trainer continues the device's, both bit for bit as if training had never stopped."""
+    trainer continues the device's, both bit for bit as if training had never stopped (with the dither, its
+    generator's state travels with the checkpoint)."""
     X, Y, X_val, Y_val = data
-    straight = golden()
+    straight = golden(dither=dither)
     straight.train(X, Y, 3, X_val, Y_val, progress=False)
-    first = golden()
+    first = golden(dither=dither)
     first.train(X, Y, 1, X_val, Y_val, progress=False)
     first.save(tmp_path / "golden.npz", extra={"task": TASK.name})
-    with device(cosim, seed=99) as dev:
+    with device(cosim, seed=99, dither=dither) as dev:
         dev.resume(tmp_path / "golden.npz")
         assert (dev.epoch, dev.extra) == (1, {"task": TASK.name})
         dev.train(X, Y, 1, X_val, Y_val, progress=False, checkpoint=tmp_path / "device.npz")
@@ -101,6 +110,7 @@ def test_checkpoints_interchange_with_golden_toper(cosim, data, tmp_path):
     resumed.train(X, Y, 1, X_val, Y_val, progress=False)
     assert np.array_equal(resumed._raw, straight._raw)
     assert resumed.history == straight.history and resumed.epoch == 3
+    assert resumed.dither_state == straight.dither_state
 
 
 @pytest.mark.verilator
