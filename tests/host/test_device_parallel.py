@@ -26,8 +26,9 @@ def test_cli_trains_the_parallel_core_bit_exactly(tmp_path, capsys, tangent):
     out = tmp_path / "par.npz"
     assert main(["train", "--task", "seed-sum", "--k", "2", "--backend", "sim", "--tangent", tangent,
                  "--epochs", "2", "--save", str(out)]) == 0
-    gold = GoldenTrainer(task.spec, 2, lr=task.lr, batch=task.batch, init=task.init, seed=0, fixed=HwFormats(),
-                         tangent=tangent)
+    # the CLI's defaults: the task's rate for K=2 and the dither on
+    gold = GoldenTrainer(task.spec, 2, lr=task.lr_for(2), batch=task.batch, init=task.init, seed=0,
+                         fixed=HwFormats(), tangent=tangent, dither=True)
     X, Y, X_val, Y_val = task.load()
     gold.train(X, Y, 2, X_val, Y_val, progress=False)
     assert f"tangent {tangent}  " in capsys.readouterr().out
