@@ -203,13 +203,17 @@ class Forward(wiring.Component):
         no_tangent = bias1 | l0_1
 
         # ---- dither masks: lane j of the group in stage 1 takes the state stepped j times -------------------
+        # Each stepped state is a signal of its own: as nested expressions, every step would copy its input
+        # twice (the shift and the feedback bit), and the netlist would double with every lane.
         masks = [self.dither]
-        for _ in range(1, n_lanes):
-            masks.append(dither_step_expr(masks[-1]))
+        for l in range(1, n_lanes + 1):
+            stepped = Signal(dither.BITS, name=f"dither_step{l}")
+            m.d.comb += stepped.eq(dither_step_expr(masks[-1]))
+            masks.append(stepped)
         # after the group: the state stepped once per active lane (the active lanes are a prefix)
-        after_group = dither_step_expr(masks[0])
+        after_group = masks[1]
         for l in range(1, n_lanes):
-            after_group = Mux(active1[l], dither_step_expr(masks[l]), after_group)
+            after_group = Mux(active1[l], masks[l + 1], after_group)
         with m.If(self.dither_set):
             m.d.sync += self.dither.eq(self.dither_value)
         with m.Elif(self.train & v1 & bias1 & all_done):
