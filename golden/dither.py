@@ -57,6 +57,17 @@ def masks(state: int, n: int) -> tuple[np.ndarray, int]:
     return out, s
 
 
+def layer_masks(state: int, sizes, batch: int) -> tuple[list[np.ndarray], int]:
+    """The masks of one training batch of a network whose layers have `sizes` units (sizes[1:] of a net),
+    per layer `(batch, units)`, and the state after them: neurons take consecutive states in issue order
+    (sample, layer, unit)."""
+    per_sample = sum(sizes)
+    flat, state = masks(state, batch * per_sample)
+    flat = flat.reshape(batch, per_sample)
+    bounds = np.cumsum((0,) + tuple(sizes))
+    return [flat[:, bounds[l]:bounds[l + 1]] for l in range(len(sizes))], state
+
+
 def _parity15(x):
     x = x & ((1 << ID_BITS) - 1)
     for shift in (8, 4, 2, 1):

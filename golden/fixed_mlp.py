@@ -41,12 +41,12 @@ import math
 
 import numpy as np
 
+from dpfm.golden import dither
 from dpfm.golden.activation import activation_luts, lut_index
 from dpfm.golden.contract.errors import DpfmError
 from dpfm.golden.contract.formats import HwFormats
 from dpfm.golden.contract.net import NetSpec
 from dpfm.golden.contract.organisation import check_tangent_mode, parallel_sources
-from dpfm.golden import dither
 from dpfm.golden.fixedpoint import SatCounter, quantize, requantize, saturate, shift_round
 from dpfm.golden.merge_tree import merge_tree_order
 from dpfm.golden.toper import EMPTY_ID, BatchToper
@@ -168,11 +168,8 @@ class FixedModel:
     def _neuron_masks(self, batch: int) -> list[np.ndarray]:
         """Per layer, the dither masks `(B * n_out,)` of its neurons in row order (sample, unit); the state
         steps once per neuron, in issue order (sample, layer, unit)."""
-        sizes = self.spec.sizes[1:]
-        flat, self.dither_state = dither.masks(self.dither_state, batch * sum(sizes))
-        per_sample = flat.reshape(batch, sum(sizes))
-        bounds = np.cumsum((0,) + tuple(sizes))
-        return [per_sample[:, bounds[l]:bounds[l + 1]].reshape(-1) for l in range(len(sizes))]
+        masks, self.dither_state = dither.layer_masks(self.dither_state, self.spec.sizes[1:], batch)
+        return [m.reshape(-1) for m in masks]
 
     def _toper_pass(self, w_raw, X_raw, masks):
         """Hardware-exact: per neuron, MAC steps in order, candidates in order, into the lane's topers."""

@@ -113,7 +113,6 @@ class _Plan:
         grad = _sink(c, row, base) / B
         return (grad, losses, _sink(c, lost, base) / B) if dropped else (grad, losses)
 
-
     def _row_ids(self, layer: int, n_out: int) -> np.ndarray:
         """The weight-id of every column of unit u's row `[earlier ids | u's own segment]`, `(n_out, width)`."""
         _, n_in, base, *_ = self.layers[layer]
@@ -289,11 +288,8 @@ class GoldenTrainer(Trainer):
         generator as the fixed-point model and the core do (docs/ARITHMETIC.md 3d)."""
         if not self.dither:
             return None
-        sizes = self.spec.sizes[1:]
-        flat, self.dither_state = dither.masks(self.dither_state, batch * sum(sizes))
-        per_sample = flat.reshape(batch, sum(sizes))
-        bounds = np.cumsum((0,) + tuple(sizes))
-        return [per_sample[:, bounds[l]:bounds[l + 1]] for l in range(len(sizes))]
+        masks, self.dither_state = dither.layer_masks(self.dither_state, self.spec.sizes[1:], batch)
+        return masks
 
     def _forward(self, X, X_raw) -> np.ndarray:
         if self.fixed is None:

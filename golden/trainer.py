@@ -20,12 +20,12 @@ import sys
 import numpy as np
 from tqdm import tqdm
 
+from dpfm.golden import dither as dither_bits
 from dpfm.golden.checkpoint import Checkpoint
 from dpfm.golden.contract.errors import DpfmError
 from dpfm.golden.contract.formats import HwFormats
 from dpfm.golden.contract.net import NetSpec
 from dpfm.golden.contract.organisation import check_tangent_mode
-from dpfm.golden import dither as dither_bits
 from dpfm.golden.dual import BCE_EPS
 from dpfm.golden.fixedpoint import SatCounter, quantize
 

@@ -179,7 +179,7 @@ class Device(Trainer):
         outputs = to_float(self._read_outputs(len(X)), self.fixed.x)
         self._set_setting(R.REG_LR, self._model.lr_raw(self.lr, len(X)))
         self._run(R.CTRL_TRAIN)
-        self.dither_state = dither.masks(self.dither_state, len(X) * sum(self.spec.sizes[1:]))[1]
+        self.dither_state = dither.layer_masks(self.dither_state, self.spec.sizes[1:], len(X))[1]
         return mean_loss(self.spec.loss, outputs[None], Y[None])
 
     def _forward(self, X, X_raw) -> np.ndarray:
