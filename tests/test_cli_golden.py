@@ -270,3 +270,14 @@ def test_saturate_clamps_data_the_format_cannot_hold(tmp_path, capsys):
     assert "160 values of the training inputs lie outside the x format s16.12" in err and "--saturate" in err
     assert dpfm(*args, "--saturate") == 0
     assert dpfm("train", "--epochs", "1", "--no-progress", *_scaled_data(tmp_path, 1e6)) == 0  # float: no format
+
+
+def test_sweep_on_own_data_refuses_bad_data_before_tuning(tmp_path, capsys):
+    """No --lr on --data tunes first, but data the x format cannot hold is refused before that, in one line."""
+    data = tmp_path / "big.npz"
+    X = np.full((20, 3), 1e6)
+    np.savez(data, X=X, Y=X[:, :1])
+    assert dpfm("sweep", "--data", data, "--sizes", "3,2,1", "--ks", "2", "--epochs", "1", "--fixed", "default",
+                "--out", tmp_path / "out") == 2
+    err = capsys.readouterr().err
+    assert "outside the x format" in err and "choosing" not in err and len(err.strip().splitlines()) == 1

@@ -12,6 +12,7 @@ import time
 
 from dpfm.golden.contract.errors import DpfmError
 from dpfm.golden.contract.files import check_writable, write_json
+from dpfm.golden.mlp import GoldenTrainer
 from dpfm.golden.tasks import accuracy
 from dpfm.golden.trainer import k_label
 from dpfm.host.plots import plot_loss_curves
@@ -66,12 +67,16 @@ def run(args) -> int:
     ks = parse_ks(args.ks)
     seed = _number(args.seed, int, "seed") if args.seed is not None else 0
     fixed = parse_fixed(args.fixed)
-    task = tune_user_lr(args, task, ks, (X, Y), fixed)
     out = args.out or os.path.join("runs", "sweep-" + re.sub(r"[^A-Za-z0-9_.-]+", "_", task.name))
     png = os.path.join(out, "loss.png")
     json_path = args.json or os.path.join(out, "sweep.json")
     for path in (png, json_path):
         check_writable(path)
+    if args.data is not None and args.lr is None:   # refuse bad data before tuning on it
+        probe = GoldenTrainer(task.spec, ks[0], fixed=fixed, tangent="exact")
+        probe.saturate = args.saturate
+        probe.check_training_data(X, Y, X_val, Y_val)
+    task = tune_user_lr(args, task, ks, (X, Y), fixed)
     golden = args.backend == "golden"
     # K values with their own rates train side by side in float (per-replica rates), one by one in fixed point
     joint = golden and not args.separate and (fixed is None or len({task.lr_for(k) for k in ks}) == 1)
