@@ -11,6 +11,7 @@ Each rule's docstring says what the hardware's SGD unit would need. `RULES` name
 import numpy as np
 
 from dpfm.golden.contract.errors import DpfmError
+from dpfm.golden.rules import lookup
 
 
 class Constant:
@@ -98,12 +99,7 @@ DEFAULT = "constant"
 
 def get_rule(rule):
     """An lr rule from its name (or a rule object, returned as is)."""
-    if not isinstance(rule, str):
-        return rule
-    try:
-        return RULES[rule]
-    except KeyError:
-        raise DpfmError(f"unknown learning-rate rule '{rule}'", f"choose one of {', '.join(RULES)}") from None
+    return lookup(RULES, rule, "learning-rate rule")
 
 
 def check_step(rule, lr: float, n_params: int) -> None:

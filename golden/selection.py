@@ -18,7 +18,7 @@ Each rule's docstring says what the hardware toper would need for it. `RULES` na
 
 import numpy as np
 
-from dpfm.golden.contract.errors import DpfmError
+from dpfm.golden.rules import lookup
 from dpfm.golden.topk import prune_rows
 
 
@@ -185,9 +185,4 @@ DEFAULT = "topk"
 
 def get_rule(rule):
     """A selection rule from its name (or a rule object, returned as is)."""
-    if not isinstance(rule, str):
-        return rule
-    try:
-        return RULES[rule]
-    except KeyError:
-        raise DpfmError(f"unknown selection rule '{rule}'", f"choose one of {', '.join(RULES)}") from None
+    return lookup(RULES, rule, "selection rule")
