@@ -32,6 +32,22 @@ def choose_lrs(tune_results: list, n_ks: int, lrs: list) -> list:
     return [float(lrs[int(np.argmin(row))]) for row in median]  # argmin takes the first (smallest) on ties
 
 
+def holdout_finals(spec, ks, lrs, batch: int, epochs: int, seed: int, X, Y, progress: bool = False,
+                   **settings) -> list:
+    """The tuning rule's measurement: every K at every rate of `lrs`, side by side as replicas of one float
+    golden trainer (`settings`: selection, lr_rule, dither), trained on the fit part of `tuning_split(X, Y)`;
+    returns the last epoch's holdout losses `[K][lr]`, a non-finite loss (or no epoch) as infinity."""
+    from dpfm.golden.mlp import GoldenTrainer
+
+    X_fit, Y_fit, X_hold, Y_hold = tuning_split(X, Y)
+    trainer = GoldenTrainer(spec, [k for k in ks for _ in lrs], lr=[lr for _ in ks for lr in lrs], batch=batch,
+                            seed=seed, **settings)
+    trainer.train(X_fit, Y_fit, epochs, X_hold, Y_hold, progress=progress)
+    last = np.atleast_1d(trainer.history["val_loss"][-1]) if epochs else np.full(len(ks) * len(lrs), np.inf)
+    last = np.where(np.isfinite(last), last, np.inf).astype(np.float64)
+    return last.reshape(len(ks), len(lrs)).tolist()
+
+
 def tune_task(task, ks, X, Y, dither: bool, max_lr: float | None = None, progress: bool = False):
     """`task` with `lr_by_k` for `ks` chosen by the rule above on its training data `(X, Y)`: every K at
     every rate of `USER_GRID` (those at most `max_lr`, what the fixed-point lr format holds), float golden
@@ -40,20 +56,11 @@ def tune_task(task, ks, X, Y, dither: bool, max_lr: float | None = None, progres
     from dataclasses import replace
 
     from dpfm.golden.contract.errors import DpfmError
-    from dpfm.golden.mlp import GoldenTrainer
 
     grid = [lr for lr in USER_GRID if max_lr is None or lr <= max_lr]
     if not grid:
         raise DpfmError(f"no rate of the tuning grid {USER_GRID} fits the lr format (at most {max_lr:g} per "
                         "batch-scaled step)", "give --lr, a larger --batch or a wider lr format")
-    X_fit, Y_fit, X_hold, Y_hold = tuning_split(X, Y)
-    reps_k = [k for k in ks for _ in grid]
-    finals = []
-    for seed in TUNE_SEEDS:
-        trainer = GoldenTrainer(task.spec, reps_k, lr=[lr for _ in ks for lr in grid], batch=task.batch,
-                                seed=seed, dither=dither)
-        trainer.train(X_fit, Y_fit, task.epochs, X_hold, Y_hold, progress=progress)
-        last = np.atleast_1d(trainer.history["val_loss"][-1]) if task.epochs else np.full(len(reps_k), np.inf)
-        finals.append({"final": np.asarray(last, dtype=np.float64).reshape(len(ks), len(grid)).tolist()})
-    chosen = choose_lrs(finals, len(ks), grid)
-    return replace(task, lr_by_k=tuple(zip(ks, chosen)))
+    finals = [{"final": holdout_finals(task.spec, ks, grid, task.batch, task.epochs, seed, X, Y, progress,
+                                       dither=dither)} for seed in TUNE_SEEDS]
+    return replace(task, lr_by_k=tuple(zip(ks, choose_lrs(finals, len(ks), grid))))

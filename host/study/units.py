@@ -10,7 +10,7 @@ import numpy as np
 from dpfm.golden.mlp import GoldenTrainer
 from dpfm.golden.tasks import accuracy, get_task
 from dpfm.host.study.grid import finite_or_inf
-from dpfm.host.study.tuning import choose_lrs, tuning_split
+from dpfm.host.study.tuning import choose_lrs, holdout_finals
 
 
 def _column(history, r):
@@ -21,17 +21,10 @@ def run_tune(unit: dict) -> dict:
     """Every K at every grid rate on the tuning split; `final[k][lr]` is the last epoch's holdout loss."""
     task = get_task(unit["task"])
     X, Y, _, _ = task.load()
-    X_fit, Y_fit, X_hold, Y_hold = tuning_split(X, Y)
-    ks = [k for k in unit["ks"] for _ in unit["lrs"]]
-    lrs = [lr for _ in unit["ks"] for lr in unit["lrs"]]
     start = time.perf_counter()
-    trainer = GoldenTrainer(task.spec, ks, lr=lrs, batch=task.batch, seed=unit["seed"],
-                            selection=unit["selection"], lr_rule=unit["lr_rule"])
-    trainer.train(X_fit, Y_fit, unit["epochs"], X_hold, Y_hold, progress=False)
-    last = [finite_or_inf(v) for v in np.atleast_1d(trainer.history["val_loss"][-1])]
-    n = len(unit["lrs"])
-    return {"key": unit["key"], "final": [last[i * n:(i + 1) * n] for i in range(len(unit["ks"]))],
-            "seconds": time.perf_counter() - start}
+    final = holdout_finals(task.spec, unit["ks"], unit["lrs"], task.batch, unit["epochs"], unit["seed"], X, Y,
+                           selection=unit["selection"], lr_rule=unit["lr_rule"])
+    return {"key": unit["key"], "final": final, "seconds": time.perf_counter() - start}
 
 
 def run_eval(unit: dict, *tune_results) -> dict:
