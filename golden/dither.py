@@ -2,17 +2,20 @@
 mask per neuron, one hash per (neuron, weight-id).
 
 Deterministic top-K keeps picking the same few (mostly last-layer) weights at small K. With demotion, each
-entry of a neuron's tangent is *demoted* with probability 1/4, drawn once per (sample, neuron, weight-id), and
-ranks by `(not demoted, |v|)` before the id: the largest entries usually win, but a quarter of the time each
-gives way, so every weight is updated now and then. In the toper that is one more bit above the magnitude
-in every cell's comparator; the values are never changed.
+entry of a neuron's tangent may be *demoted*, drawn once per (sample, neuron, weight-id), and ranks by
+`(not demoted, |v|)` before the id: the largest entries usually win, but now and then each gives way, so
+every weight is updated now and then. A neuron's own weights (its *direct* candidates, `d z/d w = x`) are
+demoted with probability 3/4, the entries it inherits from its inputs' tangents with probability 1/4: the
+direct terms are the largest entries of every neuron above the first layer, and without the higher rate
+they fill the K slots, so the weights of earlier layers never reach the loss. In the toper the flag is one
+more bit above the magnitude in every cell's comparator; the values are never changed.
 
 The draws come from a 32-bit Galois LFSR whose state the host sets (the core's REG_DITHER, a checkpoint
 field). Every neuron of a *training* sample, in issue order (sample, layer, unit), takes the current state as
 its mask `M`, then the state steps once; inference does not step it. The entry of weight-id `i` in that
-neuron gets hash bits `h_b = parity(i & M[16b : 16b+15]) ^ M[16b+15]` (b = 0, 1) and is demoted when both are
-1. State 0 is the generator's fixed point: every hash is 0, nothing is demoted, and the toper is the plain
-top-K of section 3.3 bit for bit. The hash is linear in `M`, so for two distinct ids (or one id in two
+neuron gets hash bits `h_b = parity(i & M[16b : 16b+15]) ^ M[16b+15]` (b = 0, 1); an inherited entry is
+demoted when both are 1, a direct one when either is. State 0 is the generator's fixed point: every hash is
+0, nothing is demoted, and the toper is the plain top-K of section 3.3 bit for bit. The hash is linear in `M`, so for two distinct ids (or one id in two
 consecutive neurons) the bits are independent and uniform over the generator's states.
 """
 
@@ -84,6 +87,14 @@ def hash_bits(ids, mask):
     return h0 | h1 << 1
 
 
-def demoted(h):
-    """An entry is demoted when both hash bits are 1."""
-    return np.asarray(h) == 3
+def demoted(h, direct=False):
+    """The demoted flag of a candidate with hash bits `h` (elementwise, bool): a *direct* candidate (the
+    neuron's own weight, d(w x)/dw = x) when either hash bit is 1 (probability 3/4), an inherited one (a
+    product with an input's tangent slot: an earlier layer's weight) when both are (probability 1/4)."""
+    h = np.asarray(h)
+    return np.where(direct, h != 0, h == 3)
+
+
+def flags(ids, mask, direct=False):
+    """`demoted(hash_bits(ids, mask), direct)` as int64 0/1: the flags the topers carry."""
+    return demoted(hash_bits(ids, mask), direct).astype(np.int64)

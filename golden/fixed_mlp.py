@@ -190,12 +190,12 @@ class FixedModel:
             via = requantize(prod, f.w.frac + f.t.frac, f.t, self.sat).reshape(R, n_in, S)
             via_id = np.repeat(tid, n_out, axis=0)
             mask = masks[layer]
-            direct_h = dither.hash_bits(direct_id, mask[:, None])
-            via_h = dither.hash_bits(via_id, mask[:, None, None])
+            direct_d = dither.flags(direct_id, mask[:, None], direct=True)
+            via_d = dither.flags(via_id, mask[:, None, None])
             if self.tangent == "toper":
-                zv, zid = self._serial_toper(direct, direct_id, direct_h, via, via_id, via_h)
+                zv, zid = self._serial_toper(direct, direct_id, direct_d, via, via_id, via_d)
             else:
-                zv, zid = self._parallel_toper(direct, direct_id, direct_h, via, via_id, via_h)
+                zv, zid = self._parallel_toper(direct, direct_id, direct_d, via, via_id, via_d)
             z, a_out = self._layer_primal(layer, w_raw, a, self.sat)
             tv, tid = zv.reshape(B, n_out, k), zid.reshape(B, n_out, k)
             if act != "identity":
@@ -205,7 +205,7 @@ class FixedModel:
             a = a_out
         return a, tv, tid
 
-    def _serial_toper(self, direct, direct_id, direct_h, via, via_id, via_h):
+    def _serial_toper(self, direct, direct_id, direct_d, via, via_id, via_d):
         """Section 3.3: one toper per neuron, fed per MAC step the direct term, then the slot products."""
         R, n_in, S = via.shape
         toper = BatchToper(R, self.k, self.fmts.t, self.sat)
@@ -213,27 +213,27 @@ class FixedModel:
         def stream(d, v):   # a step's direct term, then its slots; the bias step last
             steps = np.concatenate([d[:, :n_in, None], v], axis=2).reshape(R, n_in * (1 + S))
             return np.concatenate([steps, d[:, n_in:]], axis=1)
-        toper.insert_all(stream(direct, via), stream(direct_id, via_id), stream(direct_h, via_h))
+        toper.insert_all(stream(direct, via), stream(direct_id, via_id), stream(direct_d, via_d))
         self.evictions += toper.evictions
         return toper.values, toper.ids
 
-    def _parallel_toper(self, direct, direct_id, direct_h, via, via_id, via_h):
+    def _parallel_toper(self, direct, direct_id, direct_d, via, via_id, via_d):
         """Section 3b: source toper s takes the candidates c = s, s + S, ... of every step, in step order and
         by c within a step, then the merge tree."""
         R, n_in, n_slots = via.shape
         k, t, n_src = self.k, self.fmts.t, self.sources
 
-        def run(values, wids, hashes):
+        def run(values, wids, flags):
             toper = BatchToper(R, k, t, self.sat)
-            toper.insert_all(values, wids, hashes)
+            toper.insert_all(values, wids, flags)
             self.evictions += toper.evictions
-            return toper.values, toper.ids, toper.hashes
+            return toper.values, toper.ids, toper.flags
 
         # the MAC steps' candidates by index c (0 = direct, j + 1 = slot j), `(R, n_in, 1 + n_slots)`; the bias
         # step (direct only, c = 0) follows the others into source 0
         cands = [np.concatenate([d[:, :n_in, None], v], axis=2)
-                 for d, v in ((direct, via), (direct_id, via_id), (direct_h, via_h))]
-        biases = (direct[:, n_in:], direct_id[:, n_in:], direct_h[:, n_in:])
+                 for d, v in ((direct, via), (direct_id, via_id), (direct_d, via_d))]
+        biases = (direct[:, n_in:], direct_id[:, n_in:], direct_d[:, n_in:])
         empty = (np.zeros((R, k), dtype=np.int64), np.full((R, k), EMPTY_ID), np.zeros((R, k), dtype=np.int64))
         leaves = []
         for s in range(n_src):
@@ -271,9 +271,9 @@ class FixedModel:
             inputs = np.concatenate([a, np.full((B, 1), self._one, dtype=np.int64)], axis=1)
             zt[:, np.arange(n_out)[:, None], ids] = (inputs << (full - f.x.frac))[:, None, :]
             width = zt.shape[-1]
-            hashes = 0 if self.k is None or self.k >= width else \
-                dither.hash_bits(np.arange(width), masks[layer].reshape(B, n_out, 1))
-            zt, dropped = _prune(requantize(zt, full, f.t, self.sat), self.k, hashes, f.t.bits)
+            flags = 0 if self.k is None or self.k >= width else \
+                dither.flags(np.arange(width), masks[layer].reshape(B, n_out, 1), direct=np.arange(width) >= base)
+            zt, dropped = _prune(requantize(zt, full, f.t, self.sat), self.k, flags, f.t.bits)
             self.evictions += dropped
             z, a_out = self._layer_primal(layer, w_raw, a, self.sat)
             if act == "identity" or (layer == last and self.spec.loss == "bce"):
@@ -319,9 +319,9 @@ class FixedModel:
         return w_raw, X_raw
 
 
-def _prune(T: np.ndarray, k: int | None, hashes: np.ndarray, t_bits: int) -> tuple[np.ndarray, int]:
+def _prune(T: np.ndarray, k: int | None, flags: np.ndarray, t_bits: int) -> tuple[np.ndarray, int]:
     """prune_K over the last axis (indexed by weight-id): keep the K entries highest by the order key (not
-    demoted desc, |v| desc, id asc; section 3d), with the dither hashes `hashes` (broadcast against `T`).
+    demoted desc, |v| desc, id asc; section 3d), with the demoted flags `flags` (0/1, broadcast against `T`).
 
     The key `(not demoted * 2**(t_bits - 1) + |v|) * 2**32 + (2**32 - 1 - id)` is unique per entry and orders
     exactly like the order key, so one partition finds the K kept entries; zeros stay zero whether kept or
@@ -330,7 +330,7 @@ def _prune(T: np.ndarray, k: int | None, hashes: np.ndarray, t_bits: int) -> tup
     width = T.shape[-1]
     if k is None or k >= width:
         return T, 0
-    up = ((T != 0) & ~dither.demoted(hashes)).astype(np.int64) << (t_bits - 1)   # a zero is never ranked up
+    up = ((T != 0) & (np.asarray(flags) == 0)).astype(np.int64) << (t_bits - 1)   # a zero is never ranked up
     key = ((np.abs(T) + up) << 32) + ((1 << 32) - 1 - np.arange(width))
     top = np.argpartition(-key, k - 1, axis=-1)[..., :k]
     keep = np.zeros(T.shape, dtype=bool)

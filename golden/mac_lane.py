@@ -11,7 +11,7 @@ The parallel lane's model (golden/parallel_lane.py) is this one with another top
 """
 
 from dpfm.golden.contract.formats import HwFormats
-from dpfm.golden.dither import hash_bits
+from dpfm.golden.dither import flags
 from dpfm.golden.fixedpoint import SatCounter, requantize
 from dpfm.golden.toper import Slot, ToperModel
 
@@ -50,8 +50,8 @@ def mac_candidates(w_raw: int, wid: int, x_raw: int, x_slots: list[Slot], fmts: 
 
 class MacLaneModel:
     """The serial lane: per neuron, every step's candidates in emission order into one K-cell toper, cleared
-    at the start of the neuron (section 3.3), each with the dither hash of its id under the neuron's mask
-    (section 3d; mask 0: plain top-K). Saturations of candidates, merges and `z` count in `sat`;
+    at the start of the neuron (section 3.3), each with the dither flag of its id under the neuron's mask
+    (section 3d, the direct candidate c = 0 with its own rate; mask 0: plain top-K). Saturations of candidates, merges and `z` count in `sat`;
     `evictions` runs over all neurons, as the lane's eviction counter does."""
 
     def __init__(self, k: int, fmts: HwFormats, sat: SatCounter | None = None):
@@ -69,9 +69,9 @@ class MacLaneModel:
         self.toper.clear()
         for w, wid, x, x_slots in steps:
             for c, value, cid in indexed_mac_candidates(w, wid, x, x_slots, self.fmts, self.sat):
-                self._insert(c, value, cid, int(hash_bits(cid, mask)))
+                self._insert(c, value, cid, int(flags(cid, mask, direct=c == 0)))
         return neuron_primal(steps, self.fmts, self.sat), self.toper.slots()
 
-    def _insert(self, c: int, value: int, cid: int, h: int) -> None:
+    def _insert(self, c: int, value: int, cid: int, d: int) -> None:
         """Candidate `c` of a step into the lane's toper: the serial lane has one, fed in emission order."""
-        self.toper.insert(value, cid, h)
+        self.toper.insert(value, cid, d)

@@ -21,8 +21,8 @@ def merge_tree_order(n: int) -> list:
 class MergeTreeModel:
     """Combines n toper read-outs into one. Every node (`hw.merge_tree.MergeNode`) is a fresh K-cell toper fed
     the left read-out's valid slots, then the right one's, in slot order; its read-out goes up the tree.
-    Read-outs are toper entries `(value, id, h)`: each entry keeps the dither hash it was drawn with (section
-    3d), so the tree ranks exactly as the source topers did. Merge clamps count in `sat`; `evictions` adds up
+    Read-outs are toper entries `(value, id, d)`: each entry keeps the demoted flag it was drawn with
+    (section 3d), so the tree ranks exactly as the source topers did. Merge clamps count in `sat`; `evictions` adds up
     every node's, over all merges."""
 
     def __init__(self, k: int, t_fmt: Fmt, sat: SatCounter | None = None):

@@ -96,7 +96,7 @@ class _Plan:
                 row = np.concatenate(parts, axis=-1)
             lost = row.copy() if dropped and end == self.spec.n_params else None
             if masks is not None:
-                _prune_demoted(row, prune_k, self._row_ids(layer, n_out), masks[layer])
+                _prune_demoted(row, prune_k, self._row_ids(layer, n_out), masks[layer], base)
             elif self.selection is None:
                 prune_rows(row, prune_k)
             else:
@@ -120,13 +120,14 @@ class _Plan:
         return np.concatenate([np.broadcast_to(np.arange(base), (n_out, base)), own], axis=1)
 
 
-def _prune_demoted(row: np.ndarray, ks, ids: np.ndarray, masks: np.ndarray) -> None:
+def _prune_demoted(row: np.ndarray, ks, ids: np.ndarray, masks: np.ndarray, base: int) -> None:
     """prune_K with the dither of docs/ARITHMETIC.md 3d on rows `(R, B, n_out, width)`: not demoted first,
-    then |v|, then the lower id (column order is id order). The key puts the demotion flag above |v| scaled
+    then |v|, then the lower id (column order is id order); ids from `base` on are the layer's own weights,
+    the direct candidates. The key puts the demotion flag above |v| scaled
     into [0, 1] per row."""
     A = np.abs(row)
     scale = np.maximum(A.max(axis=-1, keepdims=True), np.nextafter(0.0, 1.0))
-    up = ~dither.demoted(dither.hash_bits(ids[None], masks[:, :, None]))
+    up = ~dither.demoted(dither.hash_bits(ids[None], masks[:, :, None]), direct=ids >= base)
     key = np.where(up, 2.0 + A / scale, A / scale) * (A != 0)
     prune_rows(key, ks)
     row *= key != 0

@@ -48,10 +48,10 @@ class ParallelToperModel:
             t.clear()
         self._root = None
 
-    def insert(self, c: int, value: int, wid: int, h: int = 0) -> None:
+    def insert(self, c: int, value: int, wid: int, d: int = 0) -> None:
         if self._root is not None:
             raise ValueError("the neuron's merge tree already ran; clear() before the next neuron")
-        self.sources[c % len(self.sources)].insert(value, wid, h)
+        self.sources[c % len(self.sources)].insert(value, wid, d)
 
     def slots(self) -> list[Slot]:
         """The neuron's tangent: the merge tree's root read-out (the tree runs once per neuron)."""
@@ -70,5 +70,5 @@ class ParallelMacLaneModel(MacLaneModel):
         self.sat = sat
         self.toper = ParallelToperModel(k, fmts.t, sat, sources)
 
-    def _insert(self, c: int, value: int, cid: int, h: int) -> None:
-        self.toper.insert(c, value, cid, h)
+    def _insert(self, c: int, value: int, cid: int, d: int) -> None:
+        self.toper.insert(c, value, cid, d)

@@ -11,19 +11,18 @@ import numpy as np
 
 from dpfm.golden.contract.errors import DpfmError
 from dpfm.golden.contract.formats import Fmt
-from dpfm.golden.dither import demoted
 from dpfm.golden.fixedpoint import SatCounter, saturate
 
 #: A tangent slot, as the toper reads it out and the lanes pass it on: `(value, id)`, or None when empty.
 Slot = tuple[int, int] | None
-#: A toper entry with its dither hash (section 3d): `(value, id, h)`, or None when empty.
+#: A toper entry with its dither flag (section 3d, 1 = demoted): `(value, id, d)`, or None when empty.
 Entry = tuple[int, int, int] | None
 
 
-def ranks_above(v1: int, id1: int, v2: int, id2: int, h1: int = 0, h2: int = 0) -> bool:
-    """The order key (sections 1 and 3d): not demoted first, then `|v1| > |v2|`, then the lower id. Hashes
-    `h1`, `h2` of 0 (dither off) leave the plain key of section 1."""
-    k1, k2 = (not demoted(h1), abs(v1)), (not demoted(h2), abs(v2))
+def ranks_above(v1: int, id1: int, v2: int, id2: int, d1: int = 0, d2: int = 0) -> bool:
+    """The order key (sections 1 and 3d): not demoted first, then `|v1| > |v2|`, then the lower id. Flags
+    `d1`, `d2` of 0 (dither off) leave the plain key of section 1."""
+    k1, k2 = (not d1, abs(v1)), (not d2, abs(v2))
     return k1 > k2 or (k1 == k2 and id1 < id2)
 
 
@@ -54,12 +53,12 @@ class ToperModel:
         """Empty every cell (start of a neuron). The eviction count keeps running."""
         self._cells = [None] * self.k
 
-    def insert(self, value: int, wid: int, h: int = 0) -> None:
-        """Send candidate `(value, wid)` (raw t-format value) with dither hash `h` (section 3d; the same for
+    def insert(self, value: int, wid: int, d: int = 0) -> None:
+        """Send candidate `(value, wid)` (raw t-format value) with demoted flag `d` (section 3d; the same for
         every candidate of one id in a neuron) through the cells; a zero value is ignored."""
         if value == 0:
             return
-        entry = (int(value), int(wid), int(h))
+        entry = (int(value), int(wid), int(bool(d)))
         for j in range(self.k):
             cell = self._cells[j]
             if cell is None:
@@ -73,7 +72,7 @@ class ToperModel:
         self.evictions += 1
 
     def entries(self) -> list[Entry]:
-        """Read-out with the hashes: `(value, id, h)` per cell in cell order, `None` for an empty cell."""
+        """Read-out with the flags: `(value, id, d)` per cell in cell order, `None` for an empty cell."""
         return list(self._cells)
 
     def slots(self) -> list[Slot]:
@@ -120,17 +119,17 @@ class BatchToper:
         self.evictions = 0
         self.values = np.zeros((rows, k), dtype=np.int64)
         self.ids = np.full((rows, k), EMPTY_ID, dtype=np.int64)
-        self.hashes = np.zeros((rows, k), dtype=np.int64)
+        self.flags = np.zeros((rows, k), dtype=np.int64)
         self._row = np.arange(rows)[:, None]
         self._pos = np.arange(k + 1)
         self._cell = np.arange(k)
 
-    def _key(self, values, hashes):
+    def _key(self, values, flags):
         """The magnitude part of the order key: `|v|`, plus one bit above it unless demoted (section 3d)."""
-        return np.abs(values) + ((~demoted(hashes)).astype(np.int64) << (self.t_fmt.bits - 1))
+        return np.abs(values) + ((1 - flags) << (self.t_fmt.bits - 1))
 
-    def insert_all(self, values: np.ndarray, wids: np.ndarray, hashes: np.ndarray | None = None) -> None:
-        """Insert candidates `(values[r, n], wids[r, n])` with dither hashes `hashes[r, n]` (None: all 0) in
+    def insert_all(self, values: np.ndarray, wids: np.ndarray, flags: np.ndarray | None = None) -> None:
+        """Insert candidates `(values[r, n], wids[r, n])` with demoted flags `flags[r, n]` (None: all 0) in
         column order n = 0, 1, ... into every row.
 
         Shortcut: when the topers are empty and no row has a repeated id among its non-zero candidates,
@@ -140,33 +139,33 @@ class BatchToper:
         """
         values = np.asarray(values, dtype=np.int64)
         wids = np.asarray(wids, dtype=np.int64)
-        hashes = np.zeros_like(values) if hashes is None else np.asarray(hashes, dtype=np.int64)
+        flags = np.zeros_like(values) if flags is None else np.asarray(flags, dtype=np.int64)
         n = values.shape[1]
         nonzero = values != 0
         # zero candidates get distinct negative ids so they never look like repeats
         tagged = np.sort(np.where(nonzero, wids, -1 - np.arange(n)), axis=1)
         if np.all(self.ids == EMPTY_ID) and not np.any(tagged[:, 1:] == tagged[:, :-1]):
-            rank = np.where(nonzero, (self._key(values, hashes) << self.ID_BITS) + (EMPTY_ID - wids), -1)
+            rank = np.where(nonzero, (self._key(values, flags) << self.ID_BITS) + (EMPTY_ID - wids), -1)
             top = np.argsort(-rank, axis=1, kind="stable")[:, :self.k]
             kept = np.take_along_axis(nonzero, top, axis=1)
             width = top.shape[1]
             self.values[:, :width] = np.where(kept, np.take_along_axis(values, top, axis=1), 0)
             self.ids[:, :width] = np.where(kept, np.take_along_axis(wids, top, axis=1), EMPTY_ID)
-            self.hashes[:, :width] = np.where(kept, np.take_along_axis(hashes, top, axis=1), 0)
+            self.flags[:, :width] = np.where(kept, np.take_along_axis(flags, top, axis=1), 0)
             self.evictions += int(np.sum(np.maximum(np.count_nonzero(nonzero, axis=1) - self.k, 0)))
             return
         for col in range(n):
-            self.insert(values[:, col], wids[:, col], hashes[:, col])
+            self.insert(values[:, col], wids[:, col], flags[:, col])
 
-    def insert(self, values: np.ndarray, wids: np.ndarray, hashes: np.ndarray | None = None) -> None:
-        """Insert one candidate per row (`values[r]`, `wids[r]`, hash `hashes[r]`); rows whose value is 0
-        insert nothing."""
-        k, V, I, H = self.k, self.values, self.ids, self.hashes
+    def insert(self, values: np.ndarray, wids: np.ndarray, flags: np.ndarray | None = None) -> None:
+        """Insert one candidate per row (`values[r]`, `wids[r]`, demoted flag `flags[r]`); rows whose value is
+        0 insert nothing."""
+        k, V, I, H = self.k, self.values, self.ids, self.flags
         values = np.asarray(values, dtype=np.int64)
-        hashes = np.zeros_like(values) if hashes is None else np.asarray(hashes, dtype=np.int64)
+        flags = np.zeros_like(values) if flags is None else np.asarray(flags, dtype=np.int64)
         seq_v = np.concatenate([values[:, None], V], axis=1)
         seq_id = np.concatenate([np.asarray(wids, dtype=np.int64)[:, None], I], axis=1)
-        seq_h = np.concatenate([hashes[:, None], H], axis=1)
+        seq_h = np.concatenate([flags[:, None], H], axis=1)
         # rank: the key (not demoted, |v|) in the high bits, then the id inverted (lower id ranks higher); an
         # empty cell ranks 0, below every entry (its key is not looked at). The position in the lowest digit
         # makes the running minimum say where the travelling entry came from.
@@ -190,5 +189,5 @@ class BatchToper:
         take = swapped | place
         self.values = np.where(merge, clipped, np.where(take, arr_v, V))
         self.ids = np.where(take, arr_id, I)
-        self.hashes = np.where(take, arr_h, H)
+        self.flags = np.where(take, arr_h, H)
         self.evictions += int(np.count_nonzero(~stopped & ~skip))

@@ -9,9 +9,9 @@ emits `(z, z')`:
   each valid input slot j `(x'[j].id, sat_t(round_half_up(w * x'[j].v, w.frac)))`; those whose value is 0
   are not inserted;
 - the candidates go through the lane's own `Toper`, empty at the start of each neuron; `z'` is its read-out.
-  Each candidate enters it with its dither flag (docs/ARITHMETIC.md section 3d), the hash of its id under
-  the step's `mask`, computed at issue (where the step and its mask are on `i`) and carried down the
-  pipeline with the id.
+  Each candidate enters it with its dither flag (docs/ARITHMETIC.md section 3d), from the hash of its id
+  under the step's `mask` and whether it is the direct candidate, computed at issue (where the step and its
+  mask are on `i`) and carried down the pipeline with the id.
 
 The model is `golden.mac_lane.MacLaneModel` (`mac_candidates` into a `ToperModel`, `neuron_primal`).
 
@@ -167,7 +167,7 @@ class MacLane(wiring.Component):
                 s1_valid.eq(self.i.valid), s1_direct.eq(lowest[direct_bit]),
                 s1_end.eq(step.last & ~more),
                 s1_w.eq(step.w), s1_a.eq(sel_a.as_signed()), s1_id.eq(sel_id),
-                s1_demoted.eq(demoted_expr(sel_id, step.mask)),
+                s1_demoted.eq(demoted_expr(sel_id, step.mask, lowest[direct_bit])),
             ]
             with m.If(self.i.valid):
                 m.d.sync += [started.eq(more), pending.eq(remaining)]

@@ -12,9 +12,10 @@ with S source topers (`sources`, 2 <= S <= K + 1, default K + 1):
   `s, s + S, s + 2S, ...` of every step, in step order: contract 3b's `T_{c mod S}`. A step takes rounds
   up to the last one holding a valid slot (`1 + (index of its last valid candidate) // S` cycles; the bias
   step one), and with S = K + 1 every step takes one cycle;
-- every candidate enters its source toper with its dither flag (docs/ARITHMETIC.md section 3d), the hash of
-  its id under the neuron's mask (the step's `mask`, kept in `s1` with the step for its later rounds),
-  computed from `s1`'s ids into `s2` and carried on with the candidate; the flags travel with the slots
+- every candidate enters its source toper with its dither flag (docs/ARITHMETIC.md section 3d), from the
+  hash of its id under the neuron's mask (the step's `mask`, kept in `s1` with the step for its later rounds)
+  and whether it is the direct candidate (source 0 in round 0), computed from `s1`'s ids into `s2` and
+  carried on with the candidate; the flags travel with the slots
   through the merge tree;
 - at the neuron's end the S read-outs go into the merge tree (`hw.merge_tree.MergeTree`, the fixed shape
   of contract 3b); `z'` is the root's read-out.
@@ -191,7 +192,7 @@ class ParallelMacLane(wiring.Component):
                          s2_direct.eq(s1_round == 0), s2_x.eq(s1_x)]
             for s in range(n_src):
                 m.d.sync += [s2_prod[s].eq(s1_w * s1_op[s]), s2_ids[s].eq(s1_ids[s]), s2_cand[s].eq(s1_cand[s]),
-                             s2_demoted[s].eq(demoted_expr(s1_ids[s], s1_mask))]
+                             s2_demoted[s].eq(demoted_expr(s1_ids[s], s1_mask, s1_round == 0 if s == 0 else None))]
 
         # ---- s3: rounding, saturation, the primal accumulator --------------------------------------------
         clamps = []

@@ -143,13 +143,16 @@ def saturate_fast_expr(value, fmt: Fmt):
     return clamped.as_signed(), out_of_range | is_min
 
 
-def demoted_expr(ident, mask):
-    """The dither flag of weight-id `ident` under a neuron's 32-bit `mask` (`golden.dither`): both hash bits
-    `h_b = parity(id & mask[16b : 16b+15]) ^ mask[16b+15]` are 1. Only the id's low 15 bits are hashed."""
+def demoted_expr(ident, mask, direct=None):
+    """The dither flag of weight-id `ident` under a neuron's 32-bit `mask` (`golden.dither.demoted`) with hash
+    bits `h_b = parity(id & mask[16b : 16b+15]) ^ mask[16b+15]`: both are 1 for an inherited candidate, either
+    is for a direct one (`direct`: a 1-bit value; None for a source that never carries one). Only the id's
+    low 15 bits are hashed."""
     n = min(len(ident), dither.ID_BITS)
     def hash_bit(b):
         return (ident[:n] & mask[16 * b:16 * b + n]).xor() ^ mask[16 * b + dither.ID_BITS]
-    return hash_bit(0) & hash_bit(1)
+    both = hash_bit(0) & hash_bit(1)
+    return both if direct is None else Mux(direct, hash_bit(0) | hash_bit(1), both)
 
 
 def dither_step_expr(state):

@@ -16,11 +16,11 @@ from cocotb.triggers import RisingEdge
 from dpfm.golden.contract.formats import Fmt
 from dpfm.golden.fixedpoint import SatCounter
 from dpfm.golden.toper import ToperModel
-
-#: The model's hash for a demoted entry (both bits set) and for one that is not.
-DEMOTED, KEPT = 3, 0
 from dpfm.hw.streams import entry_layout, pack, slots_layout, slots_to_python, unpack
 from dpfm.sim.tb import TB, EventCounter, load_params
+
+#: The model's flag for a demoted entry and for one that is not.
+DEMOTED, KEPT = 1, 0
 
 
 class ToperTB(TB):
@@ -118,7 +118,7 @@ class ToperTB(TB):
             complete = bool(done)
 
     def expected(self, groups) -> tuple:
-        """Per group the golden read-out (entries with their hash); and the evictions and merge saturations
+        """Per group the golden read-out (entries with their flag); and the evictions and merge saturations
         over all groups."""
         slots, evictions, sat = [], 0, SatCounter()
         for cands in groups:

@@ -46,6 +46,19 @@ def test_state_zero_is_off_and_stays_off():
     masks, state = dither.masks(dither.OFF, 5)
     assert state == 0 and masks.tolist() == [0] * 5
     assert not dither.demoted(dither.hash_bits(np.arange(1 << 15), 0)).any()
+    assert not dither.demoted(dither.hash_bits(np.arange(1 << 15), 0), direct=True).any()
+
+
+def test_direct_candidates_are_demoted_when_either_hash_bit_is_set():
+    """Hashes 0b00, 0b01, 0b10, 0b11: an inherited entry is demoted only by 0b11, a direct one by all but 0b00;
+    `flags` is that, as the 0/1 the topers carry."""
+    h = np.arange(4)
+    assert dither.demoted(h).tolist() == [False, False, False, True]
+    assert dither.demoted(h, direct=True).tolist() == [False, True, True, True]
+    mask = 0b1_000000000000101 << 16 | 0b0_000000000000011     # ids 0..5 hash to 0b10 0b01 0b11 0b00 0b00 0b11
+    assert dither.flags(np.arange(6), mask).tolist() == [0, 0, 1, 0, 0, 1]
+    assert dither.flags(np.arange(6), mask, direct=np.arange(6) >= 3).tolist() == [0, 0, 1, 0, 0, 1]
+    assert dither.flags(np.arange(6), mask, direct=True).tolist() == [1, 1, 1, 0, 0, 1]
 
 
 def test_masks_are_the_states_in_order():
@@ -68,6 +81,13 @@ def test_a_quarter_of_the_entries_are_demoted_independently():
     assert np.allclose(d.mean(axis=1), 0.25, atol=0.015)
     assert abs(np.mean(d[0] & d[1]) - 1 / 16) < 0.01
     assert abs(np.mean(d[1, 1:] & d[1, :-1]) - 1 / 16) < 0.01
+
+
+def test_three_quarters_of_the_direct_entries_are_demoted_independently():
+    masks, _ = dither.masks(dither.seed_state(1), 20000)
+    d = dither.demoted(dither.hash_bits(np.array([3, 17, 60])[:, None], masks[None, :]), direct=True)
+    assert np.allclose(d.mean(axis=1), 0.75, atol=0.015)
+    assert abs(np.mean(d[0] & d[1]) - 9 / 16) < 0.015
 
 
 @pytest.mark.parametrize("bad", [-1, 2**32, 1.5, True, "7"])

@@ -170,15 +170,16 @@ def test_exact_mode_single_layer_keeps_the_top_k_of_the_full_tangent(k):
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.integers(-20, 20), min_size=1, max_size=12), st.integers(1, 12),
-       st.integers(0, 2**32 - 1))
-def test_prune_keeps_k_highest_by_order_key(values, k, mask):
-    """Exact mode's prune_K ranks by (not demoted, |v|, lower id) with each id's hash under the mask (mask 0:
-    nothing demoted, the plain order key)."""
+       st.integers(0, 2**32 - 1), st.integers(0, 12))
+def test_prune_keeps_k_highest_by_order_key(values, k, mask, base):
+    """Exact mode's prune_K ranks by (not demoted, |v|, lower id) with each id's flag under the mask (ids from
+    `base` on direct; mask 0: nothing demoted, the plain order key)."""
     T = np.array([values], dtype=np.int64)
-    hashes = dither.hash_bits(np.arange(len(values)), mask)
-    got, dropped = _prune(T, k, hashes, 16)
+    ids = np.arange(len(values))
+    flags = dither.flags(ids, mask, direct=ids >= base)
+    got, dropped = _prune(T, k, flags, 16)
     ranked = sorted(((v, i) for i, v in enumerate(values) if v != 0),
-                    key=lambda e: (bool(dither.demoted(hashes[e[1]])), -abs(e[0]), e[1]))
+                    key=lambda e: (bool(flags[e[1]]), -abs(e[0]), e[1]))
     expect = np.zeros(len(values), dtype=np.int64)
     for v, i in ranked[:k]:
         expect[i] = v

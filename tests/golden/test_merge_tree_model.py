@@ -28,11 +28,11 @@ def test_merge_feeds_each_node_left_then_right_and_counts_its_evictions():
     assert tree.evictions == 1 + 1 + 1
 
 
-def test_entries_keep_their_dither_hash_through_the_tree():
-    """Section 3d: a node ranks an entry by the hash it was drawn with. (9, 1) is demoted (h = 3), so the
-    smaller (2, 4) outranks it; (9, 1) survives only as the second of K = 2, and keeps h = 3 for the root,
-    where (1, 5) pushes it out (and (1, 6) then loses to (1, 5) by id)."""
+def test_entries_keep_their_dither_flag_through_the_tree():
+    """Section 3d: a node ranks an entry by the flag it was drawn with. (9, 1) is demoted, so the smaller
+    (2, 4) outranks it; (9, 1) survives only as the second of K = 2, and keeps its flag for the root, where
+    (1, 5) pushes it out (and (1, 6) then loses to (1, 5) by id)."""
     tree = MergeTreeModel(2, T)
-    readouts = [[(9, 1, 3), None], [(2, 4, 0), None], [(1, 5, 1), (1, 6, 2)]]
-    assert tree.node(readouts[0], readouts[1]) == [(2, 4, 0), (9, 1, 3)]
-    assert tree.merge(readouts) == [(2, 4, 0), (1, 5, 1)]
+    readouts = [[(9, 1, 1), None], [(2, 4, 0), None], [(1, 5, 0), (1, 6, 0)]]
+    assert tree.node(readouts[0], readouts[1]) == [(2, 4, 0), (9, 1, 1)]
+    assert tree.merge(readouts) == [(2, 4, 0), (1, 5, 0)]

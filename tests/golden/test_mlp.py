@@ -308,3 +308,30 @@ def test_fixed_counters_report_the_models_counts(seed_sum_data):
     assert counters["evictions"] == [m.evictions for m in trainer._fixed_models]
     assert min(counters["evictions"]) > 0  # both topers drop candidates on this net
     assert counters["saturations"] == [m.sat.count for m in trainer._fixed_models]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 8), st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1))
+def test_float_dither_keeps_the_entries_the_fixed_point_prune_keeps(k, mask0, mask1):
+    """The float trainer's dithered prune (golden.mlp) and exact mode's (golden.fixed_mlp) rank by the same
+    flags: ids below `base` inherited, the unit's own segment direct (docs/ARITHMETIC.md 3d). Values from a
+    small set, so ties and demotions at the K-th place are common."""
+    from dpfm.golden import dither
+    from dpfm.golden.fixed_mlp import _prune
+    from dpfm.golden.mlp import _prune_demoted
+
+    base, seg, n_out = 5, 4, 2
+    rng = np.random.default_rng([k, mask0, mask1])
+    row = rng.choice([-3, -1, 0, 1, 2, 3], size=(1, 1, n_out, base + seg)).astype(np.float64)
+    ids = np.concatenate([np.tile(np.arange(base), (n_out, 1)),
+                          base + np.arange(n_out)[:, None] * seg + np.arange(seg)], axis=1)
+    masks = np.array([[mask0, mask1]], dtype=np.int64)
+    kept = row.copy()
+    _prune_demoted(kept, (k,), ids, masks, base)
+    width = base + n_out * seg
+    for u in range(n_out):
+        dense = np.zeros(width, dtype=np.int64)
+        dense[ids[u]] = row[0, 0, u]
+        flags = dither.flags(np.arange(width), masks[0, u], direct=np.arange(width) >= base)
+        want, _ = _prune(dense[None], k, flags, 16)
+        assert want[0, ids[u]].tolist() == kept[0, 0, u].astype(np.int64).tolist()

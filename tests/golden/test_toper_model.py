@@ -5,7 +5,7 @@ import numpy as np
 from hypothesis import given, settings, strategies as st
 
 from dpfm.golden.contract.formats import Fmt
-from dpfm.golden.dither import hash_bits
+from dpfm.golden.dither import flags
 from dpfm.golden.fixedpoint import SatCounter
 from dpfm.golden.toper import EMPTY_ID, BatchToper, ToperModel, ranks_above
 
@@ -117,19 +117,19 @@ MASKS = st.lists(st.sampled_from([0, 0xFFFFFFFF, 0x80008000, 0x12345678, 0x9E377
                 max_size=25), MASKS)
 def test_batch_toper_equals_reference(k, steps, masks):
     """Rows of BatchToper are independent Topers: duplicates, zeros, merges, saturation and each row's dither
-    hashes (section 3d, one mask per row) included."""
+    flags (section 3d, one mask per row; ids below 2 direct) included."""
     t = Fmt(9, 4)  # range +-255, so merges of +-150 saturate
     ref_sat, batch_sat = SatCounter(), SatCounter()
     refs = [ToperModel(k, t, ref_sat) for _ in range(3)]
     bt = BatchToper(3, k, t, batch_sat)
     for step in steps:
-        hs = [int(hash_bits(i, masks[r])) for r, (_, i) in enumerate(step)]
+        hs = [int(flags(i, masks[r], direct=i < 2)) for r, (_, i) in enumerate(step)]
         for r, (v, i) in enumerate(step):
             refs[r].insert(v, i, hs[r])
         bt.insert(np.array([v for v, _ in step]), np.array([i for _, i in step]), np.array(hs))
     for r, ref in enumerate(refs):
         got = [None if i == EMPTY_ID else (int(v), int(i), int(h))
-               for v, i, h in zip(bt.values[r], bt.ids[r], bt.hashes[r])]
+               for v, i, h in zip(bt.values[r], bt.ids[r], bt.flags[r])]
         assert got == ref.entries()
     assert bt.evictions == sum(ref.evictions for ref in refs)
     assert batch_sat.count == ref_sat.count
@@ -139,7 +139,7 @@ def test_batch_toper_equals_reference(k, steps, masks):
 @given(st.integers(1, 6), st.booleans(), st.data(), MASKS)
 def test_batch_toper_insert_all_equals_reference(k, distinct, data, masks):
     """Both paths of insert_all (the sort shortcut for distinct ids, the column loop otherwise), with each
-    row's dither hashes."""
+    row's dither flags."""
     rows, n = 4, data.draw(st.integers(1, 12))
     values = data.draw(st.lists(st.lists(st.integers(-40, 40), min_size=n, max_size=n), min_size=rows,
                                 max_size=rows))
@@ -148,40 +148,40 @@ def test_batch_toper_insert_all_equals_reference(k, distinct, data, masks):
     else:
         ids = data.draw(st.lists(st.lists(st.integers(0, 4), min_size=n, max_size=n), min_size=rows,
                                  max_size=rows))
-    hashes = hash_bits(np.array(ids), np.array(masks)[:, None])
+    fl = flags(np.array(ids), np.array(masks)[:, None], direct=np.array(ids) < 2)
     bt = BatchToper(rows, k, T)
-    bt.insert_all(np.array(values), np.array(ids), hashes)
+    bt.insert_all(np.array(values), np.array(ids), fl)
     refs = []
-    for v, i, h in zip(values, ids, hashes.tolist()):
+    for v, i, h in zip(values, ids, fl.tolist()):
         ref = ToperModel(k, T)
         for cand in zip(v, i, h):
             ref.insert(*cand)
         refs.append(ref)
     for r, ref in enumerate(refs):
         got = [None if i == EMPTY_ID else (int(v), int(i), int(h))
-               for v, i, h in zip(bt.values[r], bt.ids[r], bt.hashes[r])]
+               for v, i, h in zip(bt.values[r], bt.ids[r], bt.flags[r])]
         assert got == ref.entries()
     assert bt.evictions == sum(ref.evictions for ref in refs)
 
 
-def test_a_demoted_entry_ranks_below_every_other_and_keeps_its_hash_on_a_merge():
-    """Section 3d: (9, 1) is demoted (h = 3), so (2, 4) and (1, 5) outrank it; after merging more into id 1
-    the cell keeps h = 3 and its position. Hashes 1 and 2 (one bit set) are not demoted."""
+def test_a_demoted_entry_ranks_below_every_other_and_keeps_its_flag_on_a_merge():
+    """Section 3d: (9, 1) is demoted, so (2, 4) and (1, 5) outrank it; after merging more into id 1 the cell
+    keeps its flag and its position."""
     tp = ToperModel(2, T)
-    tp.insert(9, 1, 3)
-    tp.insert(2, 4, 1)
-    assert tp.entries() == [(2, 4, 1), (9, 1, 3)]
-    tp.insert(5, 1, 3)
-    assert tp.entries() == [(2, 4, 1), (14, 1, 3)]
-    tp.insert(1, 5, 2)
-    assert tp.entries() == [(2, 4, 1), (1, 5, 2)] and tp.evictions == 1
+    tp.insert(9, 1, 1)
+    tp.insert(2, 4, 0)
+    assert tp.entries() == [(2, 4, 0), (9, 1, 1)]
+    tp.insert(5, 1, 1)
+    assert tp.entries() == [(2, 4, 0), (14, 1, 1)]
+    tp.insert(1, 5, 0)
+    assert tp.entries() == [(2, 4, 0), (1, 5, 0)] and tp.evictions == 1
     assert tp.slots() == [(2, 4), (1, 5)]
 
 
 def test_two_demoted_entries_rank_by_magnitude_then_id():
     tp = ToperModel(3, T)
     for v, i in ((3, 7), (-5, 2), (5, 1)):
-        tp.insert(v, i, 3)
+        tp.insert(v, i, 1)
     assert tp.slots() == [(5, 1), (-5, 2), (3, 7)]
 
 
