@@ -1,6 +1,6 @@
 """The boards the core is built for: platform, toolchain, and the configuration each one is sized for.
 
-Both use the contract's default formats (docs/ARITHMETIC.md); its lr format u16.16 keeps the SGD product
+Both use the contract's default formats (docs/ARITHMETIC.md); its lr format u16.13 keeps the SGD product
 at 16 x 32 bits, two of the UP5K's eight 16x16 DSPs.
 
 iCEBreaker (iCE40 UP5K) uses the system toolchain (Debian yosys, nextpnr-ice40, icepack); `-dsp` makes

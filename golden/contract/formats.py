@@ -70,7 +70,7 @@ class HwFormats:
     w: Fmt = field(default_factory=lambda: Fmt(16, 12))
     t: Fmt = field(default_factory=lambda: Fmt(16, 12))
     g: Fmt = field(default_factory=lambda: Fmt(32, 24))
-    lr: Fmt = field(default_factory=lambda: Fmt(16, 16, signed=False))
+    lr: Fmt = field(default_factory=lambda: Fmt(16, 13, signed=False))
     lut_bits: int = 10
 
     def __post_init__(self):
@@ -83,7 +83,7 @@ class HwFormats:
 
     @classmethod
     def parse(cls, text: str) -> "HwFormats":
-        """`x=s16.12,w=s16.12,t=s16.12,g=s32.24,lr=u16.16,lut_bits=10`; omitted names keep defaults."""
+        """`x=s16.12,w=s16.12,t=s16.12,g=s32.24,lr=u16.13,lut_bits=10`; omitted names keep defaults."""
         kwargs = {}
         for item in filter(None, (s.strip() for s in text.split(","))):
             if "=" not in item:

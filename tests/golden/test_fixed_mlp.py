@@ -234,7 +234,7 @@ def test_mse_delta_and_gradient_by_hand():
 def test_sgd_update_rounds_half_up_and_saturates():
     spec = NetSpec((1, 1), ("identity",))
     m = FixedModel(spec, 1)
-    lr = 1 << 15                               # 0.5 in u16.16
+    lr = 1 << (m.fmts.lr.frac - 1)             # 0.5
     # step = 0.5 * G; G = 3 LSB of w (3 << 12 at frac 24) -> 1.5 LSB -> 2; G = -3 LSB -> -1.5 -> -1
     w = m.sgd_update(np.array([0, 0]), np.array([3 << 12, -3 << 12]), lr)
     assert w.tolist() == [-2, 1]
@@ -244,8 +244,9 @@ def test_sgd_update_rounds_half_up_and_saturates():
 
 def test_lr_raw():
     m = FixedModel(NetSpec((1, 1), ("identity",)), 1)
-    assert m.lr_raw(0.01, 10) == 66     # 0.001 * 2**16 = 65.536
-    for lr, batch in [(1e-9, 10), (0.5, 0), (-0.1, 1), (float("nan"), 1), (20.0, 1)]:
+    assert m.lr_raw(0.01, 10) == 8      # 0.001 * 2**13 = 8.192
+    assert m.lr_raw(64.0, 10) == 52429  # 6.4 * 2**13 = 52428.8, the largest rate of digits' grid
+    for lr, batch in [(1e-9, 10), (0.5, 0), (-0.1, 1), (float("nan"), 1), (8.0, 1)]:
         with pytest.raises(DpfmError):
             m.lr_raw(lr, batch)
 
