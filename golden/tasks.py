@@ -43,8 +43,11 @@ class Task:
 
     def lr_for(self, k) -> float:
         """The default rate for K (None: full): the table's entry for K, else that of the nearest tabulated
-        K on a log scale (the larger on a tie; full only for full), else `lr`."""
+        K on a log scale (the larger on a tie), else `lr`. Full's entry serves full and every K of at least
+        the net's parameter count, which prunes nothing and so is the full gradient."""
         table = dict(self.lr_by_k)
+        if k is not None and k >= self.spec.n_params and None in table:
+            return table[None]
         if k in table:
             return table[k]
         finite = [kt for kt in table if kt is not None]
@@ -103,8 +106,8 @@ TASKS = {t.name: t for t in [
     Task("seed-sum", "the seed's benchmark: y = x1+x2+x3+x4, 4-5-5-1, MSE, batch 10 (the note's SGD: --lr 0.01)",
          NetSpec((4, 5, 5, 1), ("sigmoid", "sigmoid", "identity"), "mse"), seed_sum_data,
          lr=0.01, batch=10, epochs=250,
-         # runs/study-hw (docs/STUDY.md phase 2): demote-hw's tuned rates
-         lr_by_k=((2, 0.316), (4, 0.316), (8, 0.0316), (None, 0.0316))),
+         # runs/study-hw-own (docs/STUDY.md phase 3): demote-hw's tuned rates
+         lr_by_k=((2, 0.316), (4, 0.316), (8, 0.316), (None, 0.0316))),
     Task("digits", "8x8 digits classifier, 64-16-10 sigmoid, MSE on one-hot targets",
          NetSpec((64, 16, 10), ("sigmoid", "sigmoid"), "mse"), digits_data,
          lr=2.0, batch=10, epochs=30, classifier=True,

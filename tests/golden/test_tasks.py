@@ -139,8 +139,10 @@ def test_lr_for_takes_the_nearest_tabulated_k_on_a_log_scale():
     task = Task("t", "", get_task("seed-sum").spec, lambda: None, lr=0.01,
                 lr_by_k=((2, 0.3), (4, 0.1), (8, 0.03), (None, 0.02)))
     # on a log scale 3 is nearer 4 than 2, and 6 nearer 8 than 4
-    assert [task.lr_for(k) for k in (1, 2, 3, 4, 5, 6, 8, 64, None)] == [0.3, 0.3, 0.1, 0.1, 0.1, 0.03, 0.03, 0.03,
+    assert [task.lr_for(k) for k in (1, 2, 3, 4, 5, 6, 8, 32, None)] == [0.3, 0.3, 0.1, 0.1, 0.1, 0.03, 0.03, 0.03,
                                                                           0.02]
+    # seed-sum has 61 weights: K = 61 or more prunes nothing, it is the full gradient and takes full's rate
+    assert [task.lr_for(k) for k in (60, 61, 64)] == [0.03, 0.02, 0.02]
     tie = Task("v", "", task.spec, lambda: None, lr_by_k=((2, 0.3), (8, 0.03)))
     assert tie.lr_for(4) == 0.03   # equally far from 2 and 8: the larger K's (shorter) step
     assert with_overrides(task, lr=0.5).lr_for(2) == 0.5
