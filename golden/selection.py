@@ -112,6 +112,26 @@ class Demote:
         _keep_top(T, np.where(kept, 2.0 + A / scale, A / scale) * (A != 0), ks)
 
 
+class DemoteOwn:
+    """`Demote` with one rate for a node's own weights (its direct terms, the row's newest layer) and another
+    for the entries it inherits from its inputs, drawn at random per entry: the study's stand-in for the
+    contract's class-dependent flags (docs/ARITHMETIC.md 3d), to compare rates before they are hashed.
+
+    Hardware: as `Demote`, plus a 2:1 select of the flag by the candidate's kind in each lane.
+    """
+
+    def __init__(self, p_direct: float, p_inherited: float):
+        self.p_direct, self.p_inherited = float(p_direct), float(p_inherited)
+        self.name = f"demote-own{round(self.p_direct * 100)}-{round(self.p_inherited * 100)}"
+
+    def prune(self, T, ks, layer_of, rng) -> None:
+        A = np.abs(T)
+        scale = np.maximum(A.max(axis=-1, keepdims=True), np.nextafter(0.0, 1.0))
+        p = np.where(layer_of == layer_of.max(), self.p_direct, self.p_inherited)
+        kept = rng.random(T.shape) >= p
+        _keep_top(T, np.where(kept, 2.0 + A / scale, A / scale) * (A != 0), ks)
+
+
 class ContractDither:
     """The contract's dither (docs/ARITHMETIC.md 3d), for the study: the trainer turns on its own `dither`
     (flags hashed from the weight-ids under per-neuron LFSR masks, p = 1/4, as the toper computes them) and
@@ -179,7 +199,9 @@ class BatchUnified:
 
 
 RULES = {rule.name: rule for rule in (TopK(), Dither(), Dither(1), RandomTie(), DitherRandomTie(), LayerQuota(),
-                                        BatchUnified(), Demote(), Demote(0.5), Demote(0.125), ContractDither())}
+                                        BatchUnified(), Demote(), Demote(0.5), Demote(0.125), DemoteOwn(0.75, 0.25),
+                                        DemoteOwn(0.875, 0.25), DemoteOwn(0.5, 0.25), DemoteOwn(0.75, 0.0),
+                                        DemoteOwn(0.5, 0.0), ContractDither())}
 DEFAULT = "topk"
 
 

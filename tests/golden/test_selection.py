@@ -69,6 +69,20 @@ def test_dither_sometimes_keeps_a_smaller_entry():
     assert (0, 1) in kept and len(kept) > 1
 
 
+def test_demote_own_ranks_the_undemoted_kind_first():
+    """With every own-layer entry demoted and no inherited one, a row keeps its top K inherited entries (by
+    |v|, then id) before any own weight; with the rates swapped, its own weights first."""
+    T = tied_rows(2)
+    lo = layer_of()
+    own = lo == lo.max()
+    for p_direct, p_inherited, first in ((1.0, 0.0, ~own), (0.0, 1.0, own)):
+        got = T.copy()
+        selection.DemoteOwn(p_direct, p_inherited).prune(got, (3, 5), lo, np.random.default_rng(0))
+        want = T * first
+        prune_rows(want, (3, 5))
+        assert np.array_equal(got * first, want)
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_random_tie_only_reorders_ties(seed):
     T = tied_rows(seed)
