@@ -111,8 +111,8 @@ TASKS = {t.name: t for t in [
     Task("digits", "8x8 digits classifier, 64-16-10 sigmoid, MSE on one-hot targets",
          NetSpec((64, 16, 10), ("sigmoid", "sigmoid"), "mse"), digits_data,
          lr=2.0, batch=10, epochs=30, classifier=True,
-         # runs/study-digits-hw: the tuning rule on the grid the hardware's lr format holds at batch 10 (2, 4, 8)
-         lr_by_k=((4, 8.0), (8, 8.0), (None, 8.0))),
+         # runs/study-digits-own64 (docs/STUDY.md phase 3): the tuning rule on the grid 8, 16, 32, 64
+         lr_by_k=((4, 32.0), (8, 32.0), (None, 32.0))),
     Task("digits-ae", "8x8 digits autoencoder, 64-16-64 sigmoid, MSE",
          NetSpec((64, 16, 64), ("sigmoid", "sigmoid"), "mse"), digits_ae_data,
          lr=2.0, batch=10, epochs=10),
