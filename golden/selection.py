@@ -134,8 +134,9 @@ class DemoteOwn:
 
 class ContractDither:
     """The contract's dither (docs/ARITHMETIC.md 3d), for the study: the trainer turns on its own `dither`
-    (flags hashed from the weight-ids under per-neuron LFSR masks, p = 1/4, as the toper computes them) and
-    prunes with the contract's top-K; this object only names it in a grid."""
+    (flags hashed from the weight-ids under per-neuron LFSR masks, p = 3/4 for a neuron's own weights and 1/4
+    for inherited entries, as the lanes compute them) and prunes with the contract's top-K; this object only
+    names it in a grid."""
 
     name = "demote-hw"
     contract_dither = True
