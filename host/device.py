@@ -79,6 +79,10 @@ class Device(Trainer):
 
     def _check_identity(self):
         core_id = self._reg(R.REG_ID)
+        if core_id >> 16 == R.CORE_TAG and core_id != R.CORE_ID:
+            raise DpfmError(f"the device runs a dpfm core of contract revision {core_id & 0xFFFF}, this host speaks "
+                            f"revision {R.CORE_REVISION} (docs/ARITHMETIC.md: the arithmetic differs)",
+                            "rebuild and program the bitstream with this dpfm (dpfm build --board ... --program)")
         if core_id != R.CORE_ID:
             raise DpfmError(f"the device reports core id {core_id:#010x}, not {R.CORE_ID:#010x}",
                             "program the board with a dpfm bitstream")

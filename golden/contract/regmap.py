@@ -51,7 +51,12 @@ REG_EVICTIONS = 0x0B     # R: toper evictions since reset
 REG_DITHER = 0x0C        # RW: the dither generator's 32-bit state (docs/ARITHMETIC.md 3d); 0 (reset) = off
 REG_LAYER_SIZE0 = 0x10   # R: sizes[0], sizes[1], ... at 0x10 + i (0 past the last)
 
-CORE_ID = 0xD9F30001
+#: The core's identity: a fixed tag in the high half, the contract revision in the low half. The revision
+#: goes up whenever the same register traffic would train differently (2: the dither's direct candidates
+#: demoted at 3/4, and the lr format u16.13), so a host refuses a bitstream of another revision.
+CORE_TAG = 0xD9F3
+CORE_REVISION = 2
+CORE_ID = CORE_TAG << 16 | CORE_REVISION
 
 CTRL_TRAIN = 1 << 0      # forward + gradient for every buffered sample, then one SGD update
 CTRL_INFER = 1 << 1      # forward only; outputs to REGION_OUTPUTS
