@@ -15,8 +15,9 @@ field). Every neuron of a *training* sample, in issue order (sample, layer, unit
 its mask `M`, then the state steps once; inference does not step it. The entry of weight-id `i` in that
 neuron gets hash bits `h_b = parity(i & M[16b : 16b+15]) ^ M[16b+15]` (b = 0, 1); an inherited entry is
 demoted when both are 1, a direct one when either is. State 0 is the generator's fixed point: every hash is
-0, nothing is demoted, and the toper is the plain top-K of section 3.3 bit for bit. The hash is linear in `M`, so for two distinct ids (or one id in two
-consecutive neurons) the bits are independent and uniform over the generator's states.
+0, nothing is demoted, and the toper is the plain top-K of section 3.3 bit for bit. The hash is linear in
+`M`, so for two distinct ids (or one id in two consecutive neurons) the bits are independent and uniform
+over the generator's states.
 """
 
 import numpy as np

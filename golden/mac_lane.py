@@ -51,8 +51,9 @@ def mac_candidates(w_raw: int, wid: int, x_raw: int, x_slots: list[Slot], fmts: 
 class MacLaneModel:
     """The serial lane: per neuron, every step's candidates in emission order into one K-cell toper, cleared
     at the start of the neuron (section 3.3), each with the dither flag of its id under the neuron's mask
-    (section 3d, the direct candidate c = 0 with its own rate; mask 0: plain top-K). Saturations of candidates, merges and `z` count in `sat`;
-    `evictions` runs over all neurons, as the lane's eviction counter does."""
+    (section 3d, the direct candidate c = 0 with its own rate; mask 0: plain top-K). Saturations of
+    candidates, merges and `z` count in `sat`; `evictions` runs over all neurons, as the lane's eviction
+    counter does."""
 
     def __init__(self, k: int, fmts: HwFormats, sat: SatCounter | None = None):
         self.fmts = fmts
