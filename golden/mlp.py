@@ -123,13 +123,9 @@ class _Plan:
 def _prune_demoted(row: np.ndarray, ks, ids: np.ndarray, masks: np.ndarray, base: int) -> None:
     """prune_K with the dither of docs/ARITHMETIC.md 3d on rows `(R, B, n_out, width)`: not demoted first,
     then |v|, then the lower id (column order is id order); ids from `base` on are the layer's own weights,
-    the direct candidates. The key puts the demotion flag above |v| scaled into [0, 1] per row."""
-    A = np.abs(row)
-    scale = np.maximum(A.max(axis=-1, keepdims=True), np.nextafter(0.0, 1.0))
-    up = ~dither.demoted(dither.hash_bits(ids[None], masks[:, :, None]), direct=ids >= base)
-    key = np.where(up, 2.0 + A / scale, A / scale) * (A != 0)
-    prune_rows(key, ks)
-    row *= key != 0
+    the direct candidates."""
+    up = dither.flags(ids[None], masks[:, :, None], direct=ids >= base) == 0
+    selection_rules.keep_top_ranked_up(row, up, ks)
 
 
 def _sink(c: np.ndarray, row: np.ndarray, base: int) -> np.ndarray:

@@ -29,6 +29,14 @@ def _keep_top(T: np.ndarray, key: np.ndarray, ks) -> None:
     T *= key != 0
 
 
+def keep_top_ranked_up(T: np.ndarray, up: np.ndarray, ks) -> None:
+    """Keep in `T` its top K by (`up` first, then |v|, then the lower id): the order key of a priority bit
+    above the magnitude (the contract's dither, quotas). |v| is scaled into [0, 1] per row under the bit."""
+    A = np.abs(T)
+    scale = np.maximum(A.max(axis=-1, keepdims=True), np.nextafter(0.0, 1.0))
+    _keep_top(T, np.where(up, 2.0 + A / scale, A / scale) * (A != 0), ks)
+
+
 class TopK:
     """Today's rule (default): rank by |v|, ties to the lowest id. The contract's toper, unchanged."""
 
@@ -95,41 +103,27 @@ class DitherRandomTie(Dither):
 
 class Demote:
     """Rank by (not demoted, |v|), ties to the lowest id; an entry is demoted with probability `p`, drawn once
-    per (sample, node, weight-id), so the few largest entries do not always win.
+    per (sample, node, weight-id), so the few largest entries do not always win. With `p_direct`, a node's own
+    weights (its direct terms, the row's newest layer) are demoted with that probability instead: the study's
+    stand-in for the contract's class-dependent flags (docs/ARITHMETIC.md 3d), to compare rates before they
+    are hashed.
 
     Hardware: one priority bit per entry above the order key's magnitude (one more comparator bit per cell),
-    drawn from a hash of the id; the value is unchanged. Cheaper than `Dither`'s shifted magnitudes.
+    drawn from a hash of the id; the value is unchanged. Cheaper than `Dither`'s shifted magnitudes. A
+    separate rate for direct terms adds a 2:1 select of the flag by the candidate's kind in each lane.
     """
 
-    def __init__(self, p: float = 0.25):
+    def __init__(self, p: float = 0.25, p_direct: float | None = None):
         self.p = float(p)
-        self.name = "demote" if self.p == 0.25 else f"demote{round(self.p * 100)}"
+        self.p_direct = self.p if p_direct is None else float(p_direct)
+        if p_direct is not None:
+            self.name = f"demote-own{round(self.p_direct * 100)}-{round(self.p * 100)}"
+        else:
+            self.name = "demote" if self.p == 0.25 else f"demote{round(self.p * 100)}"
 
     def prune(self, T, ks, layer_of, rng) -> None:
-        A = np.abs(T)
-        scale = np.maximum(A.max(axis=-1, keepdims=True), np.nextafter(0.0, 1.0))
-        kept = rng.random(T.shape) >= self.p
-        _keep_top(T, np.where(kept, 2.0 + A / scale, A / scale) * (A != 0), ks)
-
-
-class DemoteOwn:
-    """`Demote` with one rate for a node's own weights (its direct terms, the row's newest layer) and another
-    for the entries it inherits from its inputs, drawn at random per entry: the study's stand-in for the
-    contract's class-dependent flags (docs/ARITHMETIC.md 3d), to compare rates before they are hashed.
-
-    Hardware: as `Demote`, plus a 2:1 select of the flag by the candidate's kind in each lane.
-    """
-
-    def __init__(self, p_direct: float, p_inherited: float):
-        self.p_direct, self.p_inherited = float(p_direct), float(p_inherited)
-        self.name = f"demote-own{round(self.p_direct * 100)}-{round(self.p_inherited * 100)}"
-
-    def prune(self, T, ks, layer_of, rng) -> None:
-        A = np.abs(T)
-        scale = np.maximum(A.max(axis=-1, keepdims=True), np.nextafter(0.0, 1.0))
-        p = np.where(layer_of == layer_of.max(), self.p_direct, self.p_inherited)
-        kept = rng.random(T.shape) >= p
-        _keep_top(T, np.where(kept, 2.0 + A / scale, A / scale) * (A != 0), ks)
+        p = np.where(layer_of == layer_of.max(), self.p_direct, self.p)
+        keep_top_ranked_up(T, rng.random(T.shape) >= p, ks)
 
 
 class ContractDither:
@@ -177,9 +171,7 @@ class LayerQuota:
             sub = np.where(layer_of == l, A, 0.0)
             prune_rows(sub, tuple(np.maximum(q, 1).tolist()))
             in_quota |= (sub != 0) & (q > 0).reshape((len(ks),) + (1,) * (T.ndim - 1))
-        scale = np.maximum(A.max(axis=-1, keepdims=True), np.nextafter(0.0, 1.0))
-        key = np.where(in_quota, 2.0 + A / scale, A / scale) * (A != 0)
-        _keep_top(T, key, ks)
+        keep_top_ranked_up(T, in_quota, ks)
 
 
 class BatchUnified:
@@ -200,9 +192,9 @@ class BatchUnified:
 
 
 RULES = {rule.name: rule for rule in (TopK(), Dither(), Dither(1), RandomTie(), DitherRandomTie(), LayerQuota(),
-                                        BatchUnified(), Demote(), Demote(0.5), Demote(0.125), DemoteOwn(0.75, 0.25),
-                                        DemoteOwn(0.875, 0.25), DemoteOwn(0.5, 0.25), DemoteOwn(0.75, 0.0),
-                                        DemoteOwn(0.5, 0.0), ContractDither())}
+                                        BatchUnified(), Demote(), Demote(0.5), Demote(0.125), Demote(0.25, p_direct=0.75),
+                                        Demote(0.25, p_direct=0.875), Demote(0.25, p_direct=0.5),
+                                        Demote(0.0, p_direct=0.75), Demote(0.0, p_direct=0.5), ContractDither())}
 DEFAULT = "topk"
 
 

@@ -77,7 +77,7 @@ def test_demote_own_ranks_the_undemoted_kind_first():
     own = lo == lo.max()
     for p_direct, p_inherited, first in ((1.0, 0.0, ~own), (0.0, 1.0, own)):
         got = T.copy()
-        selection.DemoteOwn(p_direct, p_inherited).prune(got, (3, 5), lo, np.random.default_rng(0))
+        selection.Demote(p_inherited, p_direct=p_direct).prune(got, (3, 5), lo, np.random.default_rng(0))
         want = T * first
         prune_rows(want, (3, 5))
         assert np.array_equal(got * first, want)
