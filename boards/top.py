@@ -33,7 +33,7 @@ class BoardTop(Elaboratable):
         m.submodules.rx_buf = rx_buf = io.Buffer("i", uart.rx)
         m.submodules.tx_buf = tx_buf = io.Buffer("o", uart.tx)
         m.submodules.link = link = Link(sync_hz, self.baud)
-        m.submodules.core = core = DpfmCore(self.cfg)
+        m.submodules.core = core = DpfmCore(self.cfg, baud=self.baud)
         wiring.connect(m, link.bus, core.bus)
         m.d.comb += [link.rx.eq(rx_buf.i), tx_buf.o.eq(link.tx)]
         return m

@@ -20,6 +20,7 @@ COMMANDS = {
     "verilog": ("dpfm.host.commands.verilog", "generate synthesizable Verilog for a configuration"),
     "build": ("dpfm.host.commands.build", "build a bitstream for a board and report resources and Fmax"),
     "sim": ("dpfm.host.commands.sim", "run or serve the RTL co-simulation"),
+    "info": ("dpfm.host.commands.info", "show what the core on a board (or co-simulation) was built for"),
 }
 
 

@@ -18,9 +18,9 @@ from dpfm.golden.contract import regmap as R
 from dpfm.golden.contract import wire
 from dpfm.golden.contract.errors import DpfmError
 from dpfm.golden.contract.net import flatten, init_weights, unflatten
-from dpfm.golden.contract.organisation import Organisation
 from dpfm.golden.fixedpoint import to_float
 from dpfm.golden.trainer import Trainer, mean_loss
+from dpfm.host.core_identity import check_core
 from dpfm.host.link import LinkClient, SerialPort
 
 
@@ -78,22 +78,8 @@ class Device(Trainer):
             self._settings[index] = value
 
     def _check_identity(self):
-        core_id = self._reg(R.REG_ID)
-        if core_id >> 16 == R.CORE_TAG and core_id != R.CORE_ID:
-            raise DpfmError(f"the device runs a dpfm core of contract revision {core_id & 0xFFFF}, this host speaks "
-                            f"revision {R.CORE_REVISION} (docs/ARITHMETIC.md: the arithmetic differs)",
-                            "rebuild and program the bitstream with this dpfm (dpfm build --board ... --program)")
-        if core_id != R.CORE_ID:
-            raise DpfmError(f"the device reports core id {core_id:#010x}, not {R.CORE_ID:#010x}",
-                            "program the board with a dpfm bitstream")
-        config0, n_params = R.Config0.unpack(self._reg(R.REG_CONFIG0)), self._reg(R.REG_CONFIG1)
-        self.max_batch = self._reg(R.REG_CONFIG2)
-        if (config0.k, config0.n_layers, n_params, config0.sources) != (
-                self.config.k, self.spec.n_layers, self.spec.n_params, self.config.sources or 0):
-            raise DpfmError(f"the device is built for K={config0.k}, {config0.n_layers} layers, {n_params} "
-                            f"parameters, {Organisation.from_sources(config0.k, config0.sources)} toper; the run "
-                            f"needs K={self.config.k}, {self.spec.n_layers} layers, {self.spec.n_params}, "
-                            f"{self.config.toper} toper", "build and load the bitstream for this task, K and toper")
+        self.identity = check_core(self.client, self.config)
+        self.max_batch = int(self.identity.max_batch)
 
     def _current_dither_state(self) -> int:
         """The core's dither state, which must be where the host's copy stepped it (docs/ARITHMETIC.md 3d)."""

@@ -1,4 +1,5 @@
-"""Block RAM with one write port and synchronous read ports whose same-address collisions are don't-care.
+"""Block RAM with one write port and synchronous read ports whose same-address collisions are don't-care,
+and a block ROM.
 
 Why not a plain Amaranth `Memory`: its read ports promise read-first (a read in the cycle that writes the
 same address returns the old word). The iCE40 EBR leaves that case undefined, so yosys (0.23 and 0.70
@@ -97,3 +98,37 @@ class BlockRam(Elaboratable):
     def _addr11(self, addr):
         """An address zero-extended to the primitive's 11 address pins."""
         return Cat(addr, Const(0, 11 - self.addr_width))
+
+
+class BlockRom(Elaboratable):
+    """256 read-only `words` of `width` <= 16 bits, read synchronously (`data` holds the word at the `addr` of
+    the previous cycle). On iCE40 it is one initialised SB_RAM40_4K in its 256 x 16 mode (a ROM in logic would
+    cost about a hundred logic cells, which the UP5K does not have to spare); elsewhere an Amaranth `Memory`."""
+
+    DEPTH = ICE40_MODES[0][0]
+
+    def __init__(self, words: list[int], width: int):
+        assert len(words) == self.DEPTH and width <= ICE40_MODES[0][1] and all(0 <= w < 1 << width for w in words)
+        self.words = list(words)
+        self.addr = Signal(ceil_log2(self.DEPTH))
+        self.data = Signal(width)
+
+    def elaborate(self, platform):
+        m = Module()
+        if is_ice40(platform):
+            # INIT_n holds words 16n .. 16n + 15, word 16n + i at bits 16i .. 16i + 15.
+            rdata = Signal(16)
+            m.d.comb += self.data.eq(rdata)
+            inits = {f"p_INIT_{n:X}": Const(sum(w << 16 * i for i, w in enumerate(self.words[16 * n:16 * n + 16])),
+                                            256) for n in range(16)}
+            m.submodules.ebr = Instance(
+                "SB_RAM40_4K", p_READ_MODE=0, p_WRITE_MODE=0, **inits,
+                i_RCLK=ClockSignal(), i_RCLKE=Const(1), i_RE=Const(1), i_RADDR=Cat(self.addr, Const(0, 3)),
+                o_RDATA=rdata,
+                i_WCLK=ClockSignal(), i_WCLKE=Const(0), i_WE=Const(0), i_WADDR=Const(0, 11),
+                i_WDATA=Const(0, 16), i_MASK=Const(0, 16))
+        else:
+            m.submodules.mem = mem = Memory(shape=len(self.data), depth=self.DEPTH, init=self.words)
+            port = mem.read_port()
+            m.d.comb += [port.addr.eq(self.addr), self.data.eq(port.data)]
+        return m

@@ -13,6 +13,7 @@ from dpfm.golden.contract.formats import HwFormats
 from dpfm.golden.contract.net import NetSpec
 from dpfm.golden.contract.organisation import Organisation
 from dpfm.golden.fixedpoint import quantize
+from dpfm.hw.identity import core_identity
 
 #: Usable on-chip RAM bits per board (block RAM only; what the core's memories must fit in).
 BOARD_RAM_BITS = {
@@ -52,14 +53,14 @@ class CoreConfig:
             raise DpfmError(f"the core needs K >= 1 tangent slots, got K={self.k}",
                             "pass --k 1 or more (K=full is only available in the golden model)")
         if self.k > 255:
-            raise DpfmError(f"K={self.k} does not fit the CONFIG0 register", "use K <= 255")
+            raise DpfmError(f"K={self.k} is more than the core supports", "use K <= 255")
         if isinstance(self.toper, str):
             object.__setattr__(self, "toper", Organisation.parse(self.toper))
         if self.sources == 1:
             raise DpfmError("parallel-1 would be the serial lane", "use --toper serial for one source")
         if (self.sources or 0) > 255:
             raise DpfmError(f"toper '{self.toper}' has {self.sources} source topers at K={self.k}, more than "
-                            "CONFIG0 holds", "use parallel-S with S <= 255")
+                            "the core supports", "use parallel-S with S <= 255")
         if spec.loss != "mse":
             raise DpfmError(f"the core implements the MSE loss only, the network uses '{spec.loss}'",
                             "train with --loss mse on hardware")
@@ -82,6 +83,7 @@ class CoreConfig:
                                 f"{limit}-word region", "use a smaller max_batch")
         if max(self.fmts.w.bits, self.fmts.x.bits, self.fmts.lr.bits) > regmap.DATA_BITS:
             raise DpfmError("weights, samples and lr must fit a 32-bit bus word", "use formats of at most 32 bits")
+        core_identity(self)   # its description must fit the identity block
 
     # --- derived widths -------------------------------------------------------------------------------
 
@@ -99,12 +101,6 @@ class CoreConfig:
     def sources(self) -> int | None:
         """Source topers per parallel lane (None for the serial lane)."""
         return self.toper.sources_at(self.k)
-
-    @property
-    def config0(self) -> int:
-        """The CONFIG0 register's value: what the host checks before it trusts the core."""
-        return regmap.Config0(k=self.k, n_layers=self.spec.n_layers, lanes=self.lanes,
-                              sources=self.sources or 0).pack()
 
     @property
     def n_params(self) -> int:

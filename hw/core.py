@@ -13,6 +13,9 @@ With `lanes` > 1, W has one read port (so one block RAM copy) per lane, so every
 same cycle. N_SAMPLES is used clamped to 1 .. max_batch, so an operation always terminates; a CTRL write
 with both TRAIN and INFER trains. Index past the end of a region read as 0 and are not written.
 
+The identity block (regmap.REG_IDENT, golden/contract/identity.py) is a read-only block RAM initialised with
+the configuration's description, so a host can refuse a core built for other numbers.
+
 The model is `golden.fixed_mlp.FixedModel` in the tangent mode `cfg.tangent`.
 """
 
@@ -21,9 +24,11 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In
 
 from dpfm.golden.contract import regmap
-from dpfm.hw.bram import BlockRam
+from dpfm.golden.contract.identity import IDENT_WORD_BITS
+from dpfm.hw.bram import BlockRam, BlockRom
 from dpfm.hw.bus import CoreBusSignature
 from dpfm.hw.config import CoreConfig
+from dpfm.hw.identity import core_identity
 from dpfm.hw.sequencer import Forward
 from dpfm.hw.update import GradientUnit, SgdUnit
 
@@ -33,13 +38,15 @@ def _addr_bits(depth: int) -> int:
 
 
 class DpfmCore(wiring.Component):
-    """The training core of one `CoreConfig`; its only interface is `bus` (a CoreBusSignature slave)."""
+    """The training core of one `CoreConfig`; its only interface is `bus` (a CoreBusSignature slave). `baud` is
+    the UART rate of the link in front of it, which only its identity block reports (0: no UART)."""
 
     #: The SGD pass implementation (a class attribute so a test can substitute a deliberately wrong one).
     sgd_unit = SgdUnit
 
-    def __init__(self, cfg: CoreConfig):
+    def __init__(self, cfg: CoreConfig, baud: int = 0):
         self.cfg = cfg
+        self.identity = core_identity(cfg, baud)
         super().__init__({"bus": In(CoreBusSignature())})
 
     def elaborate(self, platform):
@@ -56,6 +63,7 @@ class DpfmCore(wiring.Component):
         m.submodules.gmem = gmem = BlockRam(signed(f.g.bits), p)
         m.submodules.smem = smem = BlockRam(signed(f.x.bits), n_sample_words)
         m.submodules.omem = omem = BlockRam(signed(f.x.bits), n_out_words)
+        m.submodules.ident = ident = BlockRom(self.identity.words(), IDENT_WORD_BITS)
         w_bus, w_core, w_wr = wmem.read_port(), wmem.read_port(), wmem.write_port()
         g_rd, g_wr = gmem.read_port(), gmem.write_port()
         s_bus, s_fwd, s_grad, s_wr = smem.read_port(), smem.read_port(), smem.read_port(), smem.write_port()
@@ -154,7 +162,7 @@ class DpfmCore(wiring.Component):
         m.d.sync += ack.eq(capture)
         m.d.comb += [
             bus.ready.eq(ack),
-            w_bus.addr.eq(index), s_bus.addr.eq(index), o_bus.addr.eq(index),
+            w_bus.addr.eq(index), s_bus.addr.eq(index), o_bus.addr.eq(index), ident.addr.eq(index),
         ]
         in_w = (region == regmap.REGION_WEIGHTS) & (index < p)
         in_s = (region == regmap.REGION_SAMPLES) & (index < n_sample_words)
@@ -196,29 +204,25 @@ class DpfmCore(wiring.Component):
 
         reg_rdata = Signal(32)
         with m.Switch(index):
-            for addr, value in [(regmap.REG_ID, Const(regmap.CORE_ID, 32)), (regmap.REG_CONFIG0, cfg.config0),
-                                (regmap.REG_CONFIG1, p), (regmap.REG_CONFIG2, cfg.max_batch),
-                                (regmap.REG_STATUS, Cat(busy, done)), (regmap.REG_N_SAMPLES, n_samples),
+            for addr, value in [(regmap.REG_ID, Const(regmap.CORE_ID, 32)), (regmap.REG_STATUS, Cat(busy, done)), (regmap.REG_N_SAMPLES, n_samples),
                                 (regmap.REG_LR, lr), (regmap.REG_CYCLES, cycles),
                                 (regmap.REG_SAMPLES_DONE, samples_done), (regmap.REG_SATURATIONS, saturations),
                                 (regmap.REG_EVICTIONS, evictions), (regmap.REG_DITHER, fwd.dither)]:
                 with m.Case(addr):
                     m.d.comb += reg_rdata.eq(value)
-            for i, size in enumerate(spec.sizes):
-                with m.Case(regmap.REG_LAYER_SIZE0 + i):
-                    m.d.comb += reg_rdata.eq(size)
 
         # Read data: memories answer one cycle after the (held) address. The source is chosen by flags registered
         # in the capture cycle, and registers are sampled then too, so the ack cycle's `rdata` is an AND-OR of
         # registers and block RAM outputs: the address decode is not in series with the initiator's use of
         # `rdata` (on iCE40 that chain through the command processor was the longest path).
         read = capture & ~bus.we
-        rd_reg, rd_w, rd_s, rd_o = Signal(), Signal(), Signal(), Signal()
+        rd_reg, rd_id, rd_w, rd_s, rd_o = Signal(), Signal(), Signal(), Signal(), Signal()
         reg_rdata_r = Signal(32)
+        in_id = (region == regmap.REGION_REGS) & (index[8:] == regmap.REG_IDENT >> 8)
         m.d.sync += [
-            rd_reg.eq(read & (region == regmap.REGION_REGS)), rd_w.eq(read & in_w), rd_s.eq(read & in_s),
-            rd_o.eq(read & in_o), reg_rdata_r.eq(reg_rdata),
+            rd_reg.eq(read & (region == regmap.REGION_REGS)), rd_id.eq(read & in_id), rd_w.eq(read & in_w),
+            rd_s.eq(read & in_s), rd_o.eq(read & in_o), reg_rdata_r.eq(reg_rdata),
         ]
-        m.d.comb += bus.rdata.eq(Mux(rd_reg, reg_rdata_r, 0) | Mux(rd_w, w_bus.data, 0) | Mux(rd_s, s_bus.data, 0)
-                                 | Mux(rd_o, o_bus.data, 0))
+        m.d.comb += bus.rdata.eq(Mux(rd_reg, reg_rdata_r, 0) | Mux(rd_id, ident.data, 0) | Mux(rd_w, w_bus.data, 0)
+                                 | Mux(rd_s, s_bus.data, 0) | Mux(rd_o, o_bus.data, 0))
         return m

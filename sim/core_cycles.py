@@ -8,6 +8,7 @@ import numpy as np
 
 from dpfm.golden.contract.errors import DpfmError
 from dpfm.hw.config import CoreConfig
+from dpfm.hw.identity import core_identity
 
 
 def core_plan(cfg: CoreConfig, task_name: str, n_batches: int, batch: int, n_infer: int, seed: int,
@@ -46,7 +47,7 @@ def core_plan(cfg: CoreConfig, task_name: str, n_batches: int, batch: int, n_inf
     ops.append({"op": "infer", "X": X.tolist(), "expect_out": model.predict(w, X).ravel().tolist(),
                 "expect_dither": state})
     return {"sizes": list(cfg.spec.sizes), "k": cfg.k, "lanes": cfg.lanes, "toper": str(cfg.toper),
-            "sources": cfg.sources,
+            "sources": cfg.sources, "identity": core_identity(cfg).text(),
             "max_batch": cfg.max_batch, "dither": dither_state,
             "w0": w0.tolist(), "ops": ops, "expect_sat": model.sat.count, "expect_evictions": model.evictions}
 

@@ -220,6 +220,6 @@ class Cosim:
 
 
 def core_slave(config):
-    """The training core for `config` (a `hw.config.CoreConfig`)."""
+    """The training core for `config` (a `hw.config.CoreConfig`), behind the simulated board's UART."""
     from dpfm.hw.core import DpfmCore
-    return DpfmCore(config)
+    return DpfmCore(config, baud=SIM_BAUD)

@@ -1,7 +1,8 @@
 """cocotb testbench of the whole training core (`hw.core.DpfmCore`), driven only through its word bus.
 
 The pytest side (tests/sim/test_core.py) computes the expected results with the hardware-exact golden
-model and passes a *plan* in the parameters: the configuration, the initial raw weights and a list of
+model and passes a *plan* in the parameters: the configuration and its identity text (which the identity
+block must hold, word for word), the initial raw weights and a list of
 operations (`train` with samples, targets, raw lr and the weights expected afterwards; `infer` with samples
 and the outputs expected; each with the dither state REG_DITHER must read afterwards), the dither state to
 write before the first operation, plus the saturation and eviction totals expected at the end. Every
@@ -17,6 +18,7 @@ from pathlib import Path
 import cocotb
 
 from dpfm.golden.contract import regmap
+from dpfm.golden.contract.identity import IDENT_WORDS, CoreIdentity
 from dpfm.sim.tb import TB, BusMaster, load_params
 
 
@@ -31,13 +33,9 @@ class CoreTB(TB):
     async def check_identity(self):
         p, reg = self.p, self.bus.reg
         assert await reg(regmap.REG_ID) == regmap.CORE_ID, "REG_ID"
-        config0 = regmap.Config0(k=p["k"], n_layers=len(self.sizes) - 1, lanes=p["lanes"], sources=p["sources"] or 0)
-        assert regmap.Config0.unpack(await reg(regmap.REG_CONFIG0)) == config0, "REG_CONFIG0"
-        assert await reg(regmap.REG_CONFIG1) == len(p["w0"]), "REG_CONFIG1 (P)"
-        assert await reg(regmap.REG_CONFIG2) == p["max_batch"], "REG_CONFIG2 (max batch)"
-        for i in range(len(self.sizes) + 1):
-            want = self.sizes[i] if i < len(self.sizes) else 0
-            assert await reg(regmap.REG_LAYER_SIZE0 + i) == want, f"layer size {i}"
+        want = CoreIdentity.parse(p["identity"]).words()
+        for i in [*range(want[0] + 2), IDENT_WORDS - 1]:   # the text, the first word past it, the last word
+            assert await reg(regmap.REG_IDENT + i) == want[i], f"identity word {i}"
         assert await reg(regmap.REG_STATUS) == 0, "STATUS after reset"
         assert await reg(regmap.REG_DITHER) == 0, "DITHER after reset (off)"
 

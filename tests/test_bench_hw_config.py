@@ -7,6 +7,7 @@ from dpfm.golden.tasks import get_task
 from dpfm.host.bench.hw import _parse_config
 from dpfm.host.commands.train import core_config
 from dpfm.hw.config import CoreConfig
+from dpfm.hw.identity import core_identity
 
 
 @pytest.mark.parametrize("text, parsed", [
@@ -39,10 +40,12 @@ def test_exact_tangent_has_no_core():
         core_config("sim", get_task("seed-sum").spec, 4, momentum=0.0, fixed=None, tangent="exact")
 
 
-@pytest.mark.parametrize("toper, sources, config0_top", [("serial", None, 0), ("parallel", 9, 9), ("parallel-3", 3, 3)])
-def test_core_config_sources_and_config0(toper, sources, config0_top):
+@pytest.mark.parametrize("toper, sources, identity", [("serial", None, "serial"), ("parallel", 9, "parallel-9"),
+                                                      ("parallel-3", 3, "parallel-3")])
+def test_core_config_sources_and_identity(toper, sources, identity):
+    """The identity block names the organisation with its source count: parallel at K=8 is parallel-9."""
     cfg = CoreConfig.from_task("seed-sum", 8, toper=toper)
-    assert cfg.sources == sources and cfg.config0 >> 24 == config0_top
+    assert cfg.sources == sources and core_identity(cfg).toper == identity
     assert cfg.parallel == (toper != "serial")
 
 

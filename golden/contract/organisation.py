@@ -79,13 +79,6 @@ class Organisation:
                             f"use one of {', '.join(TANGENT_MODES)}, or toper-parallel-S for S source topers")
         return cls(parallel=True, sources=sources)
 
-    @classmethod
-    def from_sources(cls, k: int, sources: int) -> "Organisation":
-        """The organisation a core reports in CONFIG0 (0: serial, K + 1: parallel, else parallel-S)."""
-        if not sources:
-            return cls()
-        return cls(parallel=True, sources=None if sources == k + 1 else sources)
-
     def __str__(self) -> str:
         if not self.parallel:
             return "serial"

@@ -4,8 +4,6 @@ The core is a word-addressed slave: 16-bit word addresses, 32-bit data. The top 
 a region; the low 14 bits index inside it. Pure Python (no Amaranth import) so every layer can use it.
 """
 
-from dataclasses import dataclass
-
 ADDR_BITS = 16
 DATA_BITS = 32
 REGION_SHIFT = 14
@@ -37,9 +35,7 @@ def from_word(word):
 
 # Registers (REGION_REGS). R = read-only, W = write, RW = read/write.
 REG_ID = 0x00            # R: constant CORE_ID
-REG_CONFIG0 = 0x01       # R: `Config0` below
-REG_CONFIG1 = 0x02       # R: P (number of parameters)
-REG_CONFIG2 = 0x03       # R: max samples per batch held on chip
+# 0x01 .. 0x03 read 0 (the identity block describes the configuration)
 REG_CTRL = 0x04          # W: write CTRL_* bits; each starts an operation (core must be idle)
 REG_STATUS = 0x05        # R: STATUS_* bits
 REG_N_SAMPLES = 0x06     # RW: samples in the buffer to use (1 .. max)
@@ -49,13 +45,14 @@ REG_SAMPLES_DONE = 0x09  # R: samples processed since reset (wraps)
 REG_SATURATIONS = 0x0A   # R: saturation events since reset
 REG_EVICTIONS = 0x0B     # R: toper evictions since reset
 REG_DITHER = 0x0C        # RW: the dither generator's 32-bit state (docs/ARITHMETIC.md 3d); 0 (reset) = off
-REG_LAYER_SIZE0 = 0x10   # R: sizes[0], sizes[1], ... at 0x10 + i (0 past the last)
+REG_IDENT = 0x100        # R: the identity block (golden/contract/identity.py), IDENT_WORDS bytes at 0x100 + i
 
-#: The core's identity: a fixed tag in the high half, the contract revision in the low half. The revision
-#: goes up whenever the same register traffic would train differently (2: the dither's direct candidates
-#: demoted at 3/4, and the lr format u16.13), so a host refuses a bitstream of another revision.
+#: The core's id: a fixed tag in the high half, the contract revision in the low half. The revision goes up
+#: whenever the same register traffic would train differently or the register map changes (2: the dither's
+#: direct candidates demoted at 3/4, and the lr format u16.13; 3: the identity block replaced the configuration
+#: and layer-size registers), so a host refuses a bitstream of another revision before it reads anything else.
 CORE_TAG = 0xD9F3
-CORE_REVISION = 2
+CORE_REVISION = 3
 CORE_ID = CORE_TAG << 16 | CORE_REVISION
 
 CTRL_TRAIN = 1 << 0      # forward + gradient for every buffered sample, then one SGD update
@@ -64,26 +61,3 @@ CTRL_CLEAR_COUNTERS = 1 << 2
 
 STATUS_BUSY = 1 << 0
 STATUS_DONE = 1 << 1     # set when an operation finishes, cleared when the next starts
-
-
-@dataclass(frozen=True)
-class Config0:
-    """REG_CONFIG0: `k | n_layers << 8 | lanes << 16 | sources << 24`, one byte each; `sources` is the
-    parallel lane's source-toper count, 0 for the serial lane."""
-
-    k: int
-    n_layers: int
-    lanes: int
-    sources: int
-
-    def __post_init__(self):
-        for name in ("k", "n_layers", "lanes", "sources"):
-            if not 0 <= getattr(self, name) <= 0xFF:
-                raise ValueError(f"CONFIG0 field {name}={getattr(self, name)} does not fit a byte")
-
-    def pack(self) -> int:
-        return self.k | self.n_layers << 8 | self.lanes << 16 | self.sources << 24
-
-    @classmethod
-    def unpack(cls, word: int) -> "Config0":
-        return cls(k=word & 0xFF, n_layers=word >> 8 & 0xFF, lanes=word >> 16 & 0xFF, sources=word >> 24 & 0xFF)

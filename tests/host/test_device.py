@@ -9,7 +9,7 @@ import pytest
 
 from dpfm.golden.contract.errors import DpfmError
 from dpfm.golden.contract.formats import HwFormats
-from dpfm.golden.contract.net import flatten
+from dpfm.golden.contract.net import NetSpec, flatten
 from dpfm.golden.fixedpoint import quantize
 from dpfm.golden.mlp import GoldenTrainer
 from dpfm.golden.tasks import get_task
@@ -17,6 +17,8 @@ from dpfm.golden.trainer import Trainer
 from dpfm.host.device import Device, open_device
 from dpfm.host.link import ByteLink, LinkClient, SerialPort
 from dpfm.hw.config import CoreConfig
+from dpfm.hw.identity import core_identity, source_hash
+from dpfm.sim.cosim import SIM_BAUD
 
 K = 4
 TASK = get_task("seed-sum")
@@ -118,16 +120,36 @@ def test_checkpoints_interchange_with_golden_toper(cosim, data, tmp_path, dither
 def test_wrong_use_is_refused(cosim, tmp_path):
     with pytest.raises(DpfmError, match="sample buffer"):
         device(cosim, batch=17)
-    with pytest.raises(DpfmError, match="built for K=4"):
-        Device(LinkClient(SerialPort(cosim.url)), CoreConfig.from_task("seed-sum", 3))
-    with pytest.raises(DpfmError, match="serial toper; the run needs .* parallel toper"):
-        Device(LinkClient(SerialPort(cosim.url)), CoreConfig.from_task("seed-sum", K, toper="parallel"))
+    for run, differs in [(CoreConfig.from_task("seed-sum", 3), "k 3 here, 4 on the device"),
+                         (CoreConfig.from_task("seed-sum", K, toper="parallel"), "toper parallel-5 here, serial on"),
+                         (CoreConfig.from_task("seed-sum", K, HwFormats.parse("x=s16.10,g=s32.22")),
+                          "x s16.10 here, s16.12 on the device; g s32.22 here, s32.24 on the device"),
+                         (CoreConfig(NetSpec((4, 8, 2, 1), TASK.spec.activations), K), "sizes 4,8,2,1 here, 4,5,5,1 on"),
+                         (CoreConfig(NetSpec((4, 5, 5, 1), ("tanh", "tanh", "identity")), K), "act tanh,tanh,identity here")]:
+        with pytest.raises(DpfmError, match=differs):
+            Device(LinkClient(SerialPort(cosim.url)), run)
     with device(cosim) as dev:
+        assert dev.identity.baud == str(SIM_BAUD) and dev.identity.src == source_hash()
         with pytest.raises(DpfmError, match="does not fit network"):
             dev.train(np.zeros((4, 3)), np.zeros(4), 1, progress=False)
         GoldenTrainer(TASK.spec, K, lr=TASK.lr, batch=TASK.batch, seed=3).save(tmp_path / "float.npz")
         with pytest.raises(DpfmError, match="not a device checkpoint .* in float"):
             dev.resume(tmp_path / "float.npz")
+
+
+@pytest.mark.verilator
+def test_info_shows_what_the_core_was_built_for(cosim, tmp_path, capsys):
+    import json
+
+    from dpfm.host.cli import main
+    assert main(["info", "--port", cosim.url, "--json", str(tmp_path / "info.json")]) == 0
+    out = capsys.readouterr().out
+    assert "network  4,5,5,1  activations sigmoid,sigmoid,identity" in out and "K=4  toper serial" in out
+    assert "built from this dpfm's" in out
+    info = json.loads((tmp_path / "info.json").read_text())
+    expected = core_identity(CoreConfig.from_task("seed-sum", K), SIM_BAUD)
+    assert info["build_id"] == f"{expected.build_id:08x}" and info["x"] == "s16.12" and info["baud"] == str(SIM_BAUD)
+    assert set(info["counters"]) == {"samples_done", "saturations", "evictions", "dither_state"}
 
 
 def test_the_device_serves_the_trainer_protocol():

@@ -2,7 +2,7 @@
 --tangent toper-parallel` (or `toper-parallel-S`) builds the parallel core, trains seed-sum through the UART
 link, and its weights equal the golden trainer of the same tangent bit for bit; it also continues a golden
 checkpoint of that tangent. (On seed-sum the serial and parallel tangents happen to train identically; what
-tells them apart is the core's CONFIG0, which the Device checks against the parallel configuration before
+tells them apart is the core's identity block, which the Device checks against the parallel configuration before
 training, and tests/sim/test_parallel_lane.py, test_core_parallel.py.)"""
 
 import json

@@ -3,8 +3,8 @@
 
 The serial core's tests (tests/sim/test_core.py) cover the bus, the SGD pass and the lane fork; these add
 the parallel lane inside the whole core: the merge tree's latency in the per-layer drains, its eviction and
-saturation counts in the core's counters, and the CONFIG0 source count that tells the host which toper it talks
-to. With dithering on, the merge tree must rank by the flags the source topers drew.
+saturation counts in the core's counters, and the identity block's source count that tells the host which
+toper it talks to. With dithering on, the merge tree must rank by the flags the source topers drew.
 """
 
 import json
