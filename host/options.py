@@ -54,5 +54,5 @@ def add_core_arguments(parser, default_task: str | None = "seed-sum") -> None:
 
 def config_from_args(args, task: str | None = None) -> CoreConfig:
     """The `CoreConfig` the `add_core_arguments` options describe (`task` overrides `args.task`)."""
-    return CoreConfig.from_task(task or args.task, args.k, HwFormats.parse(args.formats), args.max_batch,
+    return CoreConfig.from_task(args.task if task is None else task, args.k, HwFormats.parse(args.formats), args.max_batch,
                                 args.lanes, args.toper)

@@ -26,7 +26,7 @@ def run(args) -> int:
     from dpfm.sim.core_cycles import measure_cycles
 
     target = get_target(args.board)
-    task = args.task or target.default_task
+    task = target.default_task if args.task is None else args.task
     cfg = config_from_args(args, task=task)
     if args.json:
         check_writable(args.json)   # a build takes minutes: refuse an unwritable report path first

@@ -8,13 +8,14 @@ reuses what already ran.
 
 import math
 import os
+import re
 import shlex
 import sys
 
 from dpfm.golden import lr_rules, selection
 from dpfm.golden.contract.errors import DpfmError
 from dpfm.golden.contract.files import check_writable, write_json, write_text
-from dpfm.host.commands.train import parse_k
+from dpfm.host.commands.train import parse_k, parse_seed
 from dpfm.host.study import report
 from dpfm.host.study.grid import Grid, as_dict
 from dpfm.host.study.runner import run_units
@@ -51,8 +52,10 @@ def register(subparsers) -> None:
 
 
 def _list(text, what, parse=str):
-    items = [t.strip() for t in (text or "").split(",") if t.strip()]
-    out = [parse(t) for t in items]
+    items = [t.strip() for t in (text or "").split(",")]
+    if any(items) and not all(items):
+        raise DpfmError(f"--{what} has an empty item: '{text}'", "separate the values by single commas")
+    out = [parse(t) for t in items if t]
     if len(set(out)) != len(out):
         raise DpfmError(f"--{what} repeats a value: '{text}'", "list every value once")
     return tuple(out)
@@ -88,8 +91,8 @@ def parse_grid(args) -> Grid:
     if lrs is not None and not lrs:
         raise DpfmError("the grid has no cells: --lrs is empty", "give at least one learning rate")
     grid = Grid(tasks=_list(args.tasks, "tasks"), ks=_list(args.ks, "ks", parse_k), pairs=pairs,
-                seeds=_list(args.seeds, "seeds", lambda t: _int(t, "seeds")),
-                tune_seeds=_list(args.tune_seeds, "tune-seeds", lambda t: _int(t, "tune-seeds")),
+                seeds=_list(args.seeds, "seeds", lambda t: parse_seed(t, "seeds")),
+                tune_seeds=_list(args.tune_seeds, "tune-seeds", lambda t: parse_seed(t, "tune-seeds")),
                 lrs=lrs, epochs=None if args.epochs is None else _int(args.epochs, "epochs"))
     grid.check()
     return grid
@@ -106,8 +109,20 @@ def _json_ready(obj):
     return obj
 
 
+def check_scheduler(address: str | None) -> None:
+    """Refuse a --scheduler that is not a Dask address (`[tcp|tls|ws|wss://]HOST:PORT`, or a scheduler in this
+    process, `inproc://...`) before any work."""
+    if address is None or re.fullmatch(r"inproc://\S+", address):
+        return
+    m = re.fullmatch(r"(?:(?:tcp|tls|ws|wss)://)?([^:/\s]+):(\d{1,5})", address)
+    if m is None or not 1 <= int(m.group(2)) <= 65535:
+        raise DpfmError(f"--scheduler '{address}' is not a Dask scheduler address",
+                        "give the tcp://HOST:PORT that 'dask scheduler' prints")
+
+
 def run(args) -> int:
     grid = parse_grid(args)
+    check_scheduler(args.scheduler)
     workers = _int(args.workers, "workers")
     if workers < 1:
         raise DpfmError(f"--workers must be at least 1, got {workers}", "e.g. --workers 2")

@@ -16,8 +16,8 @@ from dpfm.golden.mlp import GoldenTrainer
 from dpfm.golden.tasks import accuracy
 from dpfm.golden.trainer import k_label
 from dpfm.host.plots import plot_loss_curves
-from dpfm.host.commands.train import (BACKENDS, _number, add_task_arguments, core_config, dither_arg, make_trainer,
-                                      parse_fixed, parse_k, resolve_task, show_progress, tune_user_lr)
+from dpfm.host.commands.train import (BACKENDS, add_task_arguments, core_config, dither_arg, make_trainer,
+                                      parse_fixed, parse_k, parse_seed, resolve_task, show_progress, tune_user_lr)
 
 DEFAULT_KS = "2,4,8,16,32,64,full"
 
@@ -38,9 +38,12 @@ def register(subparsers) -> None:
 
 
 def parse_ks(text: str) -> list:
-    ks = [parse_k(t) for t in text.split(",") if t.strip()]
-    if not ks:
+    items = [t.strip() for t in text.split(",")]
+    if not any(items):
         raise DpfmError(f"no K values in '{text}'", f"e.g. --ks {DEFAULT_KS}")
+    if not all(items):
+        raise DpfmError(f"--ks has an empty item: '{text}'", f"separate K values by single commas, e.g. --ks {DEFAULT_KS}")
+    ks = [parse_k(t) for t in items]
     if len(set(ks)) != len(ks):
         raise DpfmError(f"--ks repeats a value: '{text}'", "list every K once")
     return ks
@@ -65,7 +68,7 @@ def run(args) -> int:
     if task.epochs < 1:
         raise DpfmError("a sweep needs at least one epoch", "give --epochs 1 or more")
     ks = parse_ks(args.ks)
-    seed = _number(args.seed, int, "seed") if args.seed is not None else 0
+    seed = parse_seed(args.seed) if args.seed is not None else 0
     fixed = parse_fixed(args.fixed)
     out = args.out or os.path.join("runs", "sweep-" + re.sub(r"[^A-Za-z0-9_.-]+", "_", task.name))
     png = os.path.join(out, "loss.png")

@@ -34,6 +34,10 @@ from dpfm.host.options import DEFAULT_K, TANGENT_METAVAR, tangent_arg
 # ----------------------------------------------------------------------------------------------------------
 # argument parsing shared with `dpfm sweep`
 # ----------------------------------------------------------------------------------------------------------
+#: The largest seed (32 bits).
+MAX_SEED = 2**32 - 1
+
+
 def parse_k(text: str):
     """'full' -> None (exact forward mode); a positive integer -> int."""
     text = str(text).strip().lower()
@@ -91,9 +95,17 @@ def _number(text, kind, name, minimum=None):
     except ValueError:
         raise DpfmError(f"--{name} must be {'an integer' if kind is int else 'a number'}, got '{text}'",
                         f"e.g. --{name} {'10' if kind is int else '0.01'}") from None
-    if minimum is not None and (not np.isfinite(v) or v < minimum):
+    if minimum is not None and ((kind is float and not np.isfinite(v)) or v < minimum):
         raise DpfmError(f"--{name} must be >= {minimum}, got '{text}'", f"give --{name} >= {minimum}")
     return v
+
+
+def parse_seed(text, name="seed") -> int:
+    """A seed of 0 .. MAX_SEED (the checkpoint stores it; NumPy takes no negative seed)."""
+    seed = _number(text, int, name, 0)
+    if seed > MAX_SEED:
+        raise DpfmError(f"--{name} must be at most {MAX_SEED}, got '{text}'", f"use 32-bit seeds, e.g. --{name} 1")
+    return seed
 
 
 def show_progress(args) -> bool:
@@ -116,7 +128,7 @@ def resolve_task(args):
         if args.classifier:
             raise DpfmError("--classifier only applies to --data (a named task says whether it classifies)",
                             "drop --classifier or add --data FILE.npz")
-        task = get_task(args.task or "seed-sum")
+        task = get_task("seed-sum" if args.task is None else args.task)
     task = with_overrides(task, lr=_number(args.lr, float, "lr", 0.0), batch=_number(args.batch, int, "batch", 1),
                           epochs=_number(args.epochs, int, "epochs", 0),
                           momentum=_number(args.momentum, float, "momentum", 0.0))
@@ -230,7 +242,7 @@ def _check_resume(args, task, checkpoint) -> None:
     given = {"k": None if args.k is None else (parse_k(args.k),),
              "lr": None if args.lr is None else task.lr, "batch": None if args.batch is None else task.batch,
              "momentum": None if args.momentum is None else task.momentum,
-             "seed": None if args.seed is None else _number(args.seed, int, "seed"),
+             "seed": None if args.seed is None else parse_seed(args.seed),
              "fixed": None if args.fixed is None else parse_fixed(args.fixed),
              "tangent": args.tangent, "dither": None if args.dither is None else dither_arg(args)}
     stored = {"k": checkpoint.ks, "lr": checkpoint.lr, "batch": checkpoint.batch, "momentum": checkpoint.momentum,
@@ -254,7 +266,7 @@ def _prepare(args):
             check_writable(path)
     if checkpoint is None:
         k = parse_k(args.k) if args.k is not None else DEFAULT_K
-        seed = _number(args.seed, int, "seed") if args.seed is not None else 0
+        seed = parse_seed(args.seed) if args.seed is not None else 0
         trainer = make_trainer(args.backend, task, k, seed, parse_fixed(args.fixed), args.tangent, args.port,
                                args.baud, dither=dither_arg(args))
         trainer.saturate = args.saturate
