@@ -15,6 +15,7 @@ TARGETS = {
     "hw": ("dpfm.host.bench.hw", "gateware resources, Fmax and cycle counts"),
     "link": ("dpfm.host.bench.link", "host <-> device link throughput"),
     "approx": ("dpfm.host.bench.approx", "hardware toper approximation against exact top-K"),
+    "mutants": ("dpfm.host.bench.mutants", "named mutants of gateware, golden model and host: the tests' kill rate"),
 }
 
 
