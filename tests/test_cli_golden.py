@@ -268,7 +268,11 @@ def test_saturate_clamps_data_the_format_cannot_hold(tmp_path, capsys):
     assert dpfm(*args) == 2
     err = capsys.readouterr().err
     assert "160 values of the training inputs lie outside the x format s16.12" in err and "--saturate" in err
-    assert dpfm(*args, "--saturate") == 0
+    out = tmp_path / "r.json"
+    assert dpfm(*args, "--saturate", "--json", out) == 0
+    result = json.loads(out.read_text())
+    assert result["saturations"] > 0 and "evictions" in result, "the clamps are reported in the JSON"
+    assert f"saturations {result['saturations']}" in capsys.readouterr().out
     assert dpfm("train", "--epochs", "1", "--no-progress", *_scaled_data(tmp_path, 1e6)) == 0  # float: no format
 
 

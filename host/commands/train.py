@@ -351,7 +351,7 @@ def run(args) -> int:
         write_json(args.json, {
             "task": task.name, "k": k_label(k) if k is None else k, "backend": args.backend,
             "lr": trainer.lr, "dither": trainer.dither, "epochs": trainer.epoch, "train_loss": train_loss, "val_loss": val_loss, "accuracy": acc,
-            "seconds": seconds,
+            "seconds": seconds, **(counters or {}),
             "loss_curve": {"train": history["train_loss"], "val": history["val_loss"]},
         })
     return 0

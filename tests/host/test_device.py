@@ -67,6 +67,8 @@ def test_training_equals_golden_toper_bit_for_bit(cosim, data, dither):
         assert dev.train_batch(X[:7], Y[:7]) == gold.train_batch(X[:7], Y[:7])
         assert np.array_equal(dev.weights_raw, raw(gold.weights))
         assert dev.dither_state == gold.dither_state
+        counted, expected = dev.fixed_counters, gold.fixed_counters
+        assert counted["saturations"] == expected["saturations"] and counted["evictions"] > expected["evictions"]
     if dither:   # the dither changed the run, so the comparison above could fail on a core that ignores it
         plain = golden()
         plain.train(X, Y, 3, X_val, Y_val, progress=False)
