@@ -285,3 +285,13 @@ def test_sweep_on_own_data_refuses_bad_data_before_tuning(tmp_path, capsys):
                 "--out", tmp_path / "out") == 2
     err = capsys.readouterr().err
     assert "outside the x format" in err and "choosing" not in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("fixed, how", [([], "in float"), (["--fixed", "default"], "with the exact tangent")])
+def test_a_checkpoint_the_core_cannot_continue_is_refused_before_the_device_opens(tmp_path, capsys, fixed, how):
+    ckpt = tmp_path / "c.npz"
+    assert dpfm("train", "--task", "seed-sum", "--epochs", "1", "--no-progress", *fixed, "--save", ckpt) == 0
+    capsys.readouterr()
+    assert dpfm("train", "--resume", ckpt, "--backend", "sim", "--epochs", "1") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"was trained {how}" in err[0] and "--backend golden" in err[0]

@@ -279,6 +279,11 @@ def _prepare(args):
             raise
         return tuned, data, trainer, task.epochs
     _check_resume(args, task, checkpoint)
+    if args.backend != "golden" and (checkpoint.fixed is None or Organisation.from_tangent(checkpoint.tangent) is None):
+        how = "in float" if checkpoint.fixed is None else f"with the {checkpoint.tangent} tangent"
+        raise DpfmError(f"checkpoint {args.resume} was trained {how}: the training core continues only fixed-point "
+                        "runs of a hardware toper tangent", "resume it with --backend golden, or start a new run "
+                        f"with --backend {args.backend}")
     trainer = BACKENDS[args.backend](**checkpoint.settings(), port=args.port, baud=args.baud)
     trainer.saturate = args.saturate
     try:
