@@ -65,18 +65,39 @@ def lut_index(z_raw, fmts: HwFormats):
     return min(max((int(z_raw) >> shift) + half, 0), top)
 
 
+def lut_offset(z_raw, fmts: HwFormats):
+    """`z`'s raw offset from the centre of its bin, `z - centre(lut_index(z))`, in
+    `[-2**(s-1), 2**(s-1))` with `s = x.frac - (lut_bits - 4)` the bin width's bits; 0 where the index is
+    clamped (z outside [-8, 8)) or a bin holds one raw value (s = 0)."""
+    shift = fmts.x.frac - (fmts.lut_bits - 4)
+    if shift == 0:
+        return np.zeros_like(z_raw) if isinstance(z_raw, np.ndarray) else 0
+    half, top = 1 << (fmts.lut_bits - 1), (1 << fmts.lut_bits) - 1
+    z = np.asarray(z_raw, dtype=np.int64)
+    biased = (z >> shift) + half
+    off = np.where((biased >= 0) & (biased <= top), (z & ((1 << shift) - 1)) - (1 << (shift - 1)), 0)
+    return off if isinstance(z_raw, np.ndarray) else int(off)
+
+
+def activation_value(z_raw, F: np.ndarray, D: np.ndarray, fmts: HwFormats, sat: SatCounter | None = None):
+    """`a = sat_x(F[idx] + round_x(D[idx] * off))` (section 3.4): the table's value at the bin centre,
+    moved along the table's slope to z (`off = lut_offset(z)`), elementwise on an array too."""
+    idx = lut_index(z_raw, fmts)
+    return requantize(F[idx] * (1 << fmts.x.frac) + D[idx] * lut_offset(z_raw, fmts), 2 * fmts.x.frac, fmts.x, sat)
+
+
 def activation_slots(z_raw: int, z_slots: list[Slot], kind: str, fmts: HwFormats,
                      sat: SatCounter | None = None) -> tuple[int, list[Slot]]:
     """Activation of one neuron (section 3.4): `(a_raw, slots)` from the pre-activation and its toper slots.
 
-    Identity passes `z` and the slots through unchanged. Otherwise `a = F[idx]`, `d = D[idx]` from the LUTs
-    and slot j becomes `(round_t(d * v_j), id_j)`, or `None` when that rounds to 0. Slot positions are kept.
+    Identity passes `z` and the slots through unchanged. Otherwise `a = activation_value(z)`, `d = D[idx]`
+    from the LUTs and slot j becomes `(round_t(d * v_j), id_j)`, or `None` when that rounds to 0. Slot
+    positions are kept. The slots' saturations are counted before `a`'s.
     """
     if kind == "identity":
         return int(z_raw), list(z_slots)
     F, D = activation_luts(kind, fmts)
-    idx = lut_index(int(z_raw), fmts)
-    a, d = int(F[idx]), int(D[idx])
+    d = int(D[lut_index(int(z_raw), fmts)])
     out: list[Slot] = []
     for slot in z_slots:
         if slot is None:
@@ -84,4 +105,4 @@ def activation_slots(z_raw: int, z_slots: list[Slot], kind: str, fmts: HwFormats
             continue
         v = requantize(d * int(slot[0]), fmts.x.frac + fmts.t.frac, fmts.t, sat)
         out.append((v, int(slot[1])) if v != 0 else None)
-    return a, out
+    return int(activation_value(int(z_raw), F, D, fmts, sat)), out

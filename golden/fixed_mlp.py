@@ -42,7 +42,7 @@ import math
 import numpy as np
 
 from dpfm.golden import dither
-from dpfm.golden.activation import activation_luts, lut_index
+from dpfm.golden.activation import activation_luts, activation_value, lut_index
 from dpfm.golden.contract.errors import DpfmError
 from dpfm.golden.contract.formats import HwFormats
 from dpfm.golden.contract.net import NetSpec
@@ -135,7 +135,7 @@ class FixedModel:
         z = requantize(acc, f.w.frac + f.x.frac, f.x, sat)
         if self._luts[layer] is None:
             return z, z
-        return z, self._luts[layer][0][lut_index(z, f)]
+        return z, activation_value(z, *self._luts[layer], f, sat)
 
     def _rows(self, layer: int, w_raw: np.ndarray) -> np.ndarray:
         """Layer `layer`'s weights as `(n_out, n_in + 1)` rows, bias last (the weight-id layout)."""

@@ -4,7 +4,9 @@ For `kind` in sigmoid / tanh / relu, two ROMs hold the golden tables `F`, `D = g
 activation_luts(kind, fmts)` (format x, `2**lut_bits` entries each, bin index
 `clamp((z >> (x.frac - (lut_bits - 4))) + 2**(lut_bits-1), 0, 2**lut_bits - 1)`), and
 
-    a = F[idx];   slot j: v_j <- sat_t(round_half_up(D[idx] * v_j, x.frac)),  invalid when that is 0.
+    a = sat_x(F[idx] + round_x(D[idx] * off));   slot j: v_j <- sat_t(round_half_up(D[idx] * v_j, x.frac)),
+    invalid when that is 0 (`off`: z's raw offset from its bin's centre, the bin's low bits with the top one
+    inverted).
 
 Slot positions and ids are kept. `identity` passes `z` and the slots through unchanged (no tables). The
 model is `golden.activation.activation_slots`.
@@ -17,8 +19,10 @@ pace with a lane. Pipeline, with full backpressure:
 - K product cycles: `prod <- D[idx] * src[0].value` (registered), `src` shifts by one slot; the next input
   is accepted in the cycle the last slot is multiplied, so a neuron occupies the stage exactly K cycles;
 - K shift cycles, one behind: the rounded, saturated product enters the output slots at the top and they
-  shift down by one, so after K shifts slot j is in place; with the last one `a = F[idx]` is set and the
-  result is offered on `o`.
+  shift down by one, so after K shifts slot j is in place; with the last one `a` is set and the result is
+  offered on `o`. `a` has its own small multiplier (`D[idx]` times an offset of `s` bits, a DSP on iCE40),
+  fed from the ROMs' outputs and the offset registered at accept; its clamp exists only when the tables
+  can reach it (`can_saturate`; sigmoid, tanh and relu cannot).
 
 A result waiting on `o` holds the shift (and everything before it) until taken. Latency: the result is
 offered K + 2 cycles after its input was accepted. `ready` depends on registers only: while a product waits
@@ -37,7 +41,7 @@ in-place merge can leave a valid 0). Same latency and occupancy as the table kin
 (`x.frac <= x.bits - 2`).
 """
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -45,6 +49,7 @@ from amaranth.lib.wiring import In, Out
 from dpfm.golden.activation import activation_luts
 from dpfm.golden.contract.errors import DpfmError
 from dpfm.golden.contract.net import ACTIVATIONS
+from dpfm.golden.fixedpoint import shift_round
 from dpfm.hw.streams import dual_layout, saturate_expr, shift_round_expr
 
 
@@ -71,7 +76,7 @@ class Activation(wiring.Component):
         super().__init__({
             "i": In(stream.Signature(layout)),
             "o": Out(stream.Signature(layout)),
-            "sat": Out(range(k + 1)),
+            "sat": Out(range(k + 2)),
             **({"identity": In(1)} if bypass else {}),
         })
 
@@ -86,6 +91,38 @@ class Activation(wiring.Component):
         top = (1 << fmts.lut_bits) - 1
         biased = (z >> (fmts.x.frac - (fmts.lut_bits - 4))) + (1 << (fmts.lut_bits - 1))
         return Mux(biased < 0, 0, Mux(biased > top, top, biased))[:fmts.lut_bits]
+
+    def lut_offset(self, z):
+        """`z - centre(bin)` (same formula as `golden.activation.lut_offset`): the bin's low bits with the top
+        one inverted, as a signed number; 0 where the index clamps."""
+        fmts = self.fmts
+        shift = fmts.x.frac - (fmts.lut_bits - 4)
+        if shift == 0:
+            return Const(0, signed(2))
+        off = Cat(z[:shift - 1], ~z[shift - 1]).as_signed()
+        if fmts.x.bits - 1 - fmts.x.frac <= 3:   # z stays inside [-8, 8): the index never clamps
+            return off
+        biased = (z >> shift) + (1 << (fmts.lut_bits - 1))
+        return Mux((biased >= 0) & (biased <= (1 << fmts.lut_bits) - 1), off, 0)
+
+    def add_rounded(self, f, product):
+        """`f + round_x(product)` (product with 2 * x.frac fraction bits) as one adder: with `product = hi *
+        2**(x.frac-1) + lo`, `(f * 2**x.frac + 2**(x.frac-1) + product) >> x.frac = (2f + 1 + hi) >> 1`, as `lo`
+        stays below half a step. Two adders (the rounding's and the sum's) cost the UP5K core six logic cells
+        more, which it does not have."""
+        frac = self.fmts.x.frac
+        if frac == 0:
+            return f + product
+        return (Cat(Const(1, 1), f).as_signed() + product[frac - 1:].as_signed()) >> 1
+
+    def can_saturate(self, table_f, table_d) -> bool:
+        """Whether `F[idx] + round_x(D[idx] * off)` can leave format x for any bin and offset (a property of
+        the tables, known here): if not, the saturation logic would be dead and is left out."""
+        fmts = self.fmts
+        shift = fmts.x.frac - (fmts.lut_bits - 4)
+        offs = [0] if shift == 0 else [-(1 << (shift - 1)), 0, (1 << (shift - 1)) - 1]
+        sums = [table_f + shift_round(table_d * off, fmts.x.frac) for off in offs]
+        return min(s.min() for s in sums) < fmts.x.min_raw or max(s.max() for s in sums) > fmts.x.max_raw
 
     def elaborate(self, platform):
         m = Module()
@@ -115,13 +152,21 @@ class Activation(wiring.Component):
         prod_valid, prod_slot, prod_last = Signal(), Signal(), Signal()   # a product / its slot was valid
         prod_id = Signal.like(src[0].id)
         prod_f = Signal.like(read_f.data)
+        prod_f_sat = Signal()
         # The neuron being multiplied is an identity (bypass): its slope is 1.0 and its `a` is `z` (`z_in`).
         ident, prod_ident = Signal(), Signal()
         z_in = Signal.like(self.i.p.value)
-        slope, value_f = read_d.data, read_f.data
+        # a = sat_x(F[idx] + round_x(D[idx] * off)): the table's slope carries the bin centre's value to z.
+        off = Signal(signed(max(2, fmts.x.frac - (fmts.lut_bits - 4))))
+        a_sum = self.add_rounded(read_f.data, read_d.data * off)
+        if self.can_saturate(table_f, table_d):
+            a_value, a_clamped = saturate_expr(a_sum, fmts.x)
+        else:
+            a_value, a_clamped = a_sum[:fmts.x.bits].as_signed(), Const(0)
+        slope, value_f, value_sat = read_d.data, a_value, a_clamped
         if self.bypass:
             slope = Mux(ident, 1 << fmts.x.frac, read_d.data)
-            value_f = Mux(ident, z_in, read_f.data)
+            value_f, value_sat = Mux(ident, z_in, a_value), a_clamped & ~ident
 
         # The shift into `o` may not overwrite a result that is offered and not taken: then everything holds.
         hold = Signal()
@@ -139,13 +184,14 @@ class Activation(wiring.Component):
         with m.If(advance):
             m.d.sync += [
                 prod_valid.eq(left != 0), prod_last.eq(left == 1), prod_slot.eq(head.valid),
-                prod_id.eq(head.id), prod.eq(slope * head.value), prod_f.eq(value_f), prod_ident.eq(ident),
+                prod_id.eq(head.id), prod.eq(slope * head.value), prod_f.eq(value_f), prod_f_sat.eq(value_sat),
+                prod_ident.eq(ident),
                 src.eq(src.as_value() >> slot_w),
             ]
             with m.If(left != 0):
                 m.d.sync += left.eq(left - 1)
             with m.If(accepted):
-                m.d.sync += [src.eq(self.i.p.slots), left.eq(k)]
+                m.d.sync += [src.eq(self.i.p.slots), left.eq(k), off.eq(self.lut_offset(self.i.p.value))]
                 if self.bypass:
                     m.d.sync += [ident.eq(self.identity), z_in.eq(self.i.p.value)]
 
@@ -166,7 +212,7 @@ class Activation(wiring.Component):
             m.d.sync += self.o.valid.eq(0)
         with m.If(shift):
             m.d.sync += self.o.p.slots.eq(Cat(self.o.p.slots.as_value()[slot_w:], entry.as_value()))
-            m.d.comb += self.sat.eq(prod_slot & clamped)
+            m.d.comb += self.sat.eq((prod_slot & clamped) + (prod_last & prod_f_sat))
             with m.If(prod_last):
                 m.d.sync += [self.o.valid.eq(1), self.o.p.value.eq(prod_f)]
         return m

@@ -97,7 +97,7 @@ class Forward(wiring.Component):
             "grad": Out(stream.Signature(grad_request_layout(cfg, sample_addr_bits))),
             # bounds from the lanes' own count widths (a serial lane evicts at most 1 per cycle, a parallel
             # lane one per toper)
-            "sat": Out(range(sum(1 << len(l.sat) for l in self.lanes) + len(self.kinds) * (cfg.k + 1))),
+            "sat": Out(range(sum(1 << len(l.sat) for l in self.lanes) + len(self.kinds) * (cfg.k + 2))),
             "evict": Out(range(sum(1 << len(l.evict) for l in self.lanes))),
             "dither": Out(dither.BITS),
             "dither_set": In(1),

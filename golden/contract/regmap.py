@@ -50,9 +50,10 @@ REG_IDENT = 0x100        # R: the identity block (golden/contract/identity.py), 
 #: The core's id: a fixed tag in the high half, the contract revision in the low half. The revision goes up
 #: whenever the same register traffic would train differently or the register map changes (2: the dither's
 #: direct candidates demoted at 3/4, and the lr format u16.13; 3: the identity block replaced the configuration
-#: and layer-size registers), so a host refuses a bitstream of another revision before it reads anything else.
+#: and layer-size registers; 4: the activation moves along the table's slope from the bin centre to z), so a
+#: host refuses a bitstream of another revision before it reads anything else.
 CORE_TAG = 0xD9F3
-CORE_REVISION = 3
+CORE_REVISION = 4
 CORE_ID = CORE_TAG << 16 | CORE_REVISION
 
 CTRL_TRAIN = 1 << 0      # forward + gradient for every buffered sample, then one SGD update

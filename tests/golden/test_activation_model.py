@@ -4,10 +4,12 @@ addressing, and the slots of one transaction."""
 import numpy as np
 import pytest
 
-from dpfm.golden.activation import activation_luts, activation_slots, lut_bin_centres, lut_index
+from dpfm.golden.activation import (activation_luts, activation_slots, activation_value, lut_bin_centres,
+                                   lut_index, lut_offset)
+from dpfm.golden.activation_functions import activate
 from dpfm.golden.contract.errors import DpfmError
 from dpfm.golden.contract.formats import Fmt, HwFormats
-from dpfm.golden.fixedpoint import quantize
+from dpfm.golden.fixedpoint import SatCounter, quantize
 
 FMTS = HwFormats()
 
@@ -24,10 +26,11 @@ def test_activation_slots_scale_by_lut_slope(kind):
     d = int(D[lut_index(z, FMTS)])
     slots = [(4096, 2), None, (1, 6), (-300, 4)]
     a, out = activation_slots(z, slots, kind, FMTS)
-    assert a == int(F[lut_index(z, FMTS)])
 
     def r(p):
         return (p + (1 << 11)) >> 12
+
+    assert a == int(F[lut_index(z, FMTS)]) + r(d * -32)   # z = 0.5 is its bin's low edge, 32 raw below the centre
 
     expect = [(r(d * 4096), 2), None, (r(d * 1), 6) if r(d) else None, (r(d * -300), 4)]
     assert out == expect
@@ -37,6 +40,38 @@ def test_activation_slots_drop_values_that_round_to_zero():
     # relu below 0: slope 0, every slot becomes invalid
     a, out = activation_slots(-(1 << 12), [(4096, 2), (-7, 3)], "relu", FMTS)
     assert a == 0 and out == [None, None]
+
+
+def test_lut_offset_is_the_distance_to_the_bin_centre_and_zero_where_the_index_clamps():
+    assert [lut_offset(z, FMTS) for z in (0, 31, 32, 63, 64, -1, -64)] == [-32, -1, 0, 31, -32, 31, -32]
+    wide = HwFormats.parse("x=s16.10,t=s16.12,g=s32.22,lut_bits=5")   # z reaches beyond [-8, 8)
+    assert lut_offset(-(8 << 10) - 1, wide) == 0 and lut_offset(8 << 10, wide) == 0
+    assert lut_offset(-(8 << 10), wide) == -256 and lut_offset((8 << 10) - 1, wide) == 255
+    full = HwFormats.parse("lut_bits=16")   # one raw value per bin: nothing to interpolate
+    assert lut_offset(12345, full) == 0 and np.array_equal(lut_offset(Z_RAW[:9], full), np.zeros(9))
+    assert np.array_equal(lut_offset(Z_RAW, FMTS)[::977], [lut_offset(int(z), FMTS) for z in Z_RAW[::977]])
+
+
+@pytest.mark.parametrize("kind", ["sigmoid", "tanh"])
+def test_the_interpolated_value_is_within_one_lsb_where_the_nearest_entry_is_not(kind):
+    """Moving along the table's slope brings a within 1.1 LSB of f(z) (two roundings of half an LSB, F's and
+    the correction's, plus the curvature's 0.1 at most), where the entry at the bin centre alone is 8 (sigmoid)
+    to 32 (tanh) LSB off."""
+    F, D = activation_luts(kind, FMTS)
+    exact = activate(kind, Z)[0]
+    a = activation_value(Z_RAW, F, D, FMTS) / 4096
+    assert np.abs(a - exact).max() <= 1.1 / 4096 < np.abs(F[lut_index(Z_RAW, FMTS)] / 4096 - exact).max() / 6
+
+
+def test_the_interpolated_value_saturates_and_counts_at_the_format_edge():
+    """The tables of sigmoid, tanh and relu never take `a` out of format x, but the contract clamps and
+    counts if a table did: an entry one LSB below the largest value with slope 1.0."""
+    n = 1 << FMTS.lut_bits
+    F, D = np.full(n, FMTS.x.max_raw - 1), np.full(n, 1 << FMTS.x.frac)
+    sat = SatCounter()
+    z = np.arange(0, 64)                  # one bin: offsets -32 .. 31
+    a = activation_value(z, F, D, FMTS, sat)
+    assert a.max() == FMTS.x.max_raw and sat.count == 30   # offsets 2 .. 31 pass the largest value
 
 
 # --- activation LUTs -------------------------------------------------------------------------------------
