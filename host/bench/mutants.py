@@ -55,6 +55,8 @@ MUTANTS = (
            ("tests/golden/test_fixedpoint.py", "tests/golden/test_fixed_mlp.py"), fast=True),
     Mutant("golden-dither-direct-class", "golden/dither.py", "return np.where(direct, h != 0, h == 3)",
            "return h == 3", ("tests/golden/test_dither.py",), fast=True),
+    Mutant("golden-activation-offset", "golden/activation.py", "(z & ((1 << shift) - 1)) - (1 << (shift - 1))",
+           "(z & ((1 << shift) - 1))", ("tests/golden/test_activation_model.py",), fast=True),
     Mutant("wire-crc-polynomial", "golden/contract/wire.py", "CRC_POLY = 0x1021", "CRC_POLY = 0x1023",
            ("tests/host/test_protocol.py",), fast=True),
     # --- host ------------------------------------------------------------------------------------------
@@ -75,6 +77,8 @@ MUTANTS = (
            ("tests/sim/test_mac_lane.py", "-k", "matches_golden")),
     Mutant("rtl-activation-clamp", "hw/activation.py", "return Mux(biased < 0, 0, Mux(biased > top, top, biased))",
            "return Mux(biased < 0, 1, Mux(biased > top, top, biased))", ("tests/sim/test_activation.py",)),
+    Mutant("rtl-activation-offset", "hw/activation.py", "off = Cat(z[:shift - 1], ~z[shift - 1]).as_signed()",
+           "off = Cat(z[:shift - 1], z[shift - 1]).as_signed()", ("tests/sim/test_activation.py", "-k", "matches_golden")),
     Mutant("rtl-error-sign", "hw/update.py", "e_new, e_sat = saturate_expr(a - y, f.x)",
            "e_new, e_sat = saturate_expr(y - a, f.x)", ("tests/sim/test_core.py::test_training_run_matches_golden[3-2]",)),
     Mutant("rtl-sgd-wraps", "hw/update.py", "return saturate_expr(diff, self.cfg.fmts.w)",
