@@ -22,7 +22,7 @@ pace with a lane. Pipeline, with full backpressure:
   shift down by one, so after K shifts slot j is in place; with the last one `a` is set and the result is
   offered on `o`. `a` has its own small multiplier (`D[idx]` times an offset of `s` bits, a DSP on iCE40),
   fed from the ROMs' outputs and the offset registered at accept; its clamp exists only when the tables
-  can reach it (`can_saturate`; sigmoid, tanh and relu cannot).
+  can reach it (`can_saturate`: only where format x cannot hold the function's values, e.g. sigmoid in s8.8).
 
 A result waiting on `o` holds the shift (and everything before it) until taken. Latency: the result is
 offered K + 2 cycles after its input was accepted. `ready` depends on registers only: while a product waits
@@ -41,12 +41,13 @@ in-place merge can leave a valid 0). Same latency and occupancy as the table kin
 (`x.frac <= x.bits - 2`).
 """
 
+import numpy as np
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from dpfm.golden.activation import activation_luts
+from dpfm.golden.activation import activation_luts, lut_offset
 from dpfm.golden.contract.errors import DpfmError
 from dpfm.golden.contract.net import ACTIVATIONS
 from dpfm.golden.fixedpoint import shift_round
@@ -116,13 +117,20 @@ class Activation(wiring.Component):
         return (Cat(Const(1, 1), f).as_signed() + product[frac - 1:].as_signed()) >> 1
 
     def can_saturate(self, table_f, table_d) -> bool:
-        """Whether `F[idx] + round_x(D[idx] * off)` can leave format x for any bin and offset (a property of
-        the tables, known here): if not, the saturation logic would be dead and is left out."""
+        """Whether `F[idx] + round_x(D[idx] * off)` leaves format x for some z that format x holds (a property
+        of the tables, known here; within a bin the sum is monotonic in z, so each bin's first and last
+        reachable z decide): if not, the clamp would be dead logic and is left out."""
         fmts = self.fmts
         shift = fmts.x.frac - (fmts.lut_bits - 4)
-        offs = [0] if shift == 0 else [-(1 << (shift - 1)), 0, (1 << (shift - 1)) - 1]
-        sums = [table_f + shift_round(table_d * off, fmts.x.frac) for off in offs]
-        return min(s.min() for s in sums) < fmts.x.min_raw or max(s.max() for s in sums) > fmts.x.max_raw
+        half = 1 << (fmts.lut_bits - 1)
+        starts = (np.arange(1 << fmts.lut_bits, dtype=np.int64) - half) << shift
+        ends = starts + (1 << shift) - 1
+        starts[0], ends[-1] = fmts.x.min_raw, fmts.x.max_raw       # the clamped end bins take every z beyond
+        lo, hi = np.maximum(starts, fmts.x.min_raw), np.minimum(ends, fmts.x.max_raw)
+        reachable = lo <= hi
+        sums = [table_f[reachable] + shift_round(table_d[reachable] * lut_offset(z[reachable], fmts), fmts.x.frac)
+                for z in (lo, hi)]
+        return bool(min(s.min() for s in sums) < fmts.x.min_raw or max(s.max() for s in sums) > fmts.x.max_raw)
 
     def elaborate(self, platform):
         m = Module()

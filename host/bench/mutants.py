@@ -79,6 +79,8 @@ MUTANTS = (
            "return Mux(biased < 0, 1, Mux(biased > top, top, biased))", ("tests/sim/test_activation.py",)),
     Mutant("rtl-activation-offset", "hw/activation.py", "off = Cat(z[:shift - 1], ~z[shift - 1]).as_signed()",
            "off = Cat(z[:shift - 1], z[shift - 1]).as_signed()", ("tests/sim/test_activation.py", "-k", "matches_golden")),
+    Mutant("rtl-activation-a-unclamped", "hw/activation.py", "if self.can_saturate(table_f, table_d):",
+           "if False:", ("tests/sim/test_activation.py", "-k", "s8.8")),
     Mutant("rtl-error-sign", "hw/update.py", "e_new, e_sat = saturate_expr(a - y, f.x)",
            "e_new, e_sat = saturate_expr(y - a, f.x)", ("tests/sim/test_core.py::test_training_run_matches_golden[3-2]",)),
     Mutant("rtl-sgd-wraps", "hw/update.py", "return saturate_expr(diff, self.cfg.fmts.w)",

@@ -64,8 +64,8 @@ def test_the_interpolated_value_is_within_one_lsb_where_the_nearest_entry_is_not
 
 
 def test_the_interpolated_value_saturates_and_counts_at_the_format_edge():
-    """The tables of sigmoid, tanh and relu never take `a` out of format x, but the contract clamps and
-    counts if a table did: an entry one LSB below the largest value with slope 1.0."""
+    """At the default formats no table takes `a` out of format x, but the contract clamps and counts where one
+    does: an entry one LSB below the largest value with slope 1.0."""
     n = 1 << FMTS.lut_bits
     F, D = np.full(n, FMTS.x.max_raw - 1), np.full(n, 1 << FMTS.x.frac)
     sat = SatCounter()

@@ -28,6 +28,9 @@ NARROW = "x=s12.8,w=s12.8,t=s12.8,g=s24.16,lut_bits=8"
     # z reaches below -8 only with more integer bits than s16.12, and a coarse table makes the clamped end's
     # entry differ from its neighbour's (at lut_bits=10 they quantize alike, so a wrong clamp goes unseen)
     ("sigmoid", 2, "x=s16.10,t=s16.12,g=s32.22,lut_bits=5"),
+    # s8.8 holds less than sigmoid's 0.5 at z = 0: F is clamped, and moving along the slope passes the largest
+    # value, so the unit's clamp of `a` and its count exist and are exercised
+    ("sigmoid", 2, "x=s8.8,w=s8.8,t=s8.8,g=s16.16,lut_bits=6"),
 ])
 def test_activation_matches_golden(tmp_path, kind, k, fmts):
     fmts = HwFormats.parse(fmts)
