@@ -55,10 +55,15 @@ def activation_luts(kind: str, fmts: HwFormats) -> tuple[np.ndarray, np.ndarray]
     return _LUT_CACHE[key]
 
 
+def bin_bits(fmts: HwFormats) -> int:
+    """`s = x.frac - (lut_bits - 4)`: a table bin spans `2**s` raw values of z."""
+    return fmts.x.frac - (fmts.lut_bits - 4)
+
+
 def lut_index(z_raw, fmts: HwFormats):
     """LUT address of raw pre-activation(s) `z` (format x):
-    `clamp((z >> (x.frac - (lut_bits - 4))) + 2**(lut_bits - 1), 0, 2**lut_bits - 1)` (arithmetic shift)."""
-    shift = fmts.x.frac - (fmts.lut_bits - 4)
+    `clamp((z >> bin_bits) + 2**(lut_bits - 1), 0, 2**lut_bits - 1)` (arithmetic shift)."""
+    shift = bin_bits(fmts)
     half, top = 1 << (fmts.lut_bits - 1), (1 << fmts.lut_bits) - 1
     if isinstance(z_raw, np.ndarray):
         return np.clip((z_raw.astype(np.int64) >> shift) + half, 0, top)
@@ -67,9 +72,9 @@ def lut_index(z_raw, fmts: HwFormats):
 
 def lut_offset(z_raw, fmts: HwFormats):
     """`z`'s raw offset from the centre of its bin, `z - centre(lut_index(z))`, in
-    `[-2**(s-1), 2**(s-1))` with `s = x.frac - (lut_bits - 4)` the bin width's bits; 0 where the index is
-    clamped (z outside [-8, 8)) or a bin holds one raw value (s = 0)."""
-    shift = fmts.x.frac - (fmts.lut_bits - 4)
+    `[-2**(s-1), 2**(s-1))` with `s = bin_bits(fmts)`; 0 where the index is clamped (z outside [-8, 8)) or
+    a bin holds one raw value (s = 0)."""
+    shift = bin_bits(fmts)
     if shift == 0:
         return np.zeros_like(z_raw) if isinstance(z_raw, np.ndarray) else 0
     half, top = 1 << (fmts.lut_bits - 1), (1 << fmts.lut_bits) - 1

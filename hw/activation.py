@@ -47,10 +47,10 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from dpfm.golden.activation import activation_luts, lut_offset
+from dpfm.golden.activation import activation_luts, activation_value, bin_bits
 from dpfm.golden.contract.errors import DpfmError
 from dpfm.golden.contract.net import ACTIVATIONS
-from dpfm.golden.fixedpoint import shift_round
+from dpfm.golden.fixedpoint import SatCounter
 from dpfm.hw.streams import dual_layout, saturate_expr, shift_round_expr
 
 
@@ -90,14 +90,14 @@ class Activation(wiring.Component):
         """The table address of pre-activation `z` (same formula as `golden.activation.lut_index`)."""
         fmts = self.fmts
         top = (1 << fmts.lut_bits) - 1
-        biased = (z >> (fmts.x.frac - (fmts.lut_bits - 4))) + (1 << (fmts.lut_bits - 1))
+        biased = (z >> bin_bits(fmts)) + (1 << (fmts.lut_bits - 1))
         return Mux(biased < 0, 0, Mux(biased > top, top, biased))[:fmts.lut_bits]
 
     def lut_offset(self, z):
         """`z - centre(bin)` (same formula as `golden.activation.lut_offset`): the bin's low bits with the top
         one inverted, as a signed number; 0 where the index clamps."""
         fmts = self.fmts
-        shift = fmts.x.frac - (fmts.lut_bits - 4)
+        shift = bin_bits(fmts)
         if shift == 0:
             return Const(0, signed(2))
         off = Cat(z[:shift - 1], ~z[shift - 1]).as_signed()
@@ -117,20 +117,19 @@ class Activation(wiring.Component):
         return (Cat(Const(1, 1), f).as_signed() + product[frac - 1:].as_signed()) >> 1
 
     def can_saturate(self, table_f, table_d) -> bool:
-        """Whether `F[idx] + round_x(D[idx] * off)` leaves format x for some z that format x holds (a property
-        of the tables, known here; within a bin the sum is monotonic in z, so each bin's first and last
-        reachable z decide): if not, the clamp would be dead logic and is left out."""
+        """Whether the golden `activation_value` clamps for some z that format x holds (a property of the
+        tables, known here; within a bin the value is monotonic in z, so each bin's first and last reachable z
+        decide): if not, the clamp would be dead logic and is left out."""
         fmts = self.fmts
-        shift = fmts.x.frac - (fmts.lut_bits - 4)
-        half = 1 << (fmts.lut_bits - 1)
-        starts = (np.arange(1 << fmts.lut_bits, dtype=np.int64) - half) << shift
+        shift = bin_bits(fmts)
+        starts = (np.arange(1 << fmts.lut_bits, dtype=np.int64) - (1 << (fmts.lut_bits - 1))) << shift
         ends = starts + (1 << shift) - 1
         starts[0], ends[-1] = fmts.x.min_raw, fmts.x.max_raw       # the clamped end bins take every z beyond
         lo, hi = np.maximum(starts, fmts.x.min_raw), np.minimum(ends, fmts.x.max_raw)
         reachable = lo <= hi
-        sums = [table_f[reachable] + shift_round(table_d[reachable] * lut_offset(z[reachable], fmts), fmts.x.frac)
-                for z in (lo, hi)]
-        return bool(min(s.min() for s in sums) < fmts.x.min_raw or max(s.max() for s in sums) > fmts.x.max_raw)
+        clamps = SatCounter()
+        activation_value(np.concatenate([lo[reachable], hi[reachable]]), table_f, table_d, fmts, clamps)
+        return clamps.count > 0
 
     def elaborate(self, platform):
         m = Module()
@@ -165,7 +164,7 @@ class Activation(wiring.Component):
         ident, prod_ident = Signal(), Signal()
         z_in = Signal.like(self.i.p.value)
         # a = sat_x(F[idx] + round_x(D[idx] * off)): the table's slope carries the bin centre's value to z.
-        off = Signal(signed(max(2, fmts.x.frac - (fmts.lut_bits - 4))))
+        off = Signal(signed(max(2, bin_bits(fmts))))
         a_sum = self.add_rounded(read_f.data, read_d.data * off)
         if self.can_saturate(table_f, table_d):
             a_value, a_clamped = saturate_expr(a_sum, fmts.x)
