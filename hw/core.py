@@ -204,8 +204,8 @@ class DpfmCore(wiring.Component):
 
         reg_rdata = Signal(32)
         with m.Switch(index):
-            for addr, value in [(regmap.REG_ID, Const(regmap.CORE_ID, 32)), (regmap.REG_STATUS, Cat(busy, done)), (regmap.REG_N_SAMPLES, n_samples),
-                                (regmap.REG_LR, lr), (regmap.REG_CYCLES, cycles),
+            for addr, value in [(regmap.REG_ID, Const(regmap.CORE_ID, 32)), (regmap.REG_STATUS, Cat(busy, done)),
+                                (regmap.REG_N_SAMPLES, n_samples), (regmap.REG_LR, lr), (regmap.REG_CYCLES, cycles),
                                 (regmap.REG_SAMPLES_DONE, samples_done), (regmap.REG_SATURATIONS, saturations),
                                 (regmap.REG_EVICTIONS, evictions), (regmap.REG_DITHER, fwd.dither)]:
                 with m.Case(addr):
