@@ -64,17 +64,14 @@ class Device(Trainer):
         """The core's counters: cycles and samples of the last operation, and the running totals."""
         return {"last_op_cycles": self._reg(R.REG_CYCLES),
                 "last_op_samples": self._settings.get(R.REG_N_SAMPLES, 0),
-                "samples_done": self._reg(R.REG_SAMPLES_DONE),
-                "saturations": self._reg(R.REG_SATURATIONS),
-                "evictions": self._reg(R.REG_EVICTIONS)}
+                "samples_done": self._reg(R.REG_SAMPLES_DONE), **self.fixed_counters}
 
     @property
     def fixed_counters(self) -> dict:
         """The core's saturation and eviction counts since this trainer opened it. Its evictions include the
         inference passes (the loss before each update, `predict`): the datapath ranks tangents in every forward
         pass, where the golden trainer evaluates without them, so they exceed the golden count."""
-        counters = self.counters()
-        return {"saturations": counters["saturations"], "evictions": counters["evictions"]}
+        return {"saturations": self._reg(R.REG_SATURATIONS), "evictions": self._reg(R.REG_EVICTIONS)}
 
     def _set_reg(self, index: int, value: int) -> None:
         self.client.write(R.address(R.REGION_REGS, index), [value])
