@@ -15,7 +15,7 @@ import sys
 from dpfm.golden import lr_rules, selection
 from dpfm.golden.contract.errors import DpfmError
 from dpfm.golden.contract.files import check_writable, write_json, write_text
-from dpfm.host.commands.train import parse_k, parse_seed
+from dpfm.host.commands.train import list_items, parse_k, parse_seed
 from dpfm.host.study import report
 from dpfm.host.study.grid import Grid, as_dict
 from dpfm.host.study.runner import run_units
@@ -52,10 +52,7 @@ def register(subparsers) -> None:
 
 
 def _list(text, what, parse=str):
-    items = [t.strip() for t in (text or "").split(",")]
-    if any(items) and not all(items):
-        raise DpfmError(f"--{what} has an empty item: '{text}'", "separate the values by single commas")
-    out = [parse(t) for t in items if t]
+    out = [parse(t) for t in list_items(text, what)]
     if len(set(out)) != len(out):
         raise DpfmError(f"--{what} repeats a value: '{text}'", "list every value once")
     return tuple(out)

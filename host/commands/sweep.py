@@ -16,8 +16,9 @@ from dpfm.golden.mlp import GoldenTrainer
 from dpfm.golden.tasks import accuracy
 from dpfm.golden.trainer import k_label
 from dpfm.host.plots import plot_loss_curves
-from dpfm.host.commands.train import (BACKENDS, add_task_arguments, core_config, dither_arg, make_trainer,
-                                      parse_fixed, parse_k, parse_seed, resolve_task, show_progress, tune_user_lr)
+from dpfm.host.commands.train import (BACKENDS, add_task_arguments, core_config, dither_arg, list_items,
+                                      make_trainer, parse_fixed, parse_k, parse_seed, resolve_task, show_progress,
+                                      tune_user_lr)
 
 DEFAULT_KS = "2,4,8,16,32,64,full"
 
@@ -38,12 +39,9 @@ def register(subparsers) -> None:
 
 
 def parse_ks(text: str) -> list:
-    items = [t.strip() for t in text.split(",")]
-    if not any(items):
+    ks = [parse_k(t) for t in list_items(text, "ks")]
+    if not ks:
         raise DpfmError(f"no K values in '{text}'", f"e.g. --ks {DEFAULT_KS}")
-    if not all(items):
-        raise DpfmError(f"--ks has an empty item: '{text}'", f"separate K values by single commas, e.g. --ks {DEFAULT_KS}")
-    ks = [parse_k(t) for t in items]
     if len(set(ks)) != len(ks):
         raise DpfmError(f"--ks repeats a value: '{text}'", "list every K once")
     return ks

@@ -100,6 +100,17 @@ def _number(text, kind, name, minimum=None):
     return v
 
 
+def list_items(text: str | None, what: str) -> list[str]:
+    """The stripped items of a comma-separated option (none for an empty text); an empty item between
+    others ('2,,4') is refused rather than dropped."""
+    items = [t.strip() for t in (text or "").split(",")]
+    if not any(items):
+        return []
+    if not all(items):
+        raise DpfmError(f"--{what} has an empty item: '{text}'", "separate the values by single commas")
+    return items
+
+
 def parse_seed(text, name="seed") -> int:
     """A seed of 0 .. MAX_SEED (the checkpoint stores it; NumPy takes no negative seed)."""
     seed = _number(text, int, name, 0)
