@@ -4,21 +4,25 @@ Python must be killed, and every mutant's substitution must still match its sour
 import pytest
 
 from dpfm.golden.contract.errors import DpfmError
-from dpfm.host.bench.mutants import MUTANTS, apply, repo_root, run_mutants, scratch_copy, select, source_path
+from dpfm.host.bench.mutants import MUTANTS, applied, repo_root, run_mutants, scratch_copy, select, source_path
 
 
 def test_every_mutant_still_applies(tmp_path):
     scratch_copy(repo_root(), tmp_path)
     for mutant in MUTANTS:
-        source_path(tmp_path, mutant.path).write_text(apply(tmp_path, mutant))
+        original = source_path(tmp_path, mutant.path).read_text()
+        with applied(tmp_path, mutant):
+            assert source_path(tmp_path, mutant.path).read_text() != original
+        assert source_path(tmp_path, mutant.path).read_text() == original, "the original is restored"
 
 
 def test_a_stale_mutant_is_an_error(tmp_path):
     scratch_copy(repo_root(), tmp_path)
     mutant = MUTANTS[0]
-    apply(tmp_path, mutant)
-    with pytest.raises(DpfmError, match=f"mutant {mutant.name} no longer applies"):
-        apply(tmp_path, mutant)
+    with applied(tmp_path, mutant):
+        with pytest.raises(DpfmError, match=f"mutant {mutant.name} no longer applies"):
+            with applied(tmp_path, mutant):
+                pass
 
 
 @pytest.mark.slow

@@ -12,6 +12,7 @@ The gateware mutants simulate Verilog and take minutes; `--fast` runs only the m
 Python (tests/test_mutants.py runs those in CI). Writes a JSON and prints a table with the kill rate.
 """
 
+import contextlib
 import importlib
 import os
 import shutil
@@ -131,15 +132,19 @@ def run_tests(dest: Path, tests: tuple[str, ...], timeout: float) -> tuple[int, 
     return done.returncode, "\n".join((done.stdout + done.stderr).strip().splitlines()[-3:])
 
 
-def apply(dest: Path, mutant: Mutant) -> str:
-    """Write the mutant into the scratch tree; returns the original text to restore."""
+@contextlib.contextmanager
+def applied(dest: Path, mutant: Mutant):
+    """The mutant written into the scratch tree for the `with` block, the original restored after it."""
     path = source_path(dest, mutant.path)
     text = path.read_text()
     if text.count(mutant.old) != 1:
         raise DpfmError(f"mutant {mutant.name} no longer applies: {mutant.path} holds its text "
                         f"{text.count(mutant.old)} times, not once", "update MUTANTS in host/bench/mutants.py")
     path.write_text(text.replace(mutant.old, mutant.new))
-    return text
+    try:
+        yield
+    finally:
+        path.write_text(text)
 
 
 def run_mutants(mutants, timeout: float = 1800.0, progress=None) -> list[dict]:
@@ -149,7 +154,8 @@ def run_mutants(mutants, timeout: float = 1800.0, progress=None) -> list[dict]:
         dest = Path(tmp)
         scratch_copy(root, dest)
         for mutant in mutants:       # every substitution must apply before anything runs
-            source_path(dest, mutant.path).write_text(apply(dest, mutant))
+            with applied(dest, mutant):
+                pass
         for tests in dict.fromkeys(m.tests for m in mutants):
             code, tail = run_tests(dest, tests, timeout)
             if code != 0:
@@ -157,12 +163,9 @@ def run_mutants(mutants, timeout: float = 1800.0, progress=None) -> list[dict]:
                                 "fix the suite first: a kill means nothing while the tests fail anyway")
         results = []
         for mutant in mutants:
-            original = apply(dest, mutant)
             start = time.monotonic()
-            try:
+            with applied(dest, mutant):
                 code, tail = run_tests(dest, mutant.tests, timeout)
-            finally:
-                source_path(dest, mutant.path).write_text(original)
             if code not in (0, 1):
                 raise DpfmError(f"the tests of mutant {mutant.name} did not run (pytest exit {code}: {tail})",
                                 "check the test arguments in host/bench/mutants.py")
