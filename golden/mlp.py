@@ -27,6 +27,7 @@ from dpfm.golden.contract.net import NetSpec, flatten, init_weights, unflatten
 from dpfm.golden.fixed_mlp import FixedModel
 from dpfm.golden.contract.errors import DpfmError
 from dpfm.golden.fixedpoint import to_float
+from dpfm.golden.slots import SlotPlan
 from dpfm.golden.topk import prune_rows
 from dpfm.golden.trainer import Trainer, loss_and_slope, mean_loss, positive_float
 
@@ -67,9 +68,10 @@ class _Plan:
             base, end = spec.layer_base(l), spec.layer_base(l + 1)
             nnz = np.minimum(base + n_in + 1, n_in * nnz + n_in + 1)
             prune_k = tuple(np.where(k_arr < nnz, k_arr, end).tolist())
+            prunes = bool(np.any(k_arr < nnz))
             layer_of = np.concatenate([np.repeat(np.arange(l), np.diff([spec.layer_base(j) for j in range(l + 1)])),
                                        np.full(n_in + 1, l)])
-            self.layers.append((n_out, n_in, base, end, prune_k, spec.activations[l], layer_of))
+            self.layers.append((n_out, n_in, base, end, prune_k, prunes, spec.activations[l], layer_of))
             nnz = np.minimum(nnz, k_arr)
 
     def gradients(self, flat: np.ndarray, X: np.ndarray, Y: np.ndarray, rng=None, dropped=False, masks=None):
@@ -80,13 +82,13 @@ class _Plan:
         a = np.broadcast_to(X, (R,) + X.shape)
         prev = own = None
         ones = np.ones((R, B, 1))
-        for layer, (n_out, n_in, base, end, prune_k, act, layer_of) in enumerate(self.layers):
+        for layer, (n_out, n_in, base, end, prune_k, prunes, act, layer_of) in enumerate(self.layers):
             Wa = flat[:, base:end].reshape(R, n_out, n_in + 1)
             W = Wa[..., :n_in]
             z = a @ W.transpose(0, 2, 1) + Wa[:, None, :, n_in]
             aug = np.concatenate([a, ones], axis=-1)[:, :, None, :]  # direct terms: d z_u/d W[u,i] = x_i, d/db = 1
-            if own is None and masks is None:  # first layer: every unit's row is [x, 1]; prune it once for all
-                row = aug.copy()
+            if own is None and (masks is None or not prunes):  # first layer: every unit's row is [x, 1];
+                row = aug.copy()                                  # prune it once for all ...
             elif own is None:                  # ... unless each unit has its own dither mask
                 row = np.broadcast_to(aug, (R, B, n_out, n_in + 1)).copy()
             else:  # the dot node: sum_i W[u, i] * x_i' (earlier ids, exact) then the direct terms
@@ -95,12 +97,14 @@ class _Plan:
                 parts.append(np.broadcast_to(aug, (R, B, n_out, n_in + 1)))
                 row = np.concatenate(parts, axis=-1)
             lost = row.copy() if dropped and end == self.spec.n_params else None
-            if masks is not None:
-                _prune_demoted(row, prune_k, self._row_ids(layer, n_out), masks[layer], base)
-            elif self.selection is None:
-                prune_rows(row, prune_k)
-            else:
+            if self.selection is not None:   # a study rule (it may draw from rng even when nothing is pruned)
                 self.selection.prune(row, prune_k, layer_of, rng)
+            elif not prunes:                 # K covers every row's non-zeros: nothing to rank
+                pass
+            elif masks is not None:
+                _prune_demoted(row, prune_k, self._row_ids(layer, n_out), masks[layer], base)
+            else:
+                prune_rows(row, prune_k)
             if lost is not None:
                 lost -= row
             a, slope = activate(act, z)
@@ -141,6 +145,58 @@ def _sink(c: np.ndarray, row: np.ndarray, base: int) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------------------
+# which pass serves which replicas
+# --------------------------------------------------------------------------------------------------------
+#: `layout="auto"` uses slots from this many parameters on. Below it the dense pass is fast enough, and it
+#: keeps every figure published for the small tasks (seed-sum, digits) reproducible bit for bit: the two
+#: passes keep the same entries but may sum them in another order.
+SLOTS_FROM_PARAMS = 4096
+LAYOUTS = ("auto", "dense", "slots")
+#: Tangent entries one dense call may hold at once (R x B x units x row width); larger batches are split.
+DENSE_BUDGET = 1 << 24
+
+
+class _Passes:
+    """The float forward-mode passes of a trainer's replicas: one `SlotPlan` per pruned K in the slot layout,
+    and the dense `_Plan` for the rest (every replica in the dense layout; full and K >= P in the slot one).
+    A dense call that would hold more than `DENSE_BUDGET` entries runs the batch in chunks (only large nets
+    need it, so small ones compute exactly as before)."""
+
+    def __init__(self, spec: NetSpec, ks, layout: str):
+        if layout not in LAYOUTS:
+            raise DpfmError(f"unknown tangent layout '{layout}'", f"use one of {', '.join(LAYOUTS)}")
+        slots = layout == "slots" or (layout == "auto" and spec.n_params >= SLOTS_FROM_PARAMS)
+        pruned = [r for r, k in enumerate(ks) if slots and k is not None and k < spec.n_params]
+        self.spec = spec
+        self.groups = []
+        for k in sorted({ks[r] for r in pruned}):
+            self.groups.append((np.array([r for r in pruned if ks[r] == k]), SlotPlan(spec, k)))
+        dense = [r for r in range(len(ks)) if r not in pruned]
+        if dense:
+            self.groups.append((np.array(dense), _Plan(spec, tuple(ks[r] for r in dense))))
+        widest = max(n_out * (spec.layer_base(l) + n_in + 1)
+                     for l in range(spec.n_layers) for n_out, n_in in [spec.layer_shape(l)])
+        self.dense_chunk = max(1, DENSE_BUDGET // (len(dense) * widest)) if dense else None
+
+    def gradients(self, flat: np.ndarray, X: np.ndarray, Y: np.ndarray, masks=None):
+        """`_Plan.gradients` (mean gradient `(R, P)`, losses `(R, B)`) over all replicas."""
+        if len(self.groups) == 1 and (self.dense_chunk is None or len(X) <= self.dense_chunk):
+            return self.groups[0][1].gradients(flat, X, Y, masks=masks)
+        grad = np.empty_like(flat)
+        losses = np.empty((len(flat), len(X)))
+        for rows, plan in self.groups:
+            step = len(X) if isinstance(plan, SlotPlan) else self.dense_chunk
+            grad[rows] = 0.0
+            for start in range(0, len(X), step):
+                part = slice(start, start + step)
+                sub = None if masks is None else [m[part] for m in masks]
+                g, losses[rows, part] = plan.gradients(flat[rows], X[part], Y[part], masks=sub)
+                grad[rows] += g * len(X[part])
+            grad[rows] /= len(X)
+        return grad, losses
+
+
+# --------------------------------------------------------------------------------------------------------
 # the trainer
 # --------------------------------------------------------------------------------------------------------
 class GoldenTrainer(Trainer):
@@ -158,8 +214,11 @@ class GoldenTrainer(Trainer):
 
     kind = "golden"
 
-    def __init__(self, spec: NetSpec, k, selection=selection_rules.DEFAULT, lr_rule=lr_rules.DEFAULT, **settings):
-        """`settings`: lr, batch, momentum, init, seed, fixed, tangent, as for `Trainer`."""
+    def __init__(self, spec: NetSpec, k, selection=selection_rules.DEFAULT, lr_rule=lr_rules.DEFAULT,
+                 layout="auto", **settings):
+        """`settings`: lr, batch, momentum, init, seed, fixed, tangent, as for `Trainer`. `layout` picks the
+        float pass of the contract's rule: `dense` rows, K `slots` per value (`golden.slots`: cost grows with
+        K), or `auto` (slots from `SLOTS_FROM_PARAMS` parameters on). Both keep the same entries."""
         lrs = settings.get("lr")
         if isinstance(lrs, (list, tuple)):   # one rate per replica: checked here, the first stands for them
             settings["lr"] = lrs[0] if lrs else None
@@ -182,6 +241,7 @@ class GoldenTrainer(Trainer):
             raise DpfmError(f"the selection rule '{self.selection.name}' replaces the contract's dither",
                             "use it with --dither off")
         self._plan = _Plan(spec, self.ks, None if self.selection.name == selection_rules.DEFAULT else self.selection)
+        self._passes = _Passes(spec, self.ks, layout)
         self._rule_rng = np.random.default_rng([self.seed, 1])
         self._rule_state = None if self._default_rules else self.lr_rule.init((self.n_replicas, spec.n_params))
         self._fixed_models = None
@@ -261,7 +321,7 @@ class GoldenTrainer(Trainer):
             self._flat -= update
             return losses.sum(axis=1) / len(X)
         if self.fixed is None:
-            grad, losses = self._plan.gradients(self._flat, X, Y, masks=self._batch_masks(len(X)))
+            grad, losses = self._passes.gradients(self._flat, X, Y, masks=self._batch_masks(len(X)))
             if self.momentum:
                 self._velocity *= self.momentum
                 self._velocity -= self.lr * grad

@@ -21,6 +21,7 @@ COMMANDS = {
     "build": ("dpfm.host.commands.build", "build a bitstream for a board and report resources and Fmax"),
     "sim": ("dpfm.host.commands.sim", "run or serve the RTL co-simulation"),
     "info": ("dpfm.host.commands.info", "show what the core on a board (or co-simulation) was built for"),
+    "data": ("dpfm.host.commands.data", "fetch and cache a dataset (MNIST)"),
 }
 
 

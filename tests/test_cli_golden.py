@@ -136,7 +136,7 @@ def _wide_data(tmp_path):
 
 
 BAD_TRAIN = {
-    "unknown task": lambda t: ["--task", "mnist"],
+    "unknown task": lambda t: ["--task", "emnist"],
     "K zero": lambda t: ["--k", "0"],
     "K text": lambda t: ["--k", "lots"],
     "bad formats": lambda t: ["--fixed", "x=s16"],

@@ -68,8 +68,8 @@ def test_every_task_fits_its_network():
 
 def test_unknown_task_lists_the_tasks():
     with pytest.raises(DpfmError) as e:
-        get_task("mnist")
-    assert "mnist" in str(e.value) and all(name in str(e.value) for name in TASKS)
+        get_task("emnist")
+    assert "emnist" in str(e.value) and all(name in str(e.value) for name in TASKS)
 
 
 def test_accuracy_argmax_and_threshold():
