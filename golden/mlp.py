@@ -154,6 +154,8 @@ SLOTS_FROM_PARAMS = 4096
 LAYOUTS = ("auto", "dense", "slots")
 #: Tangent entries one dense call may hold at once (R x B x units x row width); larger batches are split.
 DENSE_BUDGET = 1 << 24
+#: Samples per slot-pass call: larger batches run in chunks of this size, which keeps the arrays in cache.
+SLOT_CHUNK = 50
 
 
 class _Passes:
@@ -180,12 +182,13 @@ class _Passes:
 
     def gradients(self, flat: np.ndarray, X: np.ndarray, Y: np.ndarray, masks=None):
         """`_Plan.gradients` (mean gradient `(R, P)`, losses `(R, B)`) over all replicas."""
-        if len(self.groups) == 1 and (self.dense_chunk is None or len(X) <= self.dense_chunk):
-            return self.groups[0][1].gradients(flat, X, Y, masks=masks)
+        rows, plan = self.groups[0]
+        if len(self.groups) == 1 and len(X) <= (SLOT_CHUNK if isinstance(plan, SlotPlan) else self.dense_chunk):
+            return plan.gradients(flat, X, Y, masks=masks)
         grad = np.empty_like(flat)
         losses = np.empty((len(flat), len(X)))
         for rows, plan in self.groups:
-            step = len(X) if isinstance(plan, SlotPlan) else self.dense_chunk
+            step = SLOT_CHUNK if isinstance(plan, SlotPlan) else self.dense_chunk
             grad[rows] = 0.0
             for start in range(0, len(X), step):
                 part = slice(start, start + step)

@@ -95,17 +95,19 @@ def test_trainer_layouts_train_alike_and_auto_follows_the_parameter_count():
     assert [type(p).__name__ for _, p in auto._passes.groups] == ["SlotPlan", "_Plan"]
 
 
-def test_large_dense_batches_run_in_chunks_with_the_same_gradient(monkeypatch):
+@pytest.mark.parametrize("layout", ["dense", "slots"])
+def test_large_batches_run_in_chunks_with_the_same_gradient(monkeypatch, layout):
     import dpfm.golden.mlp as mlp
     spec = NetSpec((10, 6, 4), ("sigmoid", "sigmoid"), "mse")
     rng = np.random.default_rng(1)
     X, Y = rng.random((23, 10)), rng.random((23, 4))
-    whole = GoldenTrainer(spec, [3, None], lr=1.0, batch=23, seed=0, layout="dense")
-    # widest layer: 4 units x (66 earlier ids + 7 own) = 292 entries per sample and replica
-    monkeypatch.setattr(mlp, "DENSE_BUDGET", 2 * 292 * 5)   # 5 samples per dense call
-    chunked = GoldenTrainer(spec, [3, None], lr=1.0, batch=23, seed=0, layout="dense")
-    assert chunked._passes.dense_chunk == 5
+    whole = GoldenTrainer(spec, [3, None], lr=1.0, batch=23, seed=0, layout=layout, dither=True)
     whole.train(X, Y, 2, progress=False)
+    # widest layer: 4 units x (66 earlier ids + 7 own) = 292 entries per sample and replica
+    monkeypatch.setattr(mlp, "DENSE_BUDGET", (2 if layout == "dense" else 1) * 292 * 5)   # 5 samples per call
+    monkeypatch.setattr(mlp, "SLOT_CHUNK", 5)
+    chunked = GoldenTrainer(spec, [3, None], lr=1.0, batch=23, seed=0, layout=layout, dither=True)
+    assert chunked._passes.dense_chunk == 5
     chunked.train(X, Y, 2, progress=False)
     np.testing.assert_allclose(chunked._flat, whole._flat, rtol=1e-12, atol=1e-15)
 
