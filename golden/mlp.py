@@ -317,9 +317,13 @@ class GoldenTrainer(Trainer):
     def _step(self, X, Y, X_raw, Y_raw) -> np.ndarray:
         if not self._default_rules:
             lr = np.array(self.lr if isinstance(self.lr, tuple) else [self.lr] * self.n_replicas)[:, None]
-            grad, losses, *dropped = self._plan.gradients(self._flat, X, Y, self._rule_rng,
-                                                          dropped=self.lr_rule.needs_dropped,
-                                                          masks=self._batch_masks(len(X)))
+            masks = self._batch_masks(len(X))
+            if self._plan.selection is None and not self.lr_rule.needs_dropped:   # the contract's selection
+                grad, losses = self._passes.gradients(self._flat, X, Y, masks=masks)
+                dropped = []
+            else:
+                grad, losses, *dropped = self._plan.gradients(self._flat, X, Y, self._rule_rng,
+                                                              dropped=self.lr_rule.needs_dropped, masks=masks)
             update, self._rule_state = self.lr_rule.step(grad, lr, self._rule_state, *dropped)
             self._flat -= update
             return losses.sum(axis=1) / len(X)

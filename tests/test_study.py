@@ -54,7 +54,7 @@ def test_existing_scheduler_reuses_the_cache(tmp_path, capsys):
     (["--seeds", ""], "the grid has no cells"),
     (["--ks", ","], "the grid has no cells"),
     (["--epochs", "0"], "the grid has no cells"),
-    (["--tasks", "mnist"], "unknown task"),
+    (["--tasks", "emnist"], "unknown task"),
     (["--pairs", "dither"], "is not SELECTION/LR_RULE"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, extra, message):
