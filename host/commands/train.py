@@ -290,19 +290,26 @@ def _prepare(args):
             raise
         return tuned, data, trainer, task.epochs
     _check_resume(args, task, checkpoint)
-    if args.backend != "golden" and (checkpoint.fixed is None or Organisation.from_tangent(checkpoint.tangent) is None):
-        how = "in float" if checkpoint.fixed is None else f"with the {checkpoint.tangent} tangent"
-        raise DpfmError(f"checkpoint {args.resume} was trained {how}: the training core continues only fixed-point "
-                        "runs of a hardware toper tangent", "resume it with --backend golden, or start a new run "
-                        f"with --backend {args.backend}")
-    trainer = BACKENDS[args.backend](**checkpoint.settings(), port=args.port, baud=args.baud)
+    trainer = checkpoint_trainer(args.backend, args.resume, checkpoint, args.port, args.baud)
     trainer.saturate = args.saturate
+    return task, data, trainer, (task.epochs if args.epochs is not None else max(task.epochs - trainer.epoch, 0))
+
+
+def checkpoint_trainer(backend: str, path, checkpoint: Checkpoint, port=None, baud=None):
+    """A trainer on `backend` restored from the checkpoint at `path` (already read as `checkpoint`): its
+    weights, epoch, shuffle and dither state. A device holds only fixed-point runs of a hardware toper."""
+    if backend != "golden" and (checkpoint.fixed is None or Organisation.from_tangent(checkpoint.tangent) is None):
+        how = "in float" if checkpoint.fixed is None else f"with the {checkpoint.tangent} tangent"
+        raise DpfmError(f"checkpoint {path} was trained {how}: the training core continues only fixed-point "
+                        "runs of a hardware toper tangent", "use it with --backend golden, or start a new run "
+                        f"with --backend {backend}")
+    trainer = BACKENDS[backend](**checkpoint.settings(), port=port, baud=baud)
     try:
-        trainer.resume(args.resume)
+        trainer.resume(path)
     except BaseException:
         trainer.close()
         raise
-    return task, data, trainer, (task.epochs if args.epochs is not None else max(task.epochs - trainer.epoch, 0))
+    return trainer
 
 
 def tune_user_lr(args, task, ks, data, fixed):
