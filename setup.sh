@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-APT_PACKAGES=(iverilog yosys nextpnr-ice40 fpga-icestorm verilator g++ make python3-venv)
+APT_PACKAGES=(iverilog yosys nextpnr-ice40 fpga-icestorm openfpgaloader verilator g++ make python3-venv)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

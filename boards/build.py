@@ -11,7 +11,9 @@ import subprocess
 from pathlib import Path
 
 from dpfm.golden.contract.errors import DpfmError
+from dpfm.golden.contract.files import write_text
 from dpfm.hw.config import CoreConfig
+from dpfm.hw.identity import core_identity
 
 from dpfm.boards.clocks import sync_clock
 from dpfm.boards.report import BuildReport, parse_failed_nextpnr_log, parse_nextpnr_report
@@ -19,6 +21,8 @@ from dpfm.boards.targets import get_target
 
 TOP_NAME = "dpfm_top"
 REPORT_NAME = "nextpnr_report.json"
+#: The identity text of the core whose bitstream the build directory holds (written after a build that fits).
+IDENTITY_NAME = "dpfm_identity.txt"
 
 
 def build_board(board: str, cfg: CoreConfig, build_dir: Path | None = None, *, program: bool = False,
@@ -58,9 +62,24 @@ def build_board(board: str, cfg: CoreConfig, build_dir: Path | None = None, *, p
     bitstream = build_dir / f"{TOP_NAME}.{target.bitstream_ext}"
     report = parse_nextpnr_report(build_dir / REPORT_NAME, target.family, board, run_clock_hz, clock_source,
                                   str(bitstream) if bitstream.is_file() else None)
+    if top is None and bitstream.is_file():
+        write_text(build_dir / IDENTITY_NAME, core_identity(cfg, target.baud).text())
     if program:
         program_board(target, platform, products)
     return report
+
+
+def built_identity(build_dir: Path) -> str | None:
+    """The identity text of the core whose bitstream `build_dir` holds, or None (no finished build there)."""
+    path = Path(build_dir) / IDENTITY_NAME
+    return path.read_text() if path.is_file() else None
+
+
+def program_built(board: str, build_dir: Path) -> None:
+    """Load the bitstream of an earlier build in `build_dir` onto the board."""
+    from amaranth.build.run import LocalBuildProducts
+    target = get_target(board)
+    program_board(target, target.platform(), LocalBuildProducts(str(Path(build_dir).resolve())))
 
 
 def program_board(target, platform, products) -> None:

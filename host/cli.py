@@ -19,6 +19,7 @@ COMMANDS = {
     "bench": ("dpfm.host.commands.bench", "run a benchmark and write JSON and a table"),
     "verilog": ("dpfm.host.commands.verilog", "generate synthesizable Verilog for a configuration"),
     "build": ("dpfm.host.commands.build", "build a bitstream for a board and report resources and Fmax"),
+    "program": ("dpfm.host.commands.program", "load the core for a configuration onto a board, if it is not there"),
     "sim": ("dpfm.host.commands.sim", "run or serve the RTL co-simulation"),
     "info": ("dpfm.host.commands.info", "show what the core on a board (or co-simulation) was built for"),
     "data": ("dpfm.host.commands.data", "fetch and cache a dataset (MNIST)"),
