@@ -14,6 +14,7 @@ from dpfm.golden.contract.errors import DpfmError
 # name -> (module, one-line help)
 COMMANDS = {
     "train": ("dpfm.host.commands.train", "train a network (golden model, RTL co-simulation or a board)"),
+    "online": ("dpfm.host.commands.online", "learn from a stream one sample at a time (predict, then learn)"),
     "sweep": ("dpfm.host.commands.sweep", "train once per K and tabulate/plot the loss curves"),
     "study": ("dpfm.host.commands.study", "learning quality per K: a grid of rules and seeds on Dask, tuned on training data"),
     "bench": ("dpfm.host.commands.bench", "run a benchmark and write JSON and a table"),
