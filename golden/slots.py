@@ -52,13 +52,13 @@ class SlotPlan:
             base = spec.layer_base(layer)
             Wa = flat[:, base:spec.layer_base(layer + 1)].reshape(R, n_out, n_in + 1)
             z = a @ Wa[..., :n_in].transpose(0, 2, 1) + Wa[:, None, :, n_in]
-            own = base + np.arange(n_out)[:, None] * (n_in + 1) + np.arange(n_in + 1)
             if ids is None:
                 inputs, x = self._nonzero_inputs(X)
                 row = np.broadcast_to(x[None, :, None, :], (R, B, n_out, x.shape[-1])).copy()
                 row_ids = base + np.arange(n_out)[:, None] * (n_in + 1) + inputs[:, None, :]
             else:
                 direct = np.broadcast_to(np.concatenate([a, ones], axis=-1)[:, :, None, :], (R, B, n_out, n_in + 1))
+                own = base + np.arange(n_out)[:, None] * (n_in + 1) + np.arange(n_in + 1)
                 col_ids, block = self._gather(ids, vals)
                 row = np.concatenate([Wa[:, None, :, :n_in] @ block, direct], axis=-1)
                 row_ids = np.concatenate([np.broadcast_to(col_ids[:, :, None, :], (R, B, n_out, col_ids.shape[-1])),
