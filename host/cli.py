@@ -24,6 +24,7 @@ COMMANDS = {
     "sim": ("dpfm.host.commands.sim", "run or serve the RTL co-simulation"),
     "info": ("dpfm.host.commands.info", "show what the core on a board (or co-simulation) was built for"),
     "data": ("dpfm.host.commands.data", "fetch and cache a dataset (MNIST)"),
+    "export": ("dpfm.host.commands.export", "write a checkpoint's network as ONNX"),
     "predict": ("dpfm.host.commands.predict", "a checkpoint's outputs on data, on any backend (.npy or .csv)"),
     "verify": ("dpfm.host.commands.verify", "run a checkpoint on several backends and show where they part"),
 }

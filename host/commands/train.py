@@ -229,6 +229,8 @@ def register(subparsers) -> None:
     o.add_argument("--save", metavar="PATH", help="save a checkpoint (.npz), rewritten after every epoch")
     o.add_argument("--resume", metavar="PATH", help="continue from a checkpoint written by --save; --epochs then "
                                                     "counts epochs to add (default: the rest of the task's schedule)")
+    p.add_argument("--init", metavar="MODEL.onnx", help="start from the weights of an ONNX MLP of the task's network "
+                                                       "(e.g. one pretrained elsewhere, or 'dpfm export')")
     p.set_defaults(func=run)
 
 
@@ -275,13 +277,22 @@ def _prepare(args):
     for path in (args.json, args.save):
         if path is not None:
             check_writable(path)
+    init = getattr(args, "init", None)
+    if init is not None and checkpoint is not None:
+        raise DpfmError("--init and --resume both give the starting weights", "use one of them")
     if checkpoint is None:
         k = parse_k(args.k) if args.k is not None else DEFAULT_K
         seed = parse_seed(args.seed) if args.seed is not None else 0
+        start = None
+        if init is not None:
+            from dpfm.host.onnx_mlp import read_mlp
+            start = read_mlp(init, task.spec)
         trainer = make_trainer(args.backend, task, k, seed, parse_fixed(args.fixed), args.tangent, args.port,
                                args.baud, dither=dither_arg(args))
         trainer.saturate = args.saturate
         try:
+            if start is not None:
+                trainer.set_weights(start)
             trainer.check_training_data(*data)
             tuned = tune_user_lr(args, task, [k], data, trainer.fixed)
             trainer.lr = tuned.lr_for(k)
