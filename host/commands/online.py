@@ -61,21 +61,27 @@ def parse_row(line: str, n_in: int, n_out: int, lineno: int, source: str):
     return values[:n_in], values[n_in:]
 
 
-def _rows(args, spec, X, Y):
-    """The stream's samples `(lineno, x, y)`, lazily (stdin is read as it arrives)."""
-    if args.stream is None:
-        for i in range(len(X)):
-            yield i + 1, X[i], Y[i]
-        return
-    source = "stdin" if args.stream == "-" else args.stream
+def open_stream(args):
+    """The stream's open file (stdin for '-'), or None for the task's training split; opened before any work."""
+    if args.stream is None or args.stream == "-":
+        return None if args.stream is None else sys.stdin
     try:
-        f = sys.stdin if args.stream == "-" else open(args.stream)
+        return open(args.stream)
     except OSError as exc:
-        raise DpfmError(f"cannot read the stream {source}: {exc.strerror or exc}", "give a readable CSV file") from None
+        raise DpfmError(f"cannot read the stream {args.stream}: {exc.strerror or exc}",
+                        "give a readable CSV file") from None
+
+
+def stream_rows(f, spec, X, Y):
+    """The samples `(x, y)` of the stream `f` (read as they are needed, stdin as it arrives), or of `X, Y`."""
+    if f is None:
+        yield from zip(X, Y)
+        return
+    source = "stdin" if f is sys.stdin else f.name
     with contextlib.nullcontext(f) if f is sys.stdin else f:
         for lineno, line in enumerate(f, 1):
             if line.strip():
-                yield (lineno, *parse_row(line, spec.n_inputs, spec.n_outputs, lineno, source))
+                yield parse_row(line, spec.n_inputs, spec.n_outputs, lineno, source)
 
 
 def run(args) -> int:
@@ -87,8 +93,9 @@ def run(args) -> int:
         raise DpfmError(f"--samples must be at least 1, got {args.samples}", "e.g. --samples 1000")
     if not args.clock_mhz > 0:
         raise DpfmError(f"--clock-mhz must be positive, got {args.clock_mhz}", "e.g. --clock-mhz 12")
+    stream = open_stream(args)
     task, (X, Y, _, _), trainer, _ = train_cmd._prepare(args)
-    spec = task.spec
+    rows = stream_rows(stream, task.spec, X, Y)
     losses, correct, cycles = [], [], []
     stopped = None
     start = time.perf_counter()
@@ -96,7 +103,7 @@ def run(args) -> int:
         trainer.extra.update(task=task.name, backend=args.backend)
         counted = hasattr(trainer, "counters")
         try:
-            for lineno, x, y in _rows(args, spec, X, Y):
+            for x, y in rows:
                 if args.samples is not None and len(losses) >= args.samples:
                     break
                 xb, yb = x[None], y[None]
