@@ -10,7 +10,8 @@ does this pass:
 - a unit above it gathers the slots of its inputs: the ids the inputs hold, per sample, are sorted and made
   unique (an id held by two inputs is one candidate, its values summed, as the dense row sums them), giving
   a compact `(inputs, columns)` block of at most inputs x K columns; `W @ block` is every unit's inherited
-  candidates, followed by its direct ones;
+  candidates, followed by its direct ones. In the second layer every input holds only its own weights, so
+  no id is shared and the products `W[v, u] * slot` are the candidates as they are;
 - the same prune as the dense pass (top-K by |v|, ties to the lower id, or the dither's ranking) keeps K,
   which are packed back into slots;
 - the loss sink scatters the output units' slots, times dL/da, into the gradient.
@@ -59,8 +60,13 @@ class SlotPlan:
             else:
                 direct = np.broadcast_to(np.concatenate([a, ones], axis=-1)[:, :, None, :], (R, B, n_out, n_in + 1))
                 own = base + np.arange(n_out)[:, None] * (n_in + 1) + np.arange(n_in + 1)
-                col_ids, block = self._gather(ids, vals)
-                row = np.concatenate([Wa[:, None, :, :n_in] @ block, direct], axis=-1)
+                if layer == 1:   # the inputs' ids are their own weights: disjoint, and unit-major is id order
+                    col_ids = ids.reshape(R, B, -1)
+                    inherited = (Wa[:, None, :, :n_in, None] * vals[:, :, None]).reshape(R, B, n_out, -1)
+                else:
+                    col_ids, block = self._gather(ids, vals)
+                    inherited = Wa[:, None, :, :n_in] @ block
+                row = np.concatenate([inherited, direct], axis=-1)
                 row_ids = np.concatenate([np.broadcast_to(col_ids[:, :, None, :], (R, B, n_out, col_ids.shape[-1])),
                                           np.broadcast_to(own, (R, B, n_out, n_in + 1))], axis=-1)
             if row.shape[-1] > k:
