@@ -8,8 +8,8 @@ sample per line) from a file or stdin (`--stream -`). On a device the core's cyc
 latency of each update: the cycles of the training operation, from the sample in the buffer to the updated
 weights; it is reported in cycles and in microseconds at `--clock-mhz`.
 
-A malformed stream row stops the run with its line number; with `--save` the checkpoint holds every sample
-learned before it.
+A malformed stream row stops the run with its line number, and Ctrl-C ends a live stream; either way the
+result so far is reported and `--save` writes a checkpoint of every sample learned before it.
 """
 
 import contextlib
@@ -112,7 +112,7 @@ def run(args) -> int:
                 losses.append(float(trainer.train_batch(xb, yb)))
                 if counted:
                     cycles.append(trainer.counters()["last_op_cycles"])
-        except DpfmError as exc:
+        except (DpfmError, KeyboardInterrupt) as exc:   # a bad row, or Ctrl-C ending a live stream
             stopped = exc
         seconds = time.perf_counter() - start
         if args.save is not None:

@@ -74,3 +74,21 @@ def test_the_co_simulated_core_learns_online_as_the_golden_model_does(tmp_path):
     golden, sim = (json.loads((tmp_path / f"{b}.json").read_text()) for b in ("golden", "sim"))
     assert sim["losses"] == golden["losses"]
     assert sim["update_cycles"]["median"] > 0 and "update_cycles" not in golden
+
+
+def test_ctrl_c_ends_a_live_stream_and_keeps_what_was_learned(tmp_path, monkeypatch, capsys):
+    task = get_task("seed-sum")
+    X, Y, _, _ = task.load()
+
+    class Interrupted(io.StringIO):
+        def __iter__(self):
+            yield from _rows(X[:12], Y[:12]).splitlines(keepends=True)
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr("sys.stdin", Interrupted())
+    assert main(["online", "--task", "seed-sum", "--k", "2", "--stream", "-", "--save", str(tmp_path / "c.npz")]) == 130
+    assert "12 samples" in capsys.readouterr().out
+    ref = GoldenTrainer(task.spec, 2, lr=task.lr_for(2), seed=0, dither=True)
+    for x, y in zip(X[:12], Y[:12]):
+        ref.train_batch(x[None], y[None])
+    np.testing.assert_array_equal(GoldenTrainer.load(tmp_path / "c.npz")._flat, ref._flat)
