@@ -155,7 +155,9 @@ def parse_sizes(text: str) -> tuple:
     return sizes
 
 
-def _check_array(name, arr, path):
+def check_array(name, arr, path):
+    """Array `name` of the data file `path` as float rows `(N >= 1, columns)` (a 1-D array is one column),
+    finite and numeric; else a DpfmError naming the file and the array."""
     arr = np.asarray(arr)
     if arr.dtype.kind not in "biuf":
         raise DpfmError(f"{path}: array '{name}' is not numeric (dtype {arr.dtype})", "store numbers in X and Y")
@@ -188,7 +190,7 @@ def user_task(path, sizes: str, activations: str | None = None, loss: str = "mse
                         "store inputs as X and targets as Y (np.savez(path, X=..., Y=...))")
     if ("X_val" in arrays) != ("Y_val" in arrays):
         raise DpfmError(f"{path} has only one of X_val, Y_val", "store both or neither")
-    data = {n: _check_array(n, arrays[n], path) for n in ("X", "Y", "X_val", "Y_val") if n in arrays}
+    data = {n: check_array(n, arrays[n], path) for n in ("X", "Y", "X_val", "Y_val") if n in arrays}
     for x, y in (("X", "Y"), ("X_val", "Y_val")):
         if x not in data:
             continue

@@ -13,7 +13,7 @@ from dpfm.golden.checkpoint import Checkpoint
 from dpfm.golden.contract import wire
 from dpfm.golden.contract.errors import DpfmError
 from dpfm.golden.contract.files import atomic_path, check_writable, read_npz, write_json
-from dpfm.golden.tasks import TASKS, accuracy, get_task
+from dpfm.golden.tasks import TASKS, accuracy, check_array, get_task
 from dpfm.golden.trainer import check_inputs, mean_loss
 from dpfm.host.commands.train import BACKENDS, checkpoint_trainer
 
@@ -42,10 +42,10 @@ def read_source(args, checkpoint: Checkpoint):
         arrays = read_npz(args.data, "data file", fix)
         if "X" not in arrays:
             raise DpfmError(f"{args.data} has no array X (it has {', '.join(arrays) or 'none'})", fix)
-        X = check_inputs(spec, _numeric(arrays["X"], args.data, "X"))
+        X = check_inputs(spec, check_array("X", arrays["X"], args.data))
         Y = arrays.get("Y")
         if Y is not None:
-            Y = _numeric(Y, args.data, "Y").reshape(len(Y), -1)
+            Y = check_array("Y", Y, args.data)
             if Y.shape != (len(X), spec.n_outputs):
                 raise DpfmError(f"{args.data}: Y has shape {Y.shape}, not ({len(X)}, {spec.n_outputs})",
                                 "give one target row per input row, or leave Y out")
@@ -65,15 +65,6 @@ def read_source(args, checkpoint: Checkpoint):
         X, Y = X_val, Y_val
     return (np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64), f"{name} ({args.split})",
             task.classifier)
-
-
-def _numeric(arr, path, name) -> np.ndarray:
-    if arr.dtype.kind not in "biuf":
-        raise DpfmError(f"{path}: array {name} is not numeric (dtype {arr.dtype})", "store numbers")
-    arr = arr.astype(np.float64)
-    if not np.all(np.isfinite(arr)):
-        raise DpfmError(f"{path}: array {name} contains NaN or infinity", "clean the data first")
-    return arr
 
 
 def read_single_k(path) -> Checkpoint:
