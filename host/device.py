@@ -60,9 +60,13 @@ class Device(Trainer):
     def _reg(self, index: int) -> int:
         return self.client.read(R.address(R.REGION_REGS, index), 1)[0]
 
+    def last_op_cycles(self) -> int:
+        """The core's busy cycles of its last operation (REG_CYCLES)."""
+        return self._reg(R.REG_CYCLES)
+
     def counters(self) -> dict:
         """The core's counters: cycles and samples of the last operation, and the running totals."""
-        return {"last_op_cycles": self._reg(R.REG_CYCLES),
+        return {"last_op_cycles": self.last_op_cycles(),
                 "last_op_samples": self._settings.get(R.REG_N_SAMPLES, 0),
                 "samples_done": self._reg(R.REG_SAMPLES_DONE), **self.fixed_counters}
 
