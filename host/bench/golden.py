@@ -147,8 +147,7 @@ def run(args) -> int:
                   "seconds": sweep_s, "target_seconds": SWEEP_TARGET_S, "meets_target": sweep_s < SWEEP_TARGET_S,
                   "final_train_loss": final},
         "per_epoch_seconds": {name: s for name, s in best.items()},
-        "ratio_to_pytorch": None if torch_s is None else {n: s / torch_s for n, s in best.items()
-                                                          if n != "pytorch backprop"},
+        "ratio_to_pytorch": _ratios(best),
         "pytorch": torch_info if torch_info is not None else "not installed: column skipped",
         "mnist": _mnist_result(mnist, mnist_note),
         "measurement": f"best of {args.repeats} x {args.epochs} epochs, interleaved, after one warm-up epoch",
@@ -173,11 +172,16 @@ def run(args) -> int:
     return 0
 
 
+def _ratios(best: dict):
+    """Each golden trainer's time over PyTorch's, or None without PyTorch."""
+    torch_s = best.get("pytorch backprop")
+    return None if torch_s is None else {n: s / torch_s for n, s in best.items() if n != "pytorch backprop"}
+
+
 def _mnist_result(best, note):
     if best is None:
         return {"note": note}
-    torch_s = best.get("pytorch backprop")
-    ratio = None if torch_s is None else {n: s / torch_s for n, s in best.items() if n != "pytorch backprop"}
+    ratio = _ratios(best)
     return {"note": note, "per_epoch_seconds": best, "ratio_to_pytorch": ratio,
             "target_ratio": MNIST_TARGET_RATIO,
             "meets_target": None if ratio is None else ratio["golden K=8 (slots)"] < MNIST_TARGET_RATIO}
