@@ -13,6 +13,16 @@ def seed_sum_data():
     return tasks.seed_sum_data()
 
 
+@pytest.fixture(scope="session")
+def toper_checkpoint(tmp_path_factory):
+    """A fixed-point serial-toper seed-sum run of 2 epochs at K=4, as `dpfm train --save` writes it."""
+    from dpfm.host.cli import main
+    path = tmp_path_factory.mktemp("ck") / "ck.npz"
+    assert main(["train", "--task", "seed-sum", "--k", "4", "--epochs", "2", "--fixed", "default", "--tangent",
+                 "toper", "--save", str(path), "--no-progress"]) == 0
+    return path
+
+
 class _FullDiskFile:
     """An open file that takes half of the first write, then fails as a full disk does."""
 

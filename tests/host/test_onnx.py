@@ -28,12 +28,9 @@ def digits_ck(tmp_path_factory):
     return path
 
 
-@pytest.fixture(scope="module")
-def fixed_ck(tmp_path_factory):
-    path = tmp_path_factory.mktemp("onnx") / "f.npz"
-    assert main(["train", "--task", "seed-sum", "--k", "4", "--epochs", "3", "--fixed", "default", "--tangent",
-                 "toper", "--save", str(path), "--no-progress"]) == 0
-    return path
+@pytest.fixture
+def fixed_ck(toper_checkpoint):
+    return toper_checkpoint
 
 
 def test_onnxruntime_outputs_equal_the_golden_predictions(digits_ck, tmp_path):

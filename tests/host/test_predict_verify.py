@@ -14,13 +14,9 @@ from dpfm.host.commands import train as train_cmd
 from dpfm.host.commands.verify import weight_name
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    """A fixed-point serial-toper seed-sum run of 2 epochs at K=4, as `dpfm train --save` writes it."""
-    path = tmp_path_factory.mktemp("ck") / "ck.npz"
-    assert main(["train", "--task", "seed-sum", "--k", "4", "--epochs", "2", "--fixed", "default", "--tangent",
-                 "toper", "--save", str(path), "--no-progress"]) == 0
-    return path
+@pytest.fixture
+def checkpoint(toper_checkpoint):
+    return toper_checkpoint
 
 
 def test_predict_writes_the_golden_outputs_as_npy_and_csv(checkpoint, tmp_path, capsys):
