@@ -27,6 +27,7 @@ from dpfm.golden.contract.net import NetSpec, flatten, init_weights, unflatten
 from dpfm.golden.fixed_mlp import FixedModel
 from dpfm.golden.contract.errors import DpfmError
 from dpfm.golden.fixedpoint import to_float
+from dpfm.golden.quant import WeightQuant
 from dpfm.golden.slots import SlotPlan
 from dpfm.golden.topk import prune_rows
 from dpfm.golden.trainer import Trainer, loss_and_slope, mean_loss, positive_float
@@ -218,10 +219,11 @@ class GoldenTrainer(Trainer):
     kind = "golden"
 
     def __init__(self, spec: NetSpec, k, selection=selection_rules.DEFAULT, lr_rule=lr_rules.DEFAULT,
-                 layout="auto", **settings):
+                 layout="auto", quant: WeightQuant | None = None, **settings):
         """`settings`: lr, batch, momentum, init, seed, fixed, tangent, as for `Trainer`. `layout` picks the
         float pass of the contract's rule: `dense` rows, K `slots` per value (`golden.slots`: cost grows with
-        K), or `auto` (slots from `SLOTS_FROM_PARAMS` parameters on). Both keep the same entries."""
+        K), or `auto` (slots from `SLOTS_FROM_PARAMS` parameters on). Both keep the same entries. `quant`
+        (float only) stores the weights on an n-bit grid after every update (`golden.quant.WeightQuant`)."""
         lrs = settings.get("lr")
         if isinstance(lrs, (list, tuple)):   # one rate per replica: checked here, the first stands for them
             settings["lr"] = lrs[0] if lrs else None
@@ -247,6 +249,10 @@ class GoldenTrainer(Trainer):
         self._passes = _Passes(spec, self.ks, layout)
         self._rule_rng = np.random.default_rng([self.seed, 1])
         self._rule_state = None if self._default_rules else self.lr_rule.init((self.n_replicas, spec.n_params))
+        if quant is not None and self.fixed is not None:
+            raise DpfmError("n-bit weight quantizers are a float study: the fixed-point formats are their own "
+                            "storage", "use a quantizer without --fixed")
+        self.quant = quant
         self._fixed_models = None
         if self.fixed is not None:
             self._fixed_models = [FixedModel(spec, k, self.fixed, tangent=self.tangent) for k in self.ks]
@@ -289,12 +295,24 @@ class GoldenTrainer(Trainer):
     def set_weights(self, layers) -> None:
         """Set every replica's weights to `layers` (`[(W, b), ...]`) and clear the momentum."""
         flat = flatten(self.spec, layers).astype(np.float64)
-        self._flat = np.tile(flat, (self.n_replicas, 1))
+        self._flat = self._stored(np.tile(flat, (self.n_replicas, 1)))
         self._velocity = np.zeros_like(self._flat)
         if self.fixed is not None:
             self._raw = np.stack([m.quantize_weights(flat) for m in self._fixed_models])
 
+    def _stored(self, flat: np.ndarray) -> np.ndarray:
+        """`flat` as the weight memory holds it: on the quantizer's grid (a diverged replica as it is)."""
+        if self.quant is None:
+            return flat
+        finite = np.all(np.isfinite(flat), axis=1)
+        if np.any(finite):
+            flat[finite] = self.quant.rows(self.spec, flat[finite])
+        return flat
+
     def _checkpoint_arrays(self) -> dict:
+        if self.quant is not None:
+            raise DpfmError("checkpoints of quantized study runs are not supported",
+                            "train without a weight quantizer to save a checkpoint")
         if not self._default_rules:
             raise DpfmError("checkpoints of study runs (selection or learning-rate rules) are not supported",
                             "train with the default rules to save a checkpoint")
@@ -325,7 +343,7 @@ class GoldenTrainer(Trainer):
                 grad, losses, *dropped = self._plan.gradients(self._flat, X, Y, self._rule_rng,
                                                               dropped=self.lr_rule.needs_dropped, masks=masks)
             update, self._rule_state = self.lr_rule.step(grad, lr, self._rule_state, *dropped)
-            self._flat -= update
+            self._flat = self._stored(self._flat - update)
             return losses.sum(axis=1) / len(X)
         if self.fixed is None:
             grad, losses = self._passes.gradients(self._flat, X, Y, masks=self._batch_masks(len(X)))
@@ -335,6 +353,7 @@ class GoldenTrainer(Trainer):
                 self._flat += self._velocity
             else:
                 self._flat -= self.lr * grad
+            self._flat = self._stored(self._flat)
             return losses.sum(axis=1) / len(X)
         out = np.empty(self.n_replicas)
         state = self.dither_state
