@@ -17,6 +17,7 @@ COMMANDS = {
     "online": ("dpfm.host.commands.online", "learn from a stream one sample at a time (predict, then learn)"),
     "sweep": ("dpfm.host.commands.sweep", "train once per K and tabulate/plot the loss curves"),
     "study": ("dpfm.host.commands.study", "learning quality per K: a grid of rules and seeds on Dask, tuned on training data"),
+    "compare": ("dpfm.host.commands.compare", "learning rules (backprop, FA, DFA, DNI, HSIC, DPFM) under n-bit weights, on Dask"),
     "bench": ("dpfm.host.commands.bench", "run a benchmark and write JSON and a table"),
     "verilog": ("dpfm.host.commands.verilog", "generate synthesizable Verilog for a configuration"),
     "build": ("dpfm.host.commands.build", "build a bitstream for a board and report resources and Fmax"),

@@ -82,6 +82,10 @@ def bad_values(f):
         "--clock-mhz": ["0", "-1", "x", "nan"],
         "--onnx": unwritable,
         "--init": ["/nonexistent.onnx", str(f / "text.npz")],
+        "--rules": ["nope", "", "dpfm-0", "dpfm-k", "fa,fa"],
+        "--bits": ["1", "0", "x", "", "8,8"],
+        "--quantizers": ["log", "", "symm,symm"],
+        "--scopes": ["channel", ""],
     }
 
 
@@ -99,6 +103,9 @@ def bases(f):
                   "--no-progress"],
         "study": ["study", "--tasks", "seed-sum", "--ks", "2", "--pairs", "dither/constant", "--lrs", "0.1",
                   "--seeds", "0", "--epochs", "1", "--workers", "1", "--out", str(f / "study"), "--no-progress"],
+        "compare": ["compare", "--tasks", "digits", "--rules", "backprop,dpfm-8", "--bits", "4,8", "--quantizers",
+                    "symm", "--scopes", "layer", "--lrs", "8", "--seeds", "0", "--epochs", "1", "--workers", "1",
+                    "--out", str(f / "compare"), "--no-progress"],
         "verilog": ["verilog", "--task", "seed-sum", "--k", "2", "--lanes", "1", "--max-batch", "16",
                     "--toper", "serial", "--formats", "x=s16.12", "-o", str(f / "core.v")],
         "build": ["build", "--board", "icebreaker", "--task", "seed-sum", "--k", "8", "--toper", "serial",
@@ -129,7 +136,7 @@ def _replace(line, option, value):
 #: Options a base line does not have but that are bad on it anyway (they get appended).
 EXTRA = {"train": ["--resume", "--save", "--json", "--init"], "train-board": ["--resume"], "sweep": ["--json"],
          "online": ["--epochs", "--batch", "--json", "--save"], "program": ["--port", "--max-batch"],
-         "study": ["--json", "--scheduler"], "serve": ["--formats", "--max-batch", "--port"],
+         "study": ["--json", "--scheduler"], "compare": ["--json", "--scheduler"], "serve": ["--formats", "--max-batch", "--port"],
          "build": ["--max-batch"]}
 #: Structural damage: a missing value, an unknown option, a stray word.
 GARBAGE = [["--k"], ["--no-such-option"], ["stray"], ["--epochs", "1", "--epochs"], ["--k", "2", "--k", "x"]]

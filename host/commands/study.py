@@ -51,21 +51,21 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def _list(text, what, parse=str):
+def parse_list(text, what, parse=str):
     out = [parse(t) for t in list_items(text, what)]
     if len(set(out)) != len(out):
         raise DpfmError(f"--{what} repeats a value: '{text}'", "list every value once")
     return tuple(out)
 
 
-def _int(text, what):
+def parse_int(text, what):
     try:
         return int(text)
     except ValueError:
         raise DpfmError(f"--{what} must be integers, got '{text}'", f"e.g. --{what} 0,1,2") from None
 
 
-def _float(text):
+def parse_rate(text):
     try:
         return float(text)
     except ValueError:
@@ -81,28 +81,28 @@ def _pair(text):
 
 def parse_grid(args) -> Grid:
     if args.pairs is not None:
-        pairs = _list(args.pairs, "pairs", _pair)
+        pairs = parse_list(args.pairs, "pairs", _pair)
     else:
-        pairs = tuple((s, r) for s in _list(args.selections, "selections") for r in _list(args.lr_rules, "lr-rules"))
-    lrs = _list(args.lrs, "lrs", _float) if args.lrs is not None else None
+        pairs = tuple((s, r) for s in parse_list(args.selections, "selections") for r in parse_list(args.lr_rules, "lr-rules"))
+    lrs = parse_list(args.lrs, "lrs", parse_rate) if args.lrs is not None else None
     if lrs is not None and not lrs:
         raise DpfmError("the grid has no cells: --lrs is empty", "give at least one learning rate")
-    grid = Grid(tasks=_list(args.tasks, "tasks"), ks=_list(args.ks, "ks", parse_k), pairs=pairs,
-                seeds=_list(args.seeds, "seeds", lambda t: parse_seed(t, "seeds")),
-                tune_seeds=_list(args.tune_seeds, "tune-seeds", lambda t: parse_seed(t, "tune-seeds")),
-                lrs=lrs, epochs=None if args.epochs is None else _int(args.epochs, "epochs"))
+    grid = Grid(tasks=parse_list(args.tasks, "tasks"), ks=parse_list(args.ks, "ks", parse_k), pairs=pairs,
+                seeds=parse_list(args.seeds, "seeds", lambda t: parse_seed(t, "seeds")),
+                tune_seeds=parse_list(args.tune_seeds, "tune-seeds", lambda t: parse_seed(t, "tune-seeds")),
+                lrs=lrs, epochs=None if args.epochs is None else parse_int(args.epochs, "epochs"))
     grid.check()
     return grid
 
 
-def _json_ready(obj):
+def json_ready(obj):
     """Non-finite floats as None (strict JSON), tuple keys as text."""
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
     if isinstance(obj, dict):
-        return {(k if isinstance(k, str) else "/".join(map(str, k))): _json_ready(v) for k, v in obj.items()}
+        return {(k if isinstance(k, str) else "/".join(map(str, k))): json_ready(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_json_ready(v) for v in obj]
+        return [json_ready(v) for v in obj]
     return obj
 
 
@@ -120,7 +120,7 @@ def check_scheduler(address: str | None) -> None:
 def run(args) -> int:
     grid = parse_grid(args)
     check_scheduler(args.scheduler)
-    workers = _int(args.workers, "workers")
+    workers = parse_int(args.workers, "workers")
     if workers < 1:
         raise DpfmError(f"--workers must be at least 1, got {workers}", "e.g. --workers 2")
     md_path = os.path.join(args.out, "report.md")
@@ -144,7 +144,7 @@ def run(args) -> int:
     text = report.markdown(grid, table, target_rows, best, command, seconds)
     report.draw_figures(grid, table, pngs)
     write_text(md_path, text)
-    write_json(json_path, _json_ready({
+    write_json(json_path, json_ready({
         "grid": as_dict(grid), "command": command, "unit_seconds": seconds,
         "cells": [{"task": t, "selection": s, "lr_rule": r, "k": report.k_name(k),
                    **{m: table[(t, s, r, k)][m] for m in ("val_loss", "accuracy", "lrs")}}

@@ -26,8 +26,9 @@ def _cached(cache_dir, key):
         return json.load(f)
 
 
-def run_units(client, tune_units, eval_units, cache_dir=None, progress=True) -> dict:
-    """`{key: result}` for every unit."""
+def run_units(client, tune_units, eval_units, cache_dir=None, progress=True, tune=run_tune, evaluate=run_eval) -> dict:
+    """`{key: result}` for every unit; `tune(unit)` and `evaluate(unit, *tune results)` do a unit's work
+    (the study's by default, `dpfm compare` gives its own)."""
     results = {}
     futures = {}
     for unit in tune_units:
@@ -35,14 +36,14 @@ def run_units(client, tune_units, eval_units, cache_dir=None, progress=True) -> 
         if hit is not None:
             results[unit["key"]] = hit
         else:
-            futures[unit["key"]] = client.submit(run_tune, unit, key=f"tune-{unit['key']}", pure=False)
+            futures[unit["key"]] = client.submit(tune, unit, key=f"tune-{unit['key']}", pure=False)
     for unit in eval_units:
         hit = _cached(cache_dir, unit["key"])
         if hit is not None:
             results[unit["key"]] = hit
             continue
         deps = [results.get(k) or futures[k] for k in unit["tune_keys"]]
-        futures[unit["key"]] = client.submit(run_eval, unit, *deps, key=f"eval-{unit['key']}", pure=False)
+        futures[unit["key"]] = client.submit(evaluate, unit, *deps, key=f"eval-{unit['key']}", pure=False)
 
     from distributed import as_completed
     bar = tqdm(total=len(tune_units) + len(eval_units), initial=len(results), unit="unit", desc="study",

@@ -1,0 +1,107 @@
+"""`dpfm compare`: learning rules (backprop, feedback alignment, direct FA, synthetic gradients, the HSIC
+bottleneck, DPFM at K) under n-bit weights (SYMM/ASYMM, one range or one per layer), on the study's engine.
+
+Each rule's rate is tuned once in float from the training split only (`host.study.compare`); a Markdown
+report, one PNG per task (metric against bits, one line per rule) and JSON are written atomically at the end,
+after every output path was checked. Unit results are cached in DIR/cache.
+"""
+
+import os
+import shlex
+import sys
+
+from dpfm.golden.contract.errors import DpfmError
+from dpfm.golden.contract.files import check_writable, write_json, write_text
+from dpfm.golden.learning_rules import RULES
+from dpfm.golden.quant import SCHEMES, SCOPES
+from dpfm.host.commands.study import check_scheduler, json_ready, parse_int, parse_list, parse_rate
+from dpfm.host.commands.train import parse_seed
+from dpfm.host.study import compare, compare_report as report
+from dpfm.host.study.runner import run_units
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("compare", help="learning rules x weight bits x quantizer x scope x task on Dask",
+                              description=__doc__.split("\n\n")[0])
+    g = p.add_argument_group("grid")
+    g.add_argument("--tasks", default="digits", help="comma-separated task names (default digits)")
+    g.add_argument("--rules", default=",".join(compare.DEFAULT_RULES),
+                   help=f"{', '.join(RULES)} or dpfm-K (default {','.join(compare.DEFAULT_RULES)})")
+    g.add_argument("--bits", default=",".join(map(str, compare.DEFAULT_BITS)),
+                   help="weight bit widths, each >= 2; float always runs too (default 4,6,8,12,16)")
+    g.add_argument("--quantizers", default=",".join(SCHEMES), help="symm, asymm (default both)")
+    g.add_argument("--scopes", default=",".join(SCOPES), help="global (one range), layer (one per layer) (default both)")
+    g.add_argument("--seeds", default="0,1,2", help="evaluation seeds (default 0-2)")
+    g.add_argument("--tune-seeds", default="100,101", help="tuning seeds (default 100,101)")
+    g.add_argument("--lrs", help="one learning-rate grid for every task (default: the study's grid of the task)")
+    g.add_argument("--epochs", help="epochs for every task (default: each task's own budget)")
+    c = p.add_argument_group("cluster")
+    c.add_argument("--scheduler", metavar="ADDRESS", help="run on this Dask scheduler (default: a LocalCluster)")
+    c.add_argument("--workers", default="2", help="LocalCluster worker processes, 1 thread each (default 2)")
+    o = p.add_argument_group("outputs")
+    o.add_argument("--out", metavar="DIR", default=os.path.join("runs", "compare"),
+                   help="directory for report.md, PNGs, compare.json and the unit cache (default runs/compare)")
+    o.add_argument("--json", metavar="PATH", help="write the JSON here instead of DIR/compare.json")
+    o.add_argument("--no-cache", action="store_true", help="neither reuse nor store unit results")
+    o.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def _bits(text):
+    try:
+        return int(text)
+    except ValueError:
+        raise DpfmError(f"--bits must be integers, got '{text}'", "e.g. --bits 4,8,16") from None
+
+
+def parse_grid(args) -> compare.CompareGrid:
+    lrs = parse_list(args.lrs, "lrs", parse_rate) if args.lrs is not None else None
+    if lrs is not None and not lrs:
+        raise DpfmError("the grid has no cells: --lrs is empty", "give at least one learning rate")
+    grid = compare.CompareGrid(
+        tasks=parse_list(args.tasks, "tasks"), rules=parse_list(args.rules, "rules"),
+        bits=parse_list(args.bits, "bits", _bits), quantizers=parse_list(args.quantizers, "quantizers"),
+        scopes=parse_list(args.scopes, "scopes"),
+        seeds=parse_list(args.seeds, "seeds", lambda t: parse_seed(t, "seeds")),
+        tune_seeds=parse_list(args.tune_seeds, "tune-seeds", lambda t: parse_seed(t, "tune-seeds")),
+        lrs=lrs, epochs=None if args.epochs is None else parse_int(args.epochs, "epochs"))
+    grid.check()
+    return grid
+
+
+def run(args) -> int:
+    grid = parse_grid(args)
+    check_scheduler(args.scheduler)
+    workers = parse_int(args.workers, "workers")
+    if workers < 1:
+        raise DpfmError(f"--workers must be at least 1, got {workers}", "e.g. --workers 2")
+    md_path = os.path.join(args.out, "report.md")
+    json_path = args.json or os.path.join(args.out, "compare.json")
+    pngs = report.figure_paths(grid, args.out)
+    for path in (md_path, json_path, *pngs.values()):
+        check_writable(path)
+    cache_dir = None if args.no_cache else os.path.join(args.out, "cache")
+    tune_units, eval_units = grid.units()
+
+    from dpfm.host.study.cluster import open_client
+    with open_client(args.scheduler, workers) as client:
+        results = run_units(client, tune_units, eval_units, cache_dir,
+                            progress=not args.no_progress and sys.stderr.isatty(),
+                            tune=compare.run_tune, evaluate=compare.run_eval)
+
+    table = report.collect(grid, eval_units, results)
+    rows = report.targets(grid, table)
+    seconds = sum(results[u["key"]]["seconds"] for u in tune_units + eval_units)
+    command = "dpfm " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["compare"] else "dpfm compare"
+    report.draw_figures(grid, table, pngs)
+    write_text(md_path, report.markdown(grid, table, rows, command, seconds))
+    write_json(json_path, json_ready({
+        "grid": compare.as_dict(grid), "command": command, "unit_seconds": seconds,
+        "cells": [{"task": t, "rule": r, "storage": s, **table[(t, r, s)]} for (t, r, s) in table],
+        "targets": rows, "report": md_path, "figures": pngs}))
+    for task in grid.tasks:
+        print(f"{task}:")
+        print(report.task_tables(grid, table, task))
+    print(report.target_table(rows))
+    print(f"wrote {md_path}, {json_path} and {len(pngs)} figures")
+    return 0
