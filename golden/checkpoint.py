@@ -3,7 +3,8 @@
 The file holds the format tag, the metadata as JSON and the weight arrays. The metadata says what the
 trainer is (network, K values, hyper-parameters, arithmetic and dither: `settings`) and where it stands
 (epoch, shuffle generator state, dither generator state, history, and `extra`: e.g. the task name and
-backend); files written before the dither existed read as dither off. The arrays hold one row
+backend); files written before the dither existed read as dither off, before frozen layers as every
+layer training. The arrays hold one row
 per K replica (a device is one replica):
 
 - `weights` `(R, P)`: float weights (dequantized in fixed point),
@@ -45,6 +46,7 @@ class Checkpoint:
     fixed: HwFormats | None
     tangent: str
     dither: bool
+    train_layers: tuple | None
     dither_state: int
     epoch: int
     rng: dict
@@ -57,7 +59,7 @@ class Checkpoint:
         is a single K when there is one, as the device backends take it)."""
         return {"spec": self.spec, "k": self.ks[0] if len(self.ks) == 1 else list(self.ks), "lr": self.lr,
                 "batch": self.batch, "momentum": self.momentum, "init": self.init, "seed": self.seed,
-                "fixed": self.fixed, "tangent": self.tangent, "dither": self.dither}
+                "fixed": self.fixed, "tangent": self.tangent, "dither": self.dither, "train_layers": self.train_layers}
 
     def write(self, path) -> None:
         """One .npz file at `path`, written atomically."""
@@ -68,6 +70,7 @@ class Checkpoint:
             "init": self.init, "seed": self.seed, "tangent": self.tangent,
             "fixed": None if self.fixed is None else str(self.fixed),
             "dither": self.dither, "dither_state": self.dither_state,
+            "train_layers": None if self.train_layers is None else list(self.train_layers),
             "epoch": self.epoch, "rng": self.rng, "history": self.history, "extra": self.extra,
         }
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
@@ -85,6 +88,7 @@ class Checkpoint:
                 ks=tuple(meta["ks"]), lr=float(meta["lr"]), batch=int(meta["batch"]),
                 momentum=float(meta["momentum"]), init=str(meta["init"]), seed=int(meta["seed"]), fixed=fixed,
                 tangent=str(meta["tangent"]), dither=bool(meta.get("dither", False)),
+                train_layers=None if meta.get("train_layers") is None else tuple(int(l) for l in meta["train_layers"]),
                 dither_state=check_state(meta.get("dither_state", 0)), epoch=int(meta["epoch"]), rng=dict(meta["rng"]),
                 history={"train_loss": list(meta["history"]["train_loss"]),
                          "val_loss": list(meta["history"]["val_loss"])},

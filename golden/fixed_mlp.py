@@ -45,7 +45,7 @@ from dpfm.golden import dither
 from dpfm.golden.activation import activation_luts, activation_value, lut_index
 from dpfm.golden.contract.errors import DpfmError
 from dpfm.golden.contract.formats import HwFormats
-from dpfm.golden.contract.net import NetSpec
+from dpfm.golden.contract.net import NetSpec, check_train_layers, learning_layers
 from dpfm.golden.contract.organisation import check_tangent_mode, parallel_sources
 from dpfm.golden.fixedpoint import SatCounter, quantize, requantize, saturate, shift_round
 from dpfm.golden.merge_tree import merge_tree_order
@@ -55,8 +55,10 @@ from dpfm.golden.toper import EMPTY_ID, BatchToper
 class FixedModel:
     """One network in one set of number formats; weights and data are passed in as raw int64 arrays."""
 
-    def __init__(self, spec: NetSpec, k: int | None, fmts: HwFormats | None = None, tangent: str = "exact"):
+    def __init__(self, spec: NetSpec, k: int | None, fmts: HwFormats | None = None, tangent: str = "exact",
+                 train_layers=None):
         self.spec = spec
+        self.trains = learning_layers(spec, check_train_layers(spec, train_layers))
         self.fmts = fmts = fmts or HwFormats()
         check_tangent_mode(tangent)
         if k is not None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1):
@@ -184,7 +186,10 @@ class FixedModel:
             # direct terms `(R, n_in + 1)` (the bias step last); source j + 1: slot j's products `(R, n_in, S)`.
             R, S = B * n_out, tv.shape[2]
             inputs = np.concatenate([a, np.full((B, 1), self._one, dtype=np.int64)], axis=1)
-            direct = requantize(np.repeat(inputs, n_out, axis=0), f.x.frac, f.t, self.sat)
+            if self.trains[layer]:
+                direct = requantize(np.repeat(inputs, n_out, axis=0), f.x.frac, f.t, self.sat)
+            else:       # a frozen layer forms no direct candidates (section 3e): nothing to round or count
+                direct = np.zeros((R, n_in + 1), dtype=np.int64)
             direct_id = np.tile(ids, (B, 1))
             prod = rows[None, :, :n_in, None] * tv[:, None, :, :]
             via = requantize(prod, f.w.frac + f.t.frac, f.t, self.sat).reshape(R, n_in, S)
@@ -269,7 +274,8 @@ class FixedModel:
             zt = np.zeros((B, n_out, self.spec.layer_base(layer + 1)), dtype=np.int64)
             zt[:, :, :base] = (rows[:, :n_in] @ T) << (full - f.w.frac - f.t.frac)
             inputs = np.concatenate([a, np.full((B, 1), self._one, dtype=np.int64)], axis=1)
-            zt[:, np.arange(n_out)[:, None], ids] = (inputs << (full - f.x.frac))[:, None, :]
+            if self.trains[layer]:
+                zt[:, np.arange(n_out)[:, None], ids] = (inputs << (full - f.x.frac))[:, None, :]
             width = zt.shape[-1]
             flags = 0 if self.k is None or self.k >= width else \
                 dither.flags(np.arange(width), masks[layer].reshape(B, n_out, 1), direct=np.arange(width) >= base)

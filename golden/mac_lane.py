@@ -26,15 +26,16 @@ def neuron_primal(steps: list[MacStep], fmts: HwFormats, sat: SatCounter | None 
 
 
 def indexed_mac_candidates(w_raw: int, wid: int, x_raw: int, x_slots: list[Slot], fmts: HwFormats,
-                           sat: SatCounter | None = None) -> list[tuple[int, int, int]]:
+                           sat: SatCounter | None = None, frozen: bool = False) -> list[tuple[int, int, int]]:
     """The toper candidates of one MAC step `w * x` (section 3.2) as `(c, value, id)`, in emission order.
 
     `c` is the candidate's index in the step: 0 for the direct term `(conv_t(x), wid)` (d(w x)/dw = x), `j + 1`
     for valid input slot j's `(round_t(w * v_j), id_j)`. Candidates whose value is 0 are left out (every toper
     ignores them anyway). The serial lane feeds them in this order into its one toper; the parallel lane
-    (section 3b) feeds candidate c into source toper `T_{c mod S}`.
+    (section 3b) feeds candidate c into source toper `T_{c mod S}`. In a `frozen` layer (section 3e) the
+    direct candidate is not formed: it is neither rounded nor counted.
     """
-    out = [(0, requantize(int(x_raw), fmts.x.frac, fmts.t, sat), int(wid))]
+    out = [] if frozen else [(0, requantize(int(x_raw), fmts.x.frac, fmts.t, sat), int(wid))]
     for j, slot in enumerate(x_slots):
         if slot is not None:
             v, sid = slot
@@ -64,12 +65,12 @@ class MacLaneModel:
     def evictions(self) -> int:
         return self.toper.evictions
 
-    def neuron(self, steps: list[MacStep], mask: int = 0) -> tuple[int, list[Slot]]:
-        """`(z, z_slots)` of the neuron made of `steps` under dither mask `mask`: what the lane emits after the
-        step marked last."""
+    def neuron(self, steps: list[MacStep], mask: int = 0, frozen: bool = False) -> tuple[int, list[Slot]]:
+        """`(z, z_slots)` of the neuron made of `steps` under dither mask `mask`, in a `frozen` layer or not:
+        what the lane emits after the step marked last."""
         self.toper.clear()
         for w, wid, x, x_slots in steps:
-            for c, value, cid in indexed_mac_candidates(w, wid, x, x_slots, self.fmts, self.sat):
+            for c, value, cid in indexed_mac_candidates(w, wid, x, x_slots, self.fmts, self.sat, frozen):
                 self._insert(c, value, cid, int(flags(cid, mask, direct=c == 0)))
         return neuron_primal(steps, self.fmts, self.sat), self.toper.slots()
 

@@ -23,7 +23,7 @@ from dpfm.golden import lr_rules
 from dpfm.golden import selection as selection_rules
 from dpfm.golden.activation_functions import activate
 from dpfm.golden.checkpoint import Checkpoint
-from dpfm.golden.contract.net import NetSpec, flatten, init_weights, unflatten
+from dpfm.golden.contract.net import NetSpec, flatten, init_weights, learning_layers, unflatten
 from dpfm.golden.fixed_mlp import FixedModel
 from dpfm.golden.contract.errors import DpfmError
 from dpfm.golden.fixedpoint import to_float
@@ -56,9 +56,10 @@ class _Plan:
     and no block of zeros is ever built or multiplied.
     """
 
-    def __init__(self, spec: NetSpec, ks, selection=None):
+    def __init__(self, spec: NetSpec, ks, selection=None, train_layers=None):
         self.spec = spec
         self.selection = selection  # None: the contract's top-K (`prune_rows`); else a `golden.selection` rule
+        self.trains = learning_layers(spec, train_layers)
         self.layers = []
         # Bound on the non-zeros of a tangent row, per replica; a node is pruned only for replicas whose K is
         # below it (otherwise prune_K could only drop zeros). Replicas that skip get the row width as "K".
@@ -88,6 +89,8 @@ class _Plan:
             W = Wa[..., :n_in]
             z = a @ W.transpose(0, 2, 1) + Wa[:, None, :, n_in]
             aug = np.concatenate([a, ones], axis=-1)[:, :, None, :]  # direct terms: d z_u/d W[u,i] = x_i, d/db = 1
+            if not self.trains[layer]:   # a frozen layer forms no direct candidates (docs/ARITHMETIC.md 3e)
+                aug = np.zeros_like(aug)
             if own is None and (masks is None or not prunes):  # first layer: every unit's row is [x, 1];
                 row = aug.copy()                                  # prune it once for all ...
             elif own is None:                  # ... unless each unit has its own dither mask
@@ -165,7 +168,7 @@ class _Passes:
     A dense call that would hold more than `DENSE_BUDGET` entries runs the batch in chunks (only large nets
     need it, so small ones compute exactly as before)."""
 
-    def __init__(self, spec: NetSpec, ks, layout: str):
+    def __init__(self, spec: NetSpec, ks, layout: str, train_layers=None):
         if layout not in LAYOUTS:
             raise DpfmError(f"unknown tangent layout '{layout}'", f"use one of {', '.join(LAYOUTS)}")
         slots = layout == "slots" or (layout == "auto" and spec.n_params >= SLOTS_FROM_PARAMS)
@@ -173,10 +176,10 @@ class _Passes:
         self.spec = spec
         self.groups = []
         for k in sorted({ks[r] for r in pruned}):
-            self.groups.append((np.array([r for r in pruned if ks[r] == k]), SlotPlan(spec, k)))
+            self.groups.append((np.array([r for r in pruned if ks[r] == k]), SlotPlan(spec, k, train_layers)))
         dense = [r for r in range(len(ks)) if r not in pruned]
         if dense:
-            self.groups.append((np.array(dense), _Plan(spec, tuple(ks[r] for r in dense))))
+            self.groups.append((np.array(dense), _Plan(spec, tuple(ks[r] for r in dense), train_layers=train_layers)))
         widest = max(n_out * (spec.layer_base(l) + n_in + 1)
                      for l in range(spec.n_layers) for n_out, n_in in [spec.layer_shape(l)])
         self.dense_chunk = max(1, DENSE_BUDGET // (len(dense) * widest)) if dense else None
@@ -245,8 +248,9 @@ class GoldenTrainer(Trainer):
         if self.dither and self.selection.name != selection_rules.DEFAULT:
             raise DpfmError(f"the selection rule '{self.selection.name}' replaces the contract's dither",
                             "use it with --dither off")
-        self._plan = _Plan(spec, self.ks, None if self.selection.name == selection_rules.DEFAULT else self.selection)
-        self._passes = _Passes(spec, self.ks, layout)
+        self._plan = _Plan(spec, self.ks, None if self.selection.name == selection_rules.DEFAULT else self.selection,
+                           self.train_layers)
+        self._passes = _Passes(spec, self.ks, layout, self.train_layers)
         self._rule_rng = np.random.default_rng([self.seed, 1])
         self._rule_state = None if self._default_rules else self.lr_rule.init((self.n_replicas, spec.n_params))
         if quant is not None and self.fixed is not None:
@@ -255,7 +259,8 @@ class GoldenTrainer(Trainer):
         self.quant = quant
         self._fixed_models = None
         if self.fixed is not None:
-            self._fixed_models = [FixedModel(spec, k, self.fixed, tangent=self.tangent) for k in self.ks]
+            self._fixed_models = [FixedModel(spec, k, self.fixed, tangent=self.tangent, train_layers=self.train_layers)
+                                  for k in self.ks]
         self.set_weights(init_weights(spec, self._rng, self.init))
 
     @classmethod

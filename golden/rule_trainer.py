@@ -10,7 +10,7 @@ plain SGD; checkpoints are not written (these are study runs).
 import numpy as np
 
 from dpfm.golden.contract.errors import DpfmError
-from dpfm.golden.contract.net import NetSpec, init_weights
+from dpfm.golden.contract.net import NetSpec, init_weights, learning_layers
 from dpfm.golden.learning_rules import forward_pass, make_rule
 from dpfm.golden.quant import WeightQuant
 from dpfm.golden.trainer import Trainer
@@ -28,7 +28,8 @@ class RuleTrainer(Trainer):
     kind = "rule"
 
     def __init__(self, spec: NetSpec, rule: str, quant: WeightQuant | None = None, **settings):
-        """`rule`: a name of `golden.learning_rules.RULES`; `settings`: lr, batch, init, seed as for `Trainer`."""
+        """`rule`: a name of `golden.learning_rules.RULES`; `settings`: lr, batch, init, seed and train_layers as
+        for `Trainer` (a frozen layer is not updated)."""
         for name in ("fixed", "momentum", "k", "tangent", "dither"):
             if settings.get(name):
                 raise DpfmError(f"the {rule} rule trains in float with plain SGD: '{name}' does not apply",
@@ -58,6 +59,8 @@ class RuleTrainer(Trainer):
 
     def _step(self, X, Y, X_raw, Y_raw) -> np.ndarray:
         grads, losses = self.rule.gradients(self._layers, X, Y)
+        trains = learning_layers(self.spec, self.train_layers)
+        grads = [g if learns else (0.0, 0.0) for g, learns in zip(grads, trains)]
         self._layers = store(self.quant, self.spec, [(W - self.lr * gW, b - self.lr * gb)
                                                      for (W, b), (gW, gb) in zip(self._layers, grads)])
         return np.array([losses.mean()])

@@ -27,7 +27,7 @@ import numpy as np
 from dpfm.golden import dither
 from dpfm.golden import selection as selection_rules
 from dpfm.golden.activation_functions import activate
-from dpfm.golden.contract.net import NetSpec
+from dpfm.golden.contract.net import NetSpec, learning_layers
 from dpfm.golden.topk import prune_rows
 from dpfm.golden.trainer import loss_and_slope
 
@@ -35,9 +35,10 @@ from dpfm.golden.trainer import loss_and_slope
 class SlotPlan:
     """The slot pass for replicas that all prune to the same `k` (< P)."""
 
-    def __init__(self, spec: NetSpec, k: int):
+    def __init__(self, spec: NetSpec, k: int, train_layers=None):
         self.spec = spec
         self.k = int(k)
+        self.trains = learning_layers(spec, train_layers)
         self.empty = spec.n_params  # the id of an empty slot
 
     def gradients(self, flat: np.ndarray, X: np.ndarray, Y: np.ndarray, masks=None):
@@ -55,10 +56,13 @@ class SlotPlan:
             z = a @ Wa[..., :n_in].transpose(0, 2, 1) + Wa[:, None, :, n_in]
             if ids is None:
                 inputs, x = self._nonzero_inputs(X)
+                if not self.trains[layer]:   # frozen: no direct candidates (docs/ARITHMETIC.md 3e)
+                    inputs, x = inputs[:, -1:], np.zeros((B, 1))
                 row = np.broadcast_to(x[None, :, None, :], (R, B, n_out, x.shape[-1])).copy()
                 row_ids = base + np.arange(n_out)[:, None] * (n_in + 1) + inputs[:, None, :]
             else:
-                direct = np.broadcast_to(np.concatenate([a, ones], axis=-1)[:, :, None, :], (R, B, n_out, n_in + 1))
+                direct = np.broadcast_to(np.concatenate([a, ones], axis=-1)[:, :, None, :] * self.trains[layer],
+                                         (R, B, n_out, n_in + 1))
                 own = base + np.arange(n_out)[:, None] * (n_in + 1) + np.arange(n_in + 1)
                 if layer == 1:   # the inputs' ids are their own weights: disjoint, and unit-major is id order
                     col_ids = ids.reshape(R, B, -1)

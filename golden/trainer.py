@@ -24,7 +24,7 @@ from dpfm.golden import dither as dither_bits
 from dpfm.golden.checkpoint import Checkpoint
 from dpfm.golden.contract.errors import DpfmError
 from dpfm.golden.contract.formats import HwFormats
-from dpfm.golden.contract.net import NetSpec
+from dpfm.golden.contract.net import NetSpec, check_train_layers
 from dpfm.golden.contract.organisation import check_tangent_mode
 from dpfm.golden.dual import BCE_EPS
 from dpfm.golden.fixedpoint import SatCounter, quantize
@@ -121,7 +121,9 @@ class Trainer(abc.ABC):
     only. The generator seeded with `seed` draws the initial weights (`init` scheme) and then every
     epoch's shuffle; a checkpoint stores its state, so save + resume continues exactly. `dither` turns on
     the toper's random demotion (docs/ARITHMETIC.md 3d), its generator starting from
-    `golden.dither.seed_state(seed)`; `dither_state` is where it stands (0 when off).
+    `golden.dither.seed_state(seed)`; `dither_state` is where it stands (0 when off). `train_layers` (0-based
+    layer indices, None for all) freezes the other layers (docs/ARITHMETIC.md 3e): a hyper-parameter like lr,
+    stored in a checkpoint but free to change when one is resumed (fine-tuning).
     """
 
     #: What this backend is, in errors ("not a device checkpoint of this network ...").
@@ -130,7 +132,7 @@ class Trainer(abc.ABC):
     saturate = False
 
     def __init__(self, spec: NetSpec, k, lr=0.01, batch=10, momentum=0.0, init="glorot", seed=0,
-                 fixed: HwFormats | None = None, tangent="exact", dither=False):
+                 fixed: HwFormats | None = None, tangent="exact", dither=False, train_layers=None):
         self.spec = spec
         self.ks = normalize_ks(k)
         self.lr = positive_float(lr, "learning rate", "--lr")
@@ -152,6 +154,7 @@ class Trainer(abc.ABC):
         self.init = init
         self.seed = int(seed)
         self.dither = bool(dither)
+        self.train_layers = check_train_layers(spec, train_layers)
         self.dither_state = dither_bits.seed_state(self.seed) if self.dither else dither_bits.OFF
         self._rng = np.random.default_rng(self.seed)
         self.epoch = 0
@@ -315,13 +318,13 @@ class Trainer(abc.ABC):
         `self.extra`: e.g. the task name) is stored alongside."""
         Checkpoint(spec=self.spec, ks=self.ks, lr=self.lr, batch=self.batch, momentum=self.momentum,
                    init=self.init, seed=self.seed, fixed=self.fixed, tangent=self.tangent, dither=self.dither,
-                   dither_state=self._current_dither_state(), epoch=self.epoch,
+                   train_layers=self.train_layers, dither_state=self._current_dither_state(), epoch=self.epoch,
                    rng=self._rng.bit_generator.state, history=self.history,
                    extra=self.extra if extra is None else extra, arrays=self._checkpoint_arrays()).write(path)
 
     def resume(self, path) -> None:
         """Continue from a checkpoint of this network, K and arithmetic (whichever backend wrote it): its
-        weights, epoch, shuffle state, history and `extra`; this trainer's lr and batch stay."""
+        weights, epoch, shuffle state, history and `extra`; this trainer's lr, batch and layers to train stay."""
         checkpoint = Checkpoint.read(path)
         stored = (checkpoint.spec, checkpoint.ks, checkpoint.fixed, checkpoint.tangent, checkpoint.dither)
         mine = (self.spec, self.ks, self.fixed, self.tangent, self.dither)

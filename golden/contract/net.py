@@ -120,3 +120,30 @@ def init_weights(spec: NetSpec, rng: np.random.Generator, scheme: str = "glorot"
         else:
             raise DpfmError(f"unknown weight init '{scheme}'", "use glorot or kaiming")
     return layers
+
+
+def check_train_layers(spec: NetSpec, layers) -> tuple | None:
+    """The layers that learn, as sorted 0-based indices, or None when every layer does (`layers` None or all
+    of them). A frozen layer's weights get no tangent entries at all (docs/ARITHMETIC.md section 3e): no
+    direct candidate is formed for them, so their K slots and the lanes' cycles go to the layers that learn."""
+    if layers is None:
+        return None
+    try:
+        out = sorted({int(l) for l in layers})
+    except (TypeError, ValueError):
+        out = None
+    if not out or any(l < 0 or l >= spec.n_layers for l in out) or len(out) != len(list(layers)):
+        raise DpfmError(f"layers to train {layers!r} are not distinct layers of a {spec.n_layers}-layer network",
+                        f"give layer numbers 1..{spec.n_layers} once each (e.g. --train-layers {spec.n_layers}) "
+                        "or 'last'")
+    return None if len(out) == spec.n_layers else tuple(out)
+
+
+def train_mask(spec: NetSpec, layers: tuple | None) -> int:
+    """The core's train mask (regmap.REG_TRAIN_MASK): bit l set iff layer l learns."""
+    return (1 << spec.n_layers) - 1 if layers is None else sum(1 << l for l in layers)
+
+
+def learning_layers(spec: NetSpec, layers: tuple | None) -> list:
+    """Per layer, whether it learns (all when `layers` is None)."""
+    return [layers is None or l in layers for l in range(spec.n_layers)]

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from dpfm.golden import dither
 from dpfm.golden.contract.errors import DpfmError
-from dpfm.golden.contract.net import NetSpec, flatten, init_weights
+from dpfm.golden.contract.net import NetSpec, check_train_layers, flatten, init_weights
 from dpfm.golden.mlp import GoldenTrainer, _Plan
 from dpfm.golden.slots import SlotPlan
 
@@ -32,15 +32,17 @@ def exact_cases(draw):
     k = draw(st.integers(1, 8))
     state = draw(st.sampled_from([dither.OFF, 0x2545F491, 0xDEADBEEF]))
     masks = None if state == dither.OFF else dither.layer_masks(state, sizes[1:], batch)[0]
-    return spec, flat, X, Y, k, masks
+    learn = draw(st.one_of(st.none(), st.sets(st.integers(0, spec.n_layers - 1), min_size=1)))
+    train = check_train_layers(spec, learn)
+    return spec, flat, X, Y, k, masks, train
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=exact_cases())
 def test_slots_equal_dense_bit_for_bit_in_exact_arithmetic(case):
-    spec, flat, X, Y, k, masks = case
-    want_g, want_l = _Plan(spec, (k,) * len(flat)).gradients(flat, X, Y, masks=masks)
-    got_g, got_l = SlotPlan(spec, k).gradients(flat, X, Y, masks=masks)
+    spec, flat, X, Y, k, masks, train = case
+    want_g, want_l = _Plan(spec, (k,) * len(flat), train_layers=train).gradients(flat, X, Y, masks=masks)
+    got_g, got_l = SlotPlan(spec, k, train).gradients(flat, X, Y, masks=masks)
     np.testing.assert_array_equal(got_g, want_g)
     np.testing.assert_array_equal(got_l, want_l)
 
