@@ -17,7 +17,7 @@ from dpfm.golden import dither
 from dpfm.golden.contract import regmap as R
 from dpfm.golden.contract import wire
 from dpfm.golden.contract.errors import DpfmError
-from dpfm.golden.contract.net import flatten, init_weights, unflatten
+from dpfm.golden.contract.net import flatten, init_weights, train_mask, unflatten
 from dpfm.golden.fixedpoint import to_float
 from dpfm.golden.trainer import Trainer, mean_loss
 from dpfm.host.core_identity import check_core
@@ -36,10 +36,10 @@ class Device(Trainer):
     kind = "device"
 
     def __init__(self, client: LinkClient, config, lr=0.01, batch=10, init="glorot", seed=0, dither=False,
-                 poll_timeout: float = 60.0, owned=None):
+                 train_layers=None, poll_timeout: float = 60.0, owned=None):
         from dpfm.golden.fixed_mlp import FixedModel
         super().__init__(config.spec, config.k, lr=lr, batch=batch, init=init, seed=seed, fixed=config.fmts,
-                         tangent=config.tangent, dither=dither)
+                         tangent=config.tangent, dither=dither, train_layers=train_layers)
         self.client = client
         self.config = config
         self.poll_timeout = poll_timeout
@@ -50,6 +50,7 @@ class Device(Trainer):
         self._check_identity()
         self._set_reg(R.REG_CTRL, R.CTRL_CLEAR_COUNTERS)   # counters of this trainer's work, as golden's
         self._restore_dither_state(self.dither_state)
+        self._set_train_mask()
         if not 1 <= self.batch <= self.max_batch:
             raise DpfmError(f"batch {self.batch} does not fit the core's {self.max_batch}-sample buffer",
                             f"use --batch 1..{self.max_batch} or build the core with a larger max_batch")
@@ -110,6 +111,15 @@ class Device(Trainer):
                             "dither generator (docs/ARITHMETIC.md 3d)",
                             "rebuild and load the bitstream with this dpfm, or train with --dither off")
         self.dither_state = state
+
+    def _set_train_mask(self) -> None:
+        """Write which layers learn (docs/ARITHMETIC.md 3e) and read it back."""
+        mask = train_mask(self.spec, self.train_layers)
+        self._set_reg(R.REG_TRAIN_MASK, mask)
+        back = self._reg(R.REG_TRAIN_MASK)
+        if back != mask:
+            raise DpfmError(f"the core's train mask reads {back:#x} after writing {mask:#x}",
+                            "the core or link is faulty: rebuild and load the bitstream with this dpfm")
 
     def _run(self, ctrl: int) -> None:
         """Start an operation and wait until the core reports it done."""

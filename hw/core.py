@@ -190,6 +190,10 @@ class DpfmCore(wiring.Component):
             m.d.sync += lr.eq(bus.wdata)
         m.d.comb += [fwd.dither_set.eq(reg_write & ~busy & (index == regmap.REG_DITHER)),
                      fwd.dither_value.eq(bus.wdata)]
+        train_mask = Signal(spec.n_layers, init=(1 << spec.n_layers) - 1)   # docs/ARITHMETIC.md 3e
+        with m.If(reg_write & ~busy & (index == regmap.REG_TRAIN_MASK)):
+            m.d.sync += train_mask.eq(bus.wdata)
+        m.d.comb += fwd.train_mask.eq(train_mask)
         ctrl = reg_write & (index == regmap.REG_CTRL)
         # A CTRL write's start and clear are acted on in the cycle after it is captured: the decode of the
         # initiator's request is then not in series with the sequencer's dozens of start-loaded registers or
@@ -207,7 +211,8 @@ class DpfmCore(wiring.Component):
             for addr, value in [(regmap.REG_ID, Const(regmap.CORE_ID, 32)), (regmap.REG_STATUS, Cat(busy, done)),
                                 (regmap.REG_N_SAMPLES, n_samples), (regmap.REG_LR, lr), (regmap.REG_CYCLES, cycles),
                                 (regmap.REG_SAMPLES_DONE, samples_done), (regmap.REG_SATURATIONS, saturations),
-                                (regmap.REG_EVICTIONS, evictions), (regmap.REG_DITHER, fwd.dither)]:
+                                (regmap.REG_EVICTIONS, evictions), (regmap.REG_DITHER, fwd.dither),
+                                (regmap.REG_TRAIN_MASK, train_mask)]:
                 with m.Case(addr):
                     m.d.comb += reg_rdata.eq(value)
 

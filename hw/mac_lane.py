@@ -101,6 +101,8 @@ class MacLane(wiring.Component):
         s1_a = Signal(signed(a_bits))
         s1_id = Signal(unsigned(self.id_bits))
         s1_demoted = Signal()
+        s1_off = Signal()          # a direct operation of a frozen layer: its candidate is not formed
+        s2_off = Signal()
         s2_valid, s2_direct, s2_end = Signal(), Signal(), Signal()
         s2_a = Signal(signed(a_bits))
         s2_id = Signal(unsigned(self.id_bits))
@@ -168,6 +170,7 @@ class MacLane(wiring.Component):
                 s1_end.eq(step.last & ~more),
                 s1_w.eq(step.w), s1_a.eq(sel_a.as_signed()), s1_id.eq(sel_id),
                 s1_demoted.eq(demoted_expr(sel_id, step.mask, lowest[direct_bit])),
+                s1_off.eq(lowest[direct_bit] & step.frozen),
             ]
             with m.If(self.i.valid):
                 m.d.sync += [started.eq(more), pending.eq(remaining)]
@@ -177,17 +180,18 @@ class MacLane(wiring.Component):
             m.d.sync += [
                 s2_valid.eq(s1_valid), s2_direct.eq(s1_direct), s2_end.eq(s1_end),
                 s2_a.eq(s1_a), s2_id.eq(s1_id), s2_demoted.eq(s1_demoted), s2_prod.eq(s1_w * s1_a),
+                s2_off.eq(s1_off),
             ]
 
         # ---- s3: rounding, saturation, the primal accumulator --------------------------------------------
         direct_v, direct_clamped = saturate_expr(shift_round_expr(s2_a, fmts.x.frac - fmts.t.frac), fmts.t)
         slot_v, slot_clamped = saturate_fast_expr(shift_round_expr(s2_prod, fmts.w.frac), fmts.t)
         cand_clamped = Signal()
-        m.d.comb += cand_clamped.eq(advance & s2_valid & Mux(s2_direct, direct_clamped, slot_clamped))
+        m.d.comb += cand_clamped.eq(advance & s2_valid & Mux(s2_direct, direct_clamped & ~s2_off, slot_clamped))
         with m.If(advance):
             m.d.sync += [
                 s3_valid.eq(s2_valid), s3_end.eq(s2_end), s3_id.eq(s2_id), s3_demoted.eq(s2_demoted),
-                s3_value.eq(Mux(s2_direct, direct_v, slot_v)),
+                s3_value.eq(Mux(s2_direct, Mux(s2_off, 0, direct_v), slot_v)),   # the toper ignores a 0
             ]
         # The neuron's sum is complete when its last operation enters s3; it is parked in `acc_final` (read
         # at the flush) and `acc` restarts, so the accumulator's carry chain never waits for the flush

@@ -173,7 +173,7 @@ class ParallelMacLane(wiring.Component):
                 view, more = round_view(step.slots, 0)
                 m.d.sync += [s1_valid.eq(self.i.valid), s1_last.eq(step.last), s1_w.eq(step.w), s1_x.eq(step.x),
                              s1_slots.eq(step.slots), s1_mask.eq(step.mask), s1_round.eq(0), s1_more.eq(more),
-                             s1_op[0].eq(step.x), s1_ids[0].eq(step.wid), s1_cand[0].eq(1)]
+                             s1_op[0].eq(step.x), s1_ids[0].eq(step.wid), s1_cand[0].eq(~step.frozen)]
                 for s in range(1, n_src):
                     m.d.sync += [s1_op[s].eq(view[s][0]), s1_ids[s].eq(view[s][1]), s1_cand[s].eq(view[s][2])]
             with m.Else():

@@ -102,6 +102,7 @@ class Forward(wiring.Component):
             "dither": Out(dither.BITS),
             "dither_set": In(1),
             "dither_value": In(dither.BITS),
+            "train_mask": In(cfg.spec.n_layers),
         })
 
     def elaborate(self, platform):
@@ -150,6 +151,7 @@ class Forward(wiring.Component):
         v1 = Signal()        # stage 1 holds a step (read data on the ports)
         bias1 = Signal()
         l0_1 = Signal()
+        frozen1 = Signal()   # the step's layer does not learn (docs/ARITHMETIC.md 3e)
         wid1 = [Signal(id_shape, name=f"wid1_{l}") for l in range(n_lanes)]
         active1 = Signal(n_lanes)   # lanes that have a unit in this group
         taken = Signal(n_lanes)     # lanes that already accepted the stage-1 step
@@ -180,7 +182,8 @@ class Forward(wiring.Component):
         with m.Else():
             m.d.sync += taken.eq(taken | Cat(lane_valid[l] & lanes[l].i.ready for l in range(n_lanes)))
         with m.If(advance & can_issue):
-            m.d.sync += [bias1.eq(is_bias), l0_1.eq(l_i == 0), active1.eq(active), wid.eq(wid + 1)]
+            m.d.sync += [bias1.eq(is_bias), l0_1.eq(l_i == 0), active1.eq(active), wid.eq(wid + 1),
+                         frozen1.eq(~self.train_mask.bit_select(l_i, 1))]
             m.d.sync += [wid1[l].eq(wid + lane_off[l]) for l in range(n_lanes)]
             with m.If(is_bias):
                 m.d.sync += [i_i.eq(0), issued_n.eq(issued_n + sum(active[l] for l in range(n_lanes)))]
@@ -228,6 +231,7 @@ class Forward(wiring.Component):
                 lane.i.p.slots.eq(scr_rd.data.slots),
                 *[lane.i.p.slots[j].valid.eq(scr_rd.data.slots[j].valid & ~no_tangent) for j in range(cfg.k)],
                 lane.i.p.last.eq(bias1),
+                lane.i.p.frozen.eq(frozen1),
                 lane.i.p.mask.eq(Mux(self.train, masks[l], 0)),
             ]
 

@@ -66,7 +66,8 @@ def dual_layout(k: int, x_fmt: Fmt, t_fmt: Fmt, id_bits: int) -> data.StructLayo
 
 def mac_step_layout(k: int, fmts, id_bits: int) -> data.StructLayout:
     """One MAC step of a neuron: weight `w` (format w) with its weight-id `wid`, input `x` (format x) with
-    its tangent `slots`, `last` (this is the neuron's final step, normally the bias with x = 1.0), and the
+    its tangent `slots`, `last` (this is the neuron's final step, normally the bias with x = 1.0), `frozen`
+    (the neuron's layer does not learn: no direct candidate, docs/ARITHMETIC.md section 3e), and the
     neuron's dither `mask` (docs/ARITHMETIC.md section 3d; the same in every step of a neuron, 0 = off). The
     mask travels with each step, so a lane hashes every candidate with its own neuron's mask whatever the
     timing of steps, stalls and neuron boundaries."""
@@ -78,6 +79,7 @@ def mac_step_layout(k: int, fmts, id_bits: int) -> data.StructLayout:
         "x": signed(fmts.x.bits),
         "slots": slots_layout(k, fmts.t, id_bits),
         "last": 1,
+        "frozen": 1,
         "mask": unsigned(dither.BITS),
     })
 

@@ -12,13 +12,14 @@ from dpfm.hw.identity import core_identity
 
 
 def core_plan(cfg: CoreConfig, task_name: str, n_batches: int, batch: int, n_infer: int, seed: int,
-              lr: float | None = None, model_cls=None, dither_state: int = 0) -> dict:
+              lr: float | None = None, model_cls=None, dither_state: int = 0, train_layers=None) -> dict:
     """A testbench plan for sim/tb_core.py: Glorot weights, the dither generator's state `dither_state`
-    (written to REG_DITHER before the first operation; 0 = off), `n_batches` training batches of the task's
+    (written to REG_DITHER before the first operation; 0 = off), the layers that learn (`train_layers`,
+    0-based, None for all: written to REG_TRAIN_MASK), `n_batches` training batches of the task's
     training data, one inference over validation samples, and every result the golden model expects
     (weights and the dither state after each operation, outputs, saturation and eviction totals)."""
     from dpfm.golden.fixed_mlp import FixedModel
-    from dpfm.golden.contract.net import flatten, init_weights
+    from dpfm.golden.contract.net import flatten, init_weights, train_mask
     from dpfm.golden.tasks import get_task
 
     task = get_task(task_name)
@@ -26,7 +27,7 @@ def core_plan(cfg: CoreConfig, task_name: str, n_batches: int, batch: int, n_inf
         raise DpfmError(f"a batch of {max(batch, n_infer)} does not fit max_batch={cfg.max_batch}",
                         "use a smaller batch or a larger max_batch")
     X_tr, Y_tr, X_va, _ = task.load()
-    model = (model_cls or FixedModel)(cfg.spec, cfg.k, cfg.fmts, tangent=cfg.tangent)
+    model = (model_cls or FixedModel)(cfg.spec, cfg.k, cfg.fmts, tangent=cfg.tangent, train_layers=train_layers)
     model.dither_state = dither_state
     w = model.quantize_weights(flatten(cfg.spec, init_weights(cfg.spec, np.random.default_rng(seed))))
     w0 = w.copy()
@@ -48,7 +49,7 @@ def core_plan(cfg: CoreConfig, task_name: str, n_batches: int, batch: int, n_inf
                 "expect_dither": state})
     return {"sizes": list(cfg.spec.sizes), "k": cfg.k, "lanes": cfg.lanes, "toper": str(cfg.toper),
             "sources": cfg.sources, "identity": core_identity(cfg).text(),
-            "max_batch": cfg.max_batch, "dither": dither_state,
+            "max_batch": cfg.max_batch, "dither": dither_state, "train_mask": train_mask(cfg.spec, train_layers),
             "w0": w0.tolist(), "ops": ops, "expect_sat": model.sat.count, "expect_evictions": model.evictions}
 
 

@@ -5,7 +5,8 @@ model and passes a *plan* in the parameters: the configuration and its identity 
 block must hold, word for word), the initial raw weights and a list of
 operations (`train` with samples, targets, raw lr and the weights expected afterwards; `infer` with samples
 and the outputs expected; each with the dither state REG_DITHER must read afterwards), the dither state to
-write before the first operation, plus the saturation and eviction totals expected at the end. Every
+write before the first operation, the train mask (REG_TRAIN_MASK, docs/ARITHMETIC.md 3e), plus the
+saturation and eviction totals expected at the end. Every
 comparison is exact. Each bus transaction is preceded by 0..`max_idle` idle cycles (seeded), and during every operation
 the testbench tries to overwrite a weight, a sample and REG_DITHER, which the core must ignore while busy.
 
@@ -38,6 +39,8 @@ class CoreTB(TB):
             assert await reg(regmap.REG_IDENT + i) == want[i], f"identity word {i}"
         assert await reg(regmap.REG_STATUS) == 0, "STATUS after reset"
         assert await reg(regmap.REG_DITHER) == 0, "DITHER after reset (off)"
+        every = (1 << (len(self.p["sizes"]) - 1)) - 1
+        assert await reg(regmap.REG_TRAIN_MASK) == every, "TRAIN_MASK after reset (every layer learns)"
 
     async def write_weights(self, w):
         for i, v in enumerate(w):
@@ -96,6 +99,8 @@ async def run_plan(dut):
     _first_mismatch(await tb.read_weights(len(p["w0"])), p["w0"], "weights written")
     await bus.write(regmap.REGION_REGS, regmap.REG_DITHER, p["dither"])
     assert await bus.reg(regmap.REG_DITHER) == p["dither"], "DITHER written"
+    await bus.write(regmap.REGION_REGS, regmap.REG_TRAIN_MASK, p["train_mask"])
+    assert await bus.reg(regmap.REG_TRAIN_MASK) == p["train_mask"], "TRAIN_MASK written"
     samples, log = 0, []
     for n_op, op in enumerate(p["ops"]):
         X = op["X"]

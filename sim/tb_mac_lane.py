@@ -1,6 +1,7 @@
 """cocotb tests of `hw.mac_lane.MacLane` against its model `golden.mac_lane.MacLaneModel`, neuron by neuron.
 
-Every neuron has a random dither mask (including 0 and all ones), sent with its steps.
+Every neuron has a random dither mask (including 0 and all ones), sent with its steps; in `matches_golden` a
+quarter of the neurons belong to a frozen layer (no direct candidate, docs/ARITHMETIC.md 3e).
 
 Parameters (from `sim.runner`): `k`, `fmts` (a `HwFormats` string), `id_bits`, `neurons`, `seed`.
 """
@@ -15,7 +16,7 @@ from dpfm.sim.tb import TB, EventCounter, StreamSink, StreamSource, assert_trans
 from dpfm.sim.tb.mac_steps import KINDS, NeuronGen, step_payloads
 
 
-async def run(dut, idle: float, backpressure: float, kinds):
+async def run(dut, idle: float, backpressure: float, kinds, frozen_rate: float = 0.0):
     p = load_params()
     tb = TB(dut, p["seed"])
     k, fmts, id_bits = p["k"], HwFormats.parse(p["fmts"]), p["id_bits"]
@@ -26,12 +27,13 @@ async def run(dut, idle: float, backpressure: float, kinds):
     gen = NeuronGen(tb.rng, k, fmts, id_bits)
     neurons = [gen.neuron(kinds[i % len(kinds)]) for i in range(p["neurons"])]
     masks = [gen.mask() for _ in neurons]
+    frozen = [tb.rng.random() < frozen_rate for _ in neurons]
     golden_sat = SatCounter()
     model = MacLaneModel(k, fmts, golden_sat)
-    expected = [model.neuron(steps, mask) for steps, mask in zip(neurons, masks)]
+    expected = [model.neuron(steps, mask, off) for steps, mask, off in zip(neurons, masks, frozen)]
     await tb.reset()
-    for steps, mask in zip(neurons, masks):
-        for payload in step_payloads(steps, mask):
+    for steps, mask, off in zip(neurons, masks, frozen):
+        for payload in step_payloads(steps, mask, off):
             source.send(payload)
     max_cycles = 20 * sum(len(s) for s in neurons) * (k + 2) + 100
     await sink.wait_for(len(neurons), max_cycles)
@@ -39,7 +41,7 @@ async def run(dut, idle: float, backpressure: float, kinds):
 
     got = [(item["value"], slots_to_python(item["slots"])) for item in sink.items]
     assert_transactions(got, expected, f"neuron (K={k}, {fmts})",
-                        describe=lambda i: f"mask {masks[i]:#010x}, steps {neurons[i]}")
+                        describe=lambda i: f"mask {masks[i]:#010x}, frozen {frozen[i]}, steps {neurons[i]}")
     assert evict.total == model.evictions, f"evictions: got {evict.total}, expected {model.evictions}"
     assert sat.total == golden_sat.count, f"saturation events: got {sat.total}, expected {golden_sat.count}"
     assert golden_sat.count > 0 or "saturating" not in kinds, "stimulus never saturates: the check is vacuous"
@@ -48,9 +50,9 @@ async def run(dut, idle: float, backpressure: float, kinds):
 
 @cocotb.test()
 async def matches_golden(dut):
-    """Every kind of neuron (random, saturating, zeros, duplicate ids, sparse tangents) with random input
-    idles and output backpressure."""
-    _, _, model, _ = await run(dut, idle=0.3, backpressure=0.4, kinds=KINDS)
+    """Every kind of neuron (random, saturating, zeros, duplicate ids, sparse tangents), some of them frozen,
+    with random input idles and output backpressure."""
+    _, _, model, _ = await run(dut, idle=0.3, backpressure=0.4, kinds=KINDS, frozen_rate=0.25)
     assert model.evictions > 0, "stimulus never evicts: the eviction check is vacuous"
 
 

@@ -51,17 +51,19 @@ class Bench:
         self.gen = NeuronGen(self.tb.rng, self.k, self.fmts, self.id_bits)
         self.golden_sat = SatCounter()
         self.model = ParallelMacLaneModel(self.k, self.fmts, self.golden_sat, self.sources)
-        self.neurons, self.masks, self.expected = [], [], []
+        self.neurons, self.masks, self.frozen, self.expected = [], [], [], []
 
-    async def run(self, neurons):
-        """Send `neurons` (after the ones sent before), each with a random dither mask, wait for their
-        results."""
+    async def run(self, neurons, frozen_rate: float = 0.0):
+        """Send `neurons` (after the ones sent before), each with a random dither mask and, at
+        `frozen_rate`, in a frozen layer (docs/ARITHMETIC.md 3e), wait for their results."""
         masks = [self.gen.mask() for _ in neurons]
+        frozen = [self.tb.rng.random() < frozen_rate for _ in neurons]
         self.neurons += neurons
         self.masks += masks
-        self.expected += [self.model.neuron(steps, mask) for steps, mask in zip(neurons, masks)]
-        for steps, mask in zip(neurons, masks):
-            for payload in step_payloads(steps, mask):
+        self.frozen += frozen
+        self.expected += [self.model.neuron(steps, mask, off) for steps, mask, off in zip(neurons, masks, frozen)]
+        for steps, mask, off in zip(neurons, masks, frozen):
+            for payload in step_payloads(steps, mask, off):
                 self.source.send(payload)
         max_cycles = 20 * sum(len(s) + 2 * self.k for s in neurons) * (self.k + 2) + 100
         await self.sink.wait_for(len(self.neurons), max_cycles)
@@ -71,7 +73,8 @@ class Bench:
         await self.tb.cycles(self.k + 4)
         got = [(item["value"], slots_to_python(item["slots"])) for item in self.sink.items]
         assert_transactions(got, self.expected, f"neuron (K={self.k}, {self.fmts})",
-                            describe=lambda i: f"mask {self.masks[i]:#010x}, steps {self.neurons[i]}")
+                            describe=lambda i: f"mask {self.masks[i]:#010x}, frozen {self.frozen[i]}, "
+                                                f"steps {self.neurons[i]}")
         evictions = self.model.evictions
         assert self.evict.total == evictions, f"evictions: got {self.evict.total}, expected {evictions}"
         assert self.sat.total == self.golden_sat.count, \
@@ -84,7 +87,7 @@ async def matches_golden(dut):
     idles and output backpressure."""
     bench = Bench(dut, idle=0.3, backpressure=0.4)
     await bench.tb.reset()
-    await bench.run([bench.gen.neuron(KINDS[i % len(KINDS)]) for i in range(bench.n_neurons)])
+    await bench.run([bench.gen.neuron(KINDS[i % len(KINDS)]) for i in range(bench.n_neurons)], frozen_rate=0.25)
     await bench.check()
     assert bench.golden_sat.count > 0, "stimulus never saturates: the check is vacuous"
     assert bench.model.toper.tree_evictions > 0, "the merge tree never evicts: the eviction check is vacuous"

@@ -45,15 +45,16 @@ REG_SAMPLES_DONE = 0x09  # R: samples processed since reset (wraps)
 REG_SATURATIONS = 0x0A   # R: saturation events since reset
 REG_EVICTIONS = 0x0B     # R: toper evictions since reset
 REG_DITHER = 0x0C        # RW: the dither generator's 32-bit state (docs/ARITHMETIC.md 3d); 0 (reset) = off
+REG_TRAIN_MASK = 0x0D    # RW: bit l set = layer l learns (docs/ARITHMETIC.md 3e); reset: every layer learns
 REG_IDENT = 0x100        # R: the identity block (golden/contract/identity.py), IDENT_WORDS bytes at 0x100 + i
 
 #: The core's id: a fixed tag in the high half, the contract revision in the low half. The revision goes up
 #: whenever the same register traffic would train differently or the register map changes (2: the dither's
 #: direct candidates demoted at 3/4, and the lr format u16.13; 3: the identity block replaced the configuration
-#: and layer-size registers; 4: the activation moves along the table's slope from the bin centre to z), so a
-#: host refuses a bitstream of another revision before it reads anything else.
+#: and layer-size registers; 4: the activation moves along the table's slope from the bin centre to z; 5: the
+#: train mask REG_TRAIN_MASK), so a host refuses a bitstream of another revision before it reads anything else.
 CORE_TAG = 0xD9F3
-CORE_REVISION = 4
+CORE_REVISION = 5
 CORE_ID = CORE_TAG << 16 | CORE_REVISION
 
 CTRL_TRAIN = 1 << 0      # forward + gradient for every buffered sample, then one SGD update

@@ -49,8 +49,8 @@ class NeuronGen:
         return 0 if r < 0.2 else 0xFFFFFFFF if r < 0.35 else self.rng.getrandbits(32)
 
 
-def step_payloads(steps, mask: int = 0):
+def step_payloads(steps, mask: int = 0, frozen: bool = False):
     """The lane's input payloads (`hw.streams.mac_step_layout`) of one neuron's steps, `last` on the bias,
-    each with the neuron's dither `mask`."""
+    each with the neuron's dither `mask` and whether its layer is `frozen`."""
     return [{"w": w, "wid": wid, "x": x, "slots": slots_from_python(slots), "last": int(i == len(steps) - 1),
-             "mask": mask} for i, (w, wid, x, slots) in enumerate(steps)]
+             "frozen": int(frozen), "mask": mask} for i, (w, wid, x, slots) in enumerate(steps)]

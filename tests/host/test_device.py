@@ -77,6 +77,27 @@ def test_training_equals_golden_toper_bit_for_bit(cosim, data, dither):
 
 @pytest.mark.verilator
 @pytest.mark.slow
+def test_fine_tuning_the_last_layer_after_full_training_equals_golden(cosim, data, tmp_path):
+    """Train every layer, save, resume with only the last layer learning (REG_TRAIN_MASK): the device equals
+    the golden toper trainer, and the lower layers keep the checkpoint's weights exactly."""
+    X, Y, X_val, Y_val = data
+    gold = golden(dither=True)
+    gold.train(X, Y, 1, progress=False)
+    gold.save(tmp_path / "pre.npz")
+    tuned = GoldenTrainer(TASK.spec, K, lr=TASK.lr, batch=TASK.batch, seed=3, fixed=HwFormats(), tangent="toper",
+                          dither=True, train_layers=(2,))
+    tuned.resume(tmp_path / "pre.npz")
+    with device(cosim, dither=True, train_layers=(2,)) as dev:
+        dev.resume(tmp_path / "pre.npz")
+        assert dev.train_layers == (2,)
+        assert dev.train(X, Y, 2, X_val, Y_val, progress=False) == tuned.train(X, Y, 2, X_val, Y_val, progress=False)
+        assert np.array_equal(dev.weights_raw, raw(tuned.weights))
+    for l, ((W0, b0), (W1, b1)) in enumerate(zip(GoldenTrainer.load(tmp_path / "pre.npz").weights, tuned.weights)):
+        assert (np.array_equal(W0, W1) and np.array_equal(b0, b1)) == (l < 2), f"layer {l}"
+
+
+@pytest.mark.verilator
+@pytest.mark.slow
 def test_checkpoint_resume_continues_exactly(cosim, data, tmp_path):
     X, Y, _, _ = data
     path = tmp_path / "device.npz"

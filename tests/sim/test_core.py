@@ -70,6 +70,28 @@ def test_dithered_training_run_matches_golden(tmp_path, k, lanes):
     run_core_sim(DpfmCore(cfg), tmp_path, dithered_plan(cfg, seed=k), seed=k).check()
 
 
+@pytest.mark.parametrize("k, lanes, toper, train", [(8, 1, "serial", (2,)), (3, 2, "serial", (0, 2)),
+                                                    (3, 1, "parallel", (1, 2))])
+def test_frozen_layers_train_as_golden_and_cost_fewer_cycles(tmp_path, k, lanes, toper, train):
+    """REG_TRAIN_MASK (docs/ARITHMETIC.md 3e): the frozen layers' weights stay as they were, the rest equal
+    the model's (dithered), and a serial core frozen below its last layer spends fewer cycles per sample."""
+    from dpfm.golden.contract.organisation import Organisation
+    cfg = CoreConfig.from_task("seed-sum", k, max_batch=16, lanes=lanes, toper=Organisation.parse(toper))
+    frozen = core_plan(cfg, "seed-sum", n_batches=2, batch=BATCH, n_infer=8, seed=k, lr=LR, dither_state=DITHER,
+                       train_layers=train)
+    spec = cfg.spec
+    for l in range(spec.n_layers):
+        ids = slice(spec.layer_base(l), spec.layer_base(l + 1))
+        moved = frozen["ops"][1]["expect_w"][ids] != frozen["w0"][ids]
+        assert moved == (l in train), f"layer {l}: the plan itself must freeze exactly the frozen layers"
+    run_core_sim(DpfmCore(cfg), tmp_path / "frozen", frozen, seed=k).check()
+    if toper == "serial" and train == (2,):
+        every = core_plan(cfg, "seed-sum", n_batches=2, batch=BATCH, n_infer=8, seed=k, lr=LR, dither_state=DITHER)
+        run_core_sim(DpfmCore(cfg), tmp_path / "every", every, seed=k).check()
+        cycles = [json.loads((tmp_path / d / "cycles.json").read_text())[0]["cycles"] for d in ("frozen", "every")]
+        assert cycles[0] < cycles[1], cycles
+
+
 @pytest.mark.parametrize("k, lanes", [(8, 1), (3, 2)])
 def test_ice40_block_rams_match_golden(tmp_path, k, lanes):
     """Elaborated for the iCEBreaker, the core's memories are SB_RAM40_4K instances (hw/bram.py), not
