@@ -86,6 +86,7 @@ def bad_values(f):
         "--bits": ["1", "0", "x", "", "8,8"],
         "--quantizers": ["log", "", "symm,symm"],
         "--scopes": ["channel", ""],
+        "--train-layers": ["0", "4", "x", "1,1", "", "-1", "1,,2"],
     }
 
 
@@ -94,13 +95,13 @@ def bases(f):
     return {
         "train": ["train", "--task", "seed-sum", "--epochs", "1", "--k", "2", "--lr", "0.1", "--batch", "10",
                   "--momentum", "0", "--seed", "0", "--fixed", "default", "--tangent", "toper", "--dither", "on",
-                  "--backend", "golden", "--no-progress"],
+                  "--backend", "golden", "--train-layers", "2,3", "--no-progress"],
         "train-data": ["train", "--data", "/nonexistent.npz", "--sizes", "4,5,1", "--activations",
                        "sigmoid,identity", "--loss", "mse", "--epochs", "1"],
         "train-board": ["train", "--task", "seed-sum", "--backend", "board", "--port", "socket://127.0.0.1:1",
                         "--baud", "3000000", "--epochs", "1"],
         "sweep": ["sweep", "--task", "seed-sum", "--ks", "2,4", "--epochs", "1", "--out", str(f / "sweep"),
-                  "--no-progress"],
+                  "--train-layers", "last", "--no-progress"],
         "study": ["study", "--tasks", "seed-sum", "--ks", "2", "--pairs", "dither/constant", "--lrs", "0.1",
                   "--seeds", "0", "--epochs", "1", "--workers", "1", "--out", str(f / "study"), "--no-progress"],
         "compare": ["compare", "--tasks", "digits", "--rules", "backprop,dpfm-8", "--bits", "4,8", "--quantizers",

@@ -295,3 +295,23 @@ def test_a_checkpoint_the_core_cannot_continue_is_refused_before_the_device_open
     assert dpfm("train", "--resume", ckpt, "--backend", "sim", "--epochs", "1") == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"was trained {how}" in err[0] and "--backend golden" in err[0]
+
+
+def test_train_layers_freezes_the_rest_and_is_kept_in_the_checkpoint(tmp_path):
+    """`--train-layers last`: only the output layer moves, the checkpoint says so, and a resume with
+    `--train-layers all` trains every layer from there on."""
+    from dpfm.golden.contract.net import init_weights
+    from dpfm.golden.mlp import GoldenTrainer
+    from dpfm.golden.tasks import get_task
+    task = get_task("seed-sum")
+    assert dpfm("train", "--task", "seed-sum", "--k", "4", "--epochs", "2", "--train-layers", "last",
+                "--save", tmp_path / "a.npz", "--no-progress") == 0
+    tuned = GoldenTrainer.load(tmp_path / "a.npz")
+    assert tuned.train_layers == (2,)
+    start = init_weights(task.spec, np.random.default_rng(0), task.init)
+    assert [np.array_equal(W, W0) for (W, _), (W0, _) in zip(tuned.weights, start)] == [True, True, False]
+    assert dpfm("train", "--resume", tmp_path / "a.npz", "--epochs", "1", "--train-layers", "all",
+                "--save", tmp_path / "b.npz", "--no-progress") == 0
+    every = GoldenTrainer.load(tmp_path / "b.npz")
+    assert every.train_layers is None
+    assert not any(np.array_equal(W, W0) for (W, _), (W0, _) in zip(every.weights, tuned.weights))

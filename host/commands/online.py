@@ -46,6 +46,8 @@ def register(subparsers):
     o.add_argument("--json", metavar="PATH", help="write the result as JSON (with the per-sample losses)")
     o.add_argument("--save", metavar="PATH", help="save a checkpoint at the end (or at a bad row)")
     o.add_argument("--resume", metavar="PATH", help="continue from a checkpoint")
+    p.add_argument("--init", metavar="MODEL.onnx", help="start from the weights of an ONNX MLP of the task's network "
+                                                       "(e.g. pretrained on the CPU and written by 'dpfm export')")
     p.set_defaults(func=run)
 
 

@@ -17,8 +17,8 @@ from dpfm.golden.tasks import accuracy
 from dpfm.golden.trainer import k_label
 from dpfm.host.plots import plot_loss_curves
 from dpfm.host.commands.train import (BACKENDS, add_task_arguments, core_config, dither_arg, list_items,
-                                      make_trainer, parse_fixed, parse_k, parse_seed, resolve_task, show_progress,
-                                      tune_user_lr)
+                                      make_trainer, parse_fixed, parse_k, parse_seed, parse_train_layers,
+                                      resolve_task, show_progress, tune_user_lr)
 
 DEFAULT_KS = "2,4,8,16,32,64,full"
 
@@ -82,10 +82,11 @@ def run(args) -> int:
     # K values with their own rates train side by side in float (per-replica rates), one by one in fixed point
     joint = golden and not args.separate and (fixed is None or len({task.lr_for(k) for k in ks}) == 1)
     groups = [ks] if joint else [[k] for k in ks]
+    train_layers = parse_train_layers(args.train_layers, task.spec)
 
     def make(group):
         trainer = make_trainer(args.backend, task, group if len(group) > 1 else group[0], seed, fixed,
-                               args.tangent, args.port, dither=dither_arg(args))
+                               args.tangent, args.port, dither=dither_arg(args), train_layers=train_layers)
         trainer.saturate = args.saturate
         return trainer
 

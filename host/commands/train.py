@@ -23,7 +23,7 @@ from dpfm.golden.contract import wire
 from dpfm.golden.contract.errors import DpfmError
 from dpfm.golden.contract.files import check_writable, write_json
 from dpfm.golden.contract.formats import HwFormats
-from dpfm.golden.contract.net import LOSSES
+from dpfm.golden.contract.net import LOSSES, check_train_layers
 from dpfm.golden.contract.organisation import Organisation
 from dpfm.golden.mlp import GoldenTrainer
 from dpfm.golden.tasks import TASKS, accuracy, get_task, user_task, with_overrides
@@ -74,6 +74,9 @@ def add_task_arguments(p) -> None:
     h.add_argument("--batch", type=str, help="mini-batch size")
     h.add_argument("--momentum", type=str, help="SGD momentum (float backend only)")
     h.add_argument("--seed", type=str, help="seed for initial weights and shuffling (default 0)")
+    h.add_argument("--train-layers", metavar="LAYERS",
+                   help="the layers that learn, numbered from 1 (e.g. 2,3), 'last' or 'all' (default all; with "
+                        "--resume the checkpoint's): frozen layers get no tangent slots (docs/ARITHMETIC.md 3e)")
     a = p.add_argument_group("arithmetic")
     a.add_argument("--fixed", metavar="FORMATS", help="fixed point: 'default' or e.g. x=s16.12,t=s16.12,...")
     a.add_argument("--saturate", action="store_true",
@@ -153,22 +156,24 @@ def resolve_task(args):
 # ----------------------------------------------------------------------------------------------------------
 # backends
 # ----------------------------------------------------------------------------------------------------------
-def golden_backend(spec, k, *, lr, batch, momentum, init, seed, fixed, tangent, dither, port=None, baud=None):
+def golden_backend(spec, k, *, lr, batch, momentum, init, seed, fixed, tangent, dither, train_layers=None,
+                   port=None, baud=None):
     if port is not None or baud is not None:
         raise DpfmError("--port and --baud only apply to --backend board", "drop them")
     return GoldenTrainer(spec, k, lr=lr, batch=batch, momentum=momentum, init=init, seed=seed, fixed=fixed,
-                         tangent=tangent or "exact", dither=dither)
+                         tangent=tangent or "exact", dither=dither, train_layers=train_layers)
 
 
 def device_backend(kind):
     """A factory for the co-simulation / board backends of `host.device` (imported only when used): a
     training core configured for the network, K and formats, which computes the hardware toper tangent."""
-    def make(spec, k, *, lr, batch, momentum, init, seed, fixed, tangent, dither, port=None, baud=None):
+    def make(spec, k, *, lr, batch, momentum, init, seed, fixed, tangent, dither, train_layers=None, port=None,
+             baud=None):
         from dpfm.host.device import open_device
         config = core_config(kind, spec, k, momentum=momentum, fixed=fixed, tangent=tangent)
         link = {} if baud is None else {"baud": baud}
         return open_device(kind, config, port=port, lr=lr, batch=batch, init=init, seed=seed, dither=dither,
-                           **link)
+                           train_layers=train_layers, **link)
     return make
 
 
@@ -204,11 +209,26 @@ def task_lr(task, k):
     return task.lr_for(k)
 
 
-def make_trainer(backend, task, k, seed, fixed, tangent, port=None, baud=None, dither=True):
+def make_trainer(backend, task, k, seed, fixed, tangent, port=None, baud=None, dither=True, train_layers=None):
     """A trainer for `task` on `backend`; `tangent=None` means the backend's natural mode."""
     return BACKENDS[backend](task.spec, k, lr=task_lr(task, k), batch=task.batch, momentum=task.momentum,
-                             init=task.init, seed=seed, fixed=fixed, tangent=tangent, dither=dither, port=port,
-                             baud=baud)
+                             init=task.init, seed=seed, fixed=fixed, tangent=tangent, dither=dither,
+                             train_layers=train_layers, port=port, baud=baud)
+
+
+def parse_train_layers(text: str | None, spec):
+    """--train-layers: 1-based layer numbers, 'last' or 'all' -> 0-based indices, None for every layer."""
+    if text is None or text.strip().lower() == "all":
+        return None
+    if text.strip().lower() == "last":
+        return (spec.n_layers - 1,)
+    layers = []
+    for item in list_items(text, "train-layers"):
+        if not item.isdigit():
+            raise DpfmError(f"--train-layers takes layer numbers, 'last' or 'all', got '{text}'",
+                            f"e.g. --train-layers {spec.n_layers} or --train-layers last")
+        layers.append(int(item) - 1)
+    return check_train_layers(spec, layers)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -288,7 +308,8 @@ def _prepare(args):
             from dpfm.host.onnx_mlp import read_mlp
             start = read_mlp(init, task.spec)
         trainer = make_trainer(args.backend, task, k, seed, parse_fixed(args.fixed), args.tangent, args.port,
-                               args.baud, dither=dither_arg(args))
+                               args.baud, dither=dither_arg(args),
+                               train_layers=parse_train_layers(args.train_layers, task.spec))
         trainer.saturate = args.saturate
         try:
             if start is not None:
@@ -301,20 +322,22 @@ def _prepare(args):
             raise
         return tuned, data, trainer, task.epochs
     _check_resume(args, task, checkpoint)
-    trainer = checkpoint_trainer(args.backend, args.resume, checkpoint, args.port, args.baud)
+    overrides = {} if args.train_layers is None else {"train_layers": parse_train_layers(args.train_layers, task.spec)}
+    trainer = checkpoint_trainer(args.backend, args.resume, checkpoint, args.port, args.baud, **overrides)
     trainer.saturate = args.saturate
     return task, data, trainer, (task.epochs if args.epochs is not None else max(task.epochs - trainer.epoch, 0))
 
 
-def checkpoint_trainer(backend: str, path, checkpoint: Checkpoint, port=None, baud=None):
+def checkpoint_trainer(backend: str, path, checkpoint: Checkpoint, port=None, baud=None, **overrides):
     """A trainer on `backend` restored from the checkpoint at `path` (already read as `checkpoint`): its
-    weights, epoch, shuffle and dither state. A device holds only fixed-point runs of a hardware toper."""
+    weights, epoch, shuffle and dither state (`overrides`: settings that may change, e.g. train_layers). A
+    device holds only fixed-point runs of a hardware toper."""
     if backend != "golden" and (checkpoint.fixed is None or Organisation.from_tangent(checkpoint.tangent) is None):
         how = "in float" if checkpoint.fixed is None else f"with the {checkpoint.tangent} tangent"
         raise DpfmError(f"checkpoint {path} was trained {how}: the training core continues only fixed-point "
                         "runs of a hardware toper tangent", "use it with --backend golden, or start a new run "
                         f"with --backend {backend}")
-    trainer = BACKENDS[backend](**checkpoint.settings(), port=port, baud=baud)
+    trainer = BACKENDS[backend](**{**checkpoint.settings(), **overrides}, port=port, baud=baud)
     try:
         trainer.resume(path)
     except BaseException:
