@@ -63,15 +63,16 @@ def run_core_sim(core, build_dir: Path, plan: dict, seed: int = 1, max_idle: int
                       seed=seed, platform=platform)
 
 
-def measure_cycles(cfg: CoreConfig, task_name: str, build_dir: Path) -> dict:
+def measure_cycles(cfg: CoreConfig, task_name: str, build_dir: Path, train_layers=None) -> dict:
     """Cycles of one full training batch (`max_batch` samples, SGD included) and one inference batch, from
-    a bit-exact simulation of the core; raises `DpfmError` if the core disagrees with the golden model."""
+    a bit-exact simulation of the core (with only `train_layers` learning, 0-based; None: all); raises
+    `DpfmError` if the core disagrees with the golden model."""
     from dpfm.golden.tasks import get_task
     from dpfm.hw.core import DpfmCore
     batch = cfg.max_batch
     # the task's lr, unless lr / batch overflows the lr format (cycles do not depend on it)
     lr = min(get_task(task_name).lr, cfg.fmts.lr.max_value * batch / 2)
-    plan = core_plan(cfg, task_name, n_batches=1, batch=batch, n_infer=batch, seed=0, lr=lr)
+    plan = core_plan(cfg, task_name, n_batches=1, batch=batch, n_infer=batch, seed=0, lr=lr, train_layers=train_layers)
     result = run_core_sim(DpfmCore(cfg), build_dir, plan, max_idle=0)
     if not result.passed:
         raise DpfmError(f"the core simulation disagrees with the golden model: {result.failures}",

@@ -4,7 +4,8 @@ Forward mode needs no stored graph, so a network can learn from every sample as 
 000's third hypothesis). Each sample is a mini-batch of one: the backend computes its outputs with the
 current weights (the prequential loss and, for a classifier, whether it was right), then takes one SGD step
 on it. The stream is the task's training split in its stored order, or CSV rows (inputs then targets, one
-sample per line) from a file or stdin (`--stream -`). On a device the core's cycle counter gives the
+sample per line) from a file or stdin (`--stream -`). After the stream the task's validation split, when it
+has one, shows where the stream left the weights. On a device the core's cycle counter gives the
 latency of each update: the cycles of the training operation, from the sample in the buffer to the updated
 weights; it is reported in cycles and in microseconds at `--clock-mhz`.
 
@@ -96,7 +97,7 @@ def run(args) -> int:
     if not args.clock_mhz > 0:
         raise DpfmError(f"--clock-mhz must be positive, got {args.clock_mhz}", "e.g. --clock-mhz 12")
     stream = open_stream(args)
-    task, (X, Y, _, _), trainer, _ = train_cmd._prepare(args)
+    task, (X, Y, X_val, Y_val), trainer, _ = train_cmd._prepare(args)
     rows = stream_rows(stream, task.spec, X, Y)
     losses, correct, cycles = [], [], []
     stopped = None
@@ -119,12 +120,17 @@ def run(args) -> int:
         seconds = time.perf_counter() - start
         if args.save is not None:
             trainer.save(args.save)
+        after = {}
+        if X_val is not None and stopped is None:   # where the stream left the weights, on held-out data
+            after["val_loss"] = float(trainer.evaluate(X_val, Y_val))
+            if task.classifier:
+                after["val_accuracy"] = float(accuracy(trainer.predict(X_val), Y_val))
     if not losses and stopped is None:
         raise DpfmError("the stream has no samples", "give at least one row")
     result = {"task": task.name, "k": k_label(trainer.ks[0]), "backend": args.backend, "lr": trainer.lr,
               "samples": len(losses), "seconds": seconds, "samples_per_s": len(losses) / max(seconds, 1e-9),
               "prequential_loss": float(np.mean(losses)) if losses else None,
-              "prequential_accuracy": float(np.mean(correct)) if correct else None, "losses": losses}
+              "prequential_accuracy": float(np.mean(correct)) if correct else None, **after, "losses": losses}
     if cycles:
         result["update_cycles"] = {"median": float(np.median(cycles)), "max": int(max(cycles)),
                                    "clock_mhz": args.clock_mhz,
@@ -144,6 +150,10 @@ def format_result(r: dict) -> str:
         line += f", prequential loss {r['prequential_loss']:.4f}"
     if r["prequential_accuracy"] is not None:
         line += f", accuracy {r['prequential_accuracy']:.4f}"
+    if "val_loss" in r:
+        line += f"\n  then on the validation split: loss {r['val_loss']:.4f}"
+        if "val_accuracy" in r:
+            line += f", accuracy {r['val_accuracy']:.4f}"
     if "update_cycles" in r:
         c = r["update_cycles"]
         line += (f"\n  update latency {c['median']:.0f} cycles median ({c['median_us']:.1f} us at "

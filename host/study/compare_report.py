@@ -11,7 +11,7 @@ import numpy as np
 from dpfm.golden.tasks import get_task
 from dpfm.host.plots import save_figure
 from dpfm.host.study.compare import FLOAT, storage_quant
-from dpfm.host.study.report import _slug, _stats, cell_text, _fmt
+from dpfm.host.study.report import cell_text, fmt_value, slug, summarize
 
 #: (DPFM's bound below backprop, backprop's bound below its own float), in accuracy points
 TARGET = (0.02, 0.05)
@@ -30,8 +30,8 @@ def collect(grid, eval_units, results) -> dict:
     for (task, rule, storage), group in runs.items():
         classifier = get_task(task).classifier
         table[(task, rule, storage)] = {
-            "val_loss": _stats([r["val_loss"] for r in group]),
-            "accuracy": _stats([0.0 if r["accuracy"] is None else r["accuracy"] for r in group]) if classifier else None,
+            "val_loss": summarize([r["val_loss"] for r in group]),
+            "accuracy": summarize([0.0 if r["accuracy"] is None else r["accuracy"] for r in group]) if classifier else None,
             "lr": group[0]["lr"]}
     return table
 
@@ -59,8 +59,8 @@ def target_table(rows) -> str:
         return "No target applies (it needs a classifier, backprop and a dpfm-K rule in the grid).\n"
     out = ["| task | rule | storage | accuracy | backprop | bound | met |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
-        out.append(f"| {r['task']} | {r['rule']} | {r['storage']} | {_fmt(r['value'])} | {_fmt(r['backprop'])} | "
-                   f">= {_fmt(r['limit'])} | {'yes' if r['met'] else 'no'} |")
+        out.append(f"| {r['task']} | {r['rule']} | {r['storage']} | {fmt_value(r['value'])} | {fmt_value(r['backprop'])} | "
+                   f">= {fmt_value(r['limit'])} | {'yes' if r['met'] else 'no'} |")
     met = sum(r["met"] for r in rows)
     return "\n".join(out + ["", f"{met} of {len(rows)} met.", ""])
 
@@ -85,7 +85,7 @@ def task_tables(grid, table, task) -> str:
 
 
 def figure_paths(grid, out_dir) -> dict:
-    return {task: os.path.join(out_dir, f"bits-{_slug(task)}.png") for task in grid.tasks}
+    return {task: os.path.join(out_dir, f"bits-{slug(task)}.png") for task in grid.tasks}
 
 
 def draw_figures(grid, table, paths) -> None:

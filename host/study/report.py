@@ -29,7 +29,7 @@ def k_name(k) -> str:
     return "full" if k is None else str(k)
 
 
-def _stats(values):
+def summarize(values):
     v = np.array([np.inf if x is None else x for x in values], dtype=np.float64)
     if not len(v):
         return None
@@ -51,8 +51,8 @@ def collect(grid, eval_units, results) -> dict:
         group = runs.get((task, "topk" if k is None else sel, rule, k), [])
         accs = [r["accuracy"] for r in group]
         table[(task, sel, rule, k)] = {
-            "val_loss": _stats([r["val_loss"] for r in group]),
-            "accuracy": _stats([-math.inf if a is None else a for a in accs]) if get_task(task).classifier else None,
+            "val_loss": summarize([r["val_loss"] for r in group]),
+            "accuracy": summarize([-math.inf if a is None else a for a in accs]) if get_task(task).classifier else None,
             "lrs": sorted({r["lr"] for r in group}),
             "train_curve": _median_curve([r["train"] for r in group]),
             "val_curve": _median_curve([r["val"] for r in group]),
@@ -95,7 +95,7 @@ def winner(grid, target_rows):
     return max(score, key=lambda p: (score[p][0], score[p][1] / score[p][2]))
 
 
-def _fmt(v):
+def fmt_value(v):
     if v is None or not math.isfinite(v):
         return "div." if v is not None and v > 0 else "-"
     return f"{v:.3g}" if abs(v) < 0.01 else f"{v:.3f}" if abs(v) < 10 else f"{v:.1f}"
@@ -104,7 +104,7 @@ def _fmt(v):
 def cell_text(stats) -> str:
     if stats is None:
         return "-"
-    return f"{_fmt(stats['median'])} [{_fmt(stats['min'])}, {_fmt(stats['max'])}]"
+    return f"{fmt_value(stats['median'])} [{fmt_value(stats['min'])}, {fmt_value(stats['max'])}]"
 
 
 def task_tables(grid, table, task) -> str:
@@ -132,9 +132,9 @@ def target_table(rows) -> str:
         return "No targets are defined for these tasks.\n"
     out = ["| task | selection | lr rule | K | median | bound | met |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
-        bound = {"ratio": f"<= {r['bound']}x full ({_fmt(r['limit'])})", "below": f"< {r['bound']}",
-                 "points": f">= full - {r['bound']:.2f} ({_fmt(r['limit'])})"}[r["kind"]]
-        out.append(f"| {r['task']} | {r['selection']} | {r['lr_rule']} | {r['k']} | {_fmt(r['value'])} | {bound} | "
+        bound = {"ratio": f"<= {r['bound']}x full ({fmt_value(r['limit'])})", "below": f"< {r['bound']}",
+                 "points": f">= full - {r['bound']:.2f} ({fmt_value(r['limit'])})"}[r["kind"]]
+        out.append(f"| {r['task']} | {r['selection']} | {r['lr_rule']} | {r['k']} | {fmt_value(r['value'])} | {bound} | "
                    f"{'yes' if r['met'] else 'no'} |")
     return "\n".join(out + [""])
 
@@ -143,13 +143,13 @@ def figure_paths(grid, out_dir) -> dict:
     """`{name: path}` of every PNG the report draws (known before the grid runs, so they can be checked)."""
     paths = {}
     for task in grid.tasks:
-        paths[f"k-{task}"] = os.path.join(out_dir, f"vs-k-{_slug(task)}.png")
+        paths[f"k-{task}"] = os.path.join(out_dir, f"vs-k-{slug(task)}.png")
         for sel, rule in grid.pairs:
-            paths[f"curves-{task}-{sel}-{rule}"] = os.path.join(out_dir, f"curves-{_slug(task)}-{sel}-{rule}.png")
+            paths[f"curves-{task}-{sel}-{rule}"] = os.path.join(out_dir, f"curves-{slug(task)}-{sel}-{rule}.png")
     return paths
 
 
-def _slug(text):
+def slug(text):
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
 
 

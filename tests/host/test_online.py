@@ -36,6 +36,8 @@ def test_a_classifier_reports_its_prequential_accuracy(capsys):
     out = capsys.readouterr().out
     acc = float(out.split("accuracy ")[1].split()[0])
     assert 0.2 < acc <= 1.0   # it learns while it goes (chance is 0.1)
+    val = float(out.split("then on the validation split: loss ")[1].split(",")[0])   # and where it ended
+    assert 0.0 < val < 0.09
 
 
 def test_a_stream_from_stdin_and_a_bad_row_keeps_what_was_learned(tmp_path, monkeypatch, capsys):
