@@ -101,8 +101,8 @@ class MacLane(wiring.Component):
         s1_a = Signal(signed(a_bits))
         s1_id = Signal(unsigned(self.id_bits))
         s1_demoted = Signal()
-        s1_off = Signal()          # a direct operation of a frozen layer: its candidate is not formed
-        s2_off = Signal()
+        s1_off = Signal()          # a direct operation of a frozen layer: its candidate is not presented
+        s2_off, s3_off = Signal(), Signal()
         s2_valid, s2_direct, s2_end = Signal(), Signal(), Signal()
         s2_a = Signal(signed(a_bits))
         s2_id = Signal(unsigned(self.id_bits))
@@ -191,7 +191,7 @@ class MacLane(wiring.Component):
         with m.If(advance):
             m.d.sync += [
                 s3_valid.eq(s2_valid), s3_end.eq(s2_end), s3_id.eq(s2_id), s3_demoted.eq(s2_demoted),
-                s3_value.eq(Mux(s2_direct, Mux(s2_off, 0, direct_v), slot_v)),   # the toper ignores a 0
+                s3_value.eq(Mux(s2_direct, direct_v, slot_v)), s3_off.eq(s2_off),
             ]
         # The neuron's sum is complete when its last operation enters s3; it is parked in `acc_final` (read
         # at the flush) and `acc` restarts, so the accumulator's carry chain never waits for the flush
@@ -207,7 +207,7 @@ class MacLane(wiring.Component):
         # ---- toper and result --------------------------------------------------------------------------
         z, z_clamped = saturate_expr(acc_final >> fmts.w.frac, fmts.x)
         m.d.comb += [
-            toper.cand.valid.eq(s3_valid & advance),
+            toper.cand.valid.eq(s3_valid & advance & ~s3_off),   # the flush token does not need a candidate
             toper.cand.p.value.eq(s3_value), toper.cand.p.id.eq(s3_id), toper.cand.p.demoted.eq(s3_demoted),
             toper.flush.eq(flush),
             self.o.p.value.eq(z_out), self.o.p.slots.eq(toper.result),
