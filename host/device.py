@@ -21,6 +21,7 @@ from dpfm.golden.contract.net import flatten, init_weights, train_mask, unflatte
 from dpfm.golden.fixedpoint import to_float
 from dpfm.golden.trainer import Trainer, mean_loss
 from dpfm.host.core_identity import check_core
+from dpfm.host.bus_link import BusClient
 from dpfm.host.link import LinkClient, SerialPort
 
 
@@ -225,13 +226,16 @@ class Device(Trainer):
 
 
 def open_device(backend: str, config, port: str | None = None, baud: int = wire.BAUD, **trainer) -> Device:
-    """A `Device` on the co-simulation ("sim": built, started here and stopped by `close`) or on a board
-    behind the serial port `port` ("board"). `trainer` holds lr, batch, init, seed."""
-    if backend == "sim":
+    """A `Device` on the co-simulation, built, started here and stopped by `close` ("sim": behind the
+    gateware link's UART; "sim-bus": its word bus over a socket, the transport of a PCIe BAR), or on a board
+    behind the serial port `port` ("board"). `trainer` holds lr, batch, init, seed, dither, train_layers."""
+    if backend in ("sim", "sim-bus"):
         from dpfm.sim.cosim import Cosim, build, core_slave
-        sim = Cosim(build(core_slave(config)))
+        bus = backend == "sim-bus"
+        sim = Cosim(build(core_slave(config), "bus" if bus else "uart"))
         try:
-            return Device(LinkClient(SerialPort(sim.url)), config, owned=sim, **trainer)
+            client = BusClient(sim.address) if bus else LinkClient(SerialPort(sim.url))
+            return Device(client, config, owned=sim, **trainer)
         except BaseException:
             sim.close()
             raise
@@ -239,4 +243,4 @@ def open_device(backend: str, config, port: str | None = None, baud: int = wire.
         if port is None:
             raise DpfmError("the board backend needs a serial port", "pass --port /dev/ttyUSB1 (see ls /dev/ttyUSB*)")
         return Device(LinkClient(SerialPort(port, baud)), config, **trainer)
-    raise DpfmError(f"unknown backend '{backend}'", "use sim or board")
+    raise DpfmError(f"unknown backend '{backend}'", "use sim, sim-bus or board")

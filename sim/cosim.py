@@ -3,9 +3,11 @@
 The Verilog of `CosimTop` (the gateware link wired to a training core, or to `MemorySlave` in link tests)
 is compiled with Verilator together with sim/cosim/harness.cpp, which bridges 127.0.0.1:PORT to the UART
 pins bit by bit. The host reaches it as `socket://127.0.0.1:PORT` through exactly the code that drives a
-real serial port. Builds are cached under `$DPFM_CACHE` (default ~/.cache/dpfm) by a hash of the Verilog,
-the harness source, the Verilator version and VERILATOR_FLAGS, so only a changed design or build is
-recompiled.
+real serial port. With the bus transport (`build(slave, "bus")`) the top is `CosimBusTop`, the core alone, and
+the harness drives its word bus from the socket's requests (golden/contract/bus_socket.py; the host end is
+`host.bus_link.BusClient`): what a PCIe BAR gives (docs/PCIE.md). Builds are cached under `$DPFM_CACHE`
+(default ~/.cache/dpfm) by a hash of the Verilog, the harness source, the Verilator version, VERILATOR_FLAGS
+and the transport, so only a changed design or build is recompiled.
 """
 
 import fcntl
@@ -68,6 +70,20 @@ class MemorySlave(wiring.Component):
         return m
 
 
+def clocked_by(clk) -> Module:
+    """A module whose `sync` domain runs on `clk` and is held in reset for POR_CYCLES cycles after power-on
+    (see `CosimTop` for why the reset is internal)."""
+    m = Module()
+    m.domains.sync = ClockDomain("sync")
+    m.domains.por = ClockDomain("por", reset_less=True)
+    m.d.comb += [ClockSignal("sync").eq(clk), ClockSignal("por").eq(clk)]
+    por_left = Signal(range(POR_CYCLES + 1), init=POR_CYCLES)
+    with m.If(por_left != 0):
+        m.d.por += por_left.eq(por_left - 1)
+    m.d.comb += ResetSignal("sync").eq(por_left != 0)
+    return m
+
+
 class CosimTop(wiring.Component):
     """The simulated board: `Link` at SIM_BAUD wired to `slave` (a `DpfmCore` or a `MemorySlave`).
 
@@ -88,14 +104,7 @@ class CosimTop(wiring.Component):
         super().__init__()
 
     def elaborate(self, platform):
-        m = Module()
-        m.domains.sync = ClockDomain("sync")
-        m.domains.por = ClockDomain("por", reset_less=True)
-        m.d.comb += [ClockSignal("sync").eq(self.clk), ClockSignal("por").eq(self.clk)]
-        por_left = Signal(range(POR_CYCLES + 1), init=POR_CYCLES)
-        with m.If(por_left != 0):
-            m.d.por += por_left.eq(por_left - 1)
-        m.d.comb += ResetSignal("sync").eq(por_left != 0)
+        m = clocked_by(self.clk)
         m.submodules.link = link = Link(SIM_CLK_FREQ, SIM_BAUD)
         m.submodules.slave = self.slave
         m.d.comb += [link.rx.eq(self.rx), self.tx.eq(link.tx)]
@@ -103,8 +112,39 @@ class CosimTop(wiring.Component):
         return m
 
 
-def cosim_verilog(slave: wiring.Component) -> str:
-    return verilog.convert(CosimTop(slave), name=TOP_NAME)
+class CosimBusTop(wiring.Component):
+    """The core alone, its word bus on the top's ports (the bus transport, golden/contract/bus_socket.py):
+    what a PCIe BAR reaches on a board (docs/PCIE.md). Clock and power-on reset as in `CosimTop`. The bus
+    signals are separate ports with single underscores, the names the harness uses (Verilator mangles
+    the double underscore of a flattened interface)."""
+
+    clk: In(1)
+    bus_valid: In(1)
+    bus_we: In(1)
+    bus_addr: In(regmap.ADDR_BITS)
+    bus_wdata: In(regmap.DATA_BITS)
+    bus_ready: Out(1)
+    bus_rdata: Out(regmap.DATA_BITS)
+
+    def __init__(self, slave: wiring.Component):
+        self.slave = slave
+        super().__init__()
+
+    def elaborate(self, platform):
+        m = clocked_by(self.clk)
+        m.submodules.slave = self.slave
+        bus = self.slave.bus
+        m.d.comb += [bus.valid.eq(self.bus_valid), bus.we.eq(self.bus_we), bus.addr.eq(self.bus_addr),
+                     bus.wdata.eq(self.bus_wdata), self.bus_ready.eq(bus.ready), self.bus_rdata.eq(bus.rdata)]
+        return m
+
+
+#: The co-simulation's transports: the UART pins behind the gateware link, or the core's word bus.
+TRANSPORTS = {"uart": CosimTop, "bus": CosimBusTop}
+
+
+def cosim_verilog(slave: wiring.Component, transport: str = "uart") -> str:
+    return verilog.convert(TRANSPORTS[transport](slave), name=TOP_NAME)
 
 
 def cache_dir() -> Path:
@@ -118,12 +158,14 @@ def _verilator() -> str:
     return exe
 
 
-def build(slave: wiring.Component) -> Path:
-    """The co-simulation binary for `slave` behind the link, compiled unless cached; returns its path."""
+def build(slave: wiring.Component, transport: str = "uart") -> Path:
+    """The co-simulation binary for `slave` behind `transport` (the link's UART, or the bare word bus),
+    compiled unless cached; returns its path."""
     exe = _verilator()
-    source = cosim_verilog(slave)
+    source = cosim_verilog(slave, transport)
     version = subprocess.run([exe, "--version"], capture_output=True, text=True).stdout.strip()
-    key = hashlib.sha256("\0".join([source, HARNESS.read_text(), version, " ".join(VERILATOR_FLAGS)]).encode())
+    key = hashlib.sha256("\0".join([source, HARNESS.read_text(), version, " ".join(VERILATOR_FLAGS),
+                                    transport]).encode())
     target = cache_dir() / key.hexdigest()[:20]
     binary = target / "cosim"
     if binary.is_file():
@@ -133,16 +175,16 @@ def build(slave: wiring.Component) -> Path:
     with open(target.parent / f"{target.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not binary.is_file():
-            _compile(exe, source, target)
+            _compile(exe, source, target, ["-CFLAGS", "-DDPFM_BUS"] if transport == "bus" else [])
     return binary
 
 
-def _compile(exe: str, source: str, target: Path) -> None:
+def _compile(exe: str, source: str, target: Path, extra: list) -> None:
     """Verilate and compile into a fresh directory, then move it to `target` in one step."""
     work = Path(tempfile.mkdtemp(prefix="build-", dir=target.parent))
     try:
         (work / f"{TOP_NAME}.v").write_text(source)
-        cmd = [exe, "--cc", "--exe", "--build", "-j", "2", *VERILATOR_FLAGS, "--top-module", TOP_NAME,
+        cmd = [exe, "--cc", "--exe", "--build", "-j", "2", *VERILATOR_FLAGS, *extra, "--top-module", TOP_NAME,
                "-Mdir", str(work / "obj"), "-o", str(work / "cosim"), f"{TOP_NAME}.v", str(HARNESS)]
         result = subprocess.run(cmd, cwd=work, capture_output=True, text=True)
         if result.returncode != 0:
@@ -220,6 +262,6 @@ class Cosim:
 
 
 def core_slave(config):
-    """The training core for `config` (a `hw.config.CoreConfig`), behind the simulated board's UART."""
+    """The training core for `config` (a `hw.config.CoreConfig`), as the simulated board holds it."""
     from dpfm.hw.core import DpfmCore
     return DpfmCore(config, baud=SIM_BAUD)

@@ -7,7 +7,10 @@
    flight, so both directions add up; the core's compute time is excluded).
 3. Seed-sum trained through the co-simulated board: wall time, and whether the weights equal
    `GoldenTrainer(fixed=HwFormats(), tangent="toper")` bit for bit.
-4. Beside the UART bound, the compute bound: the core's own cycle counter for the last training batch
+4. The same run over the bus transport (the core's word bus over a socket, golden/contract/bus_socket.py:
+   what a PCIe BAR gives, docs/PCIE.md): wall time and co-simulation speed side by side with the UART run,
+   and bit-exactness.
+5. Beside the UART bound, the compute bound: the core's own cycle counter for the last training batch
    gives cycles per sample; samples/s = clock / cycles at nextpnr's Fmax from a `dpfm build --json` report
    (`--report`), and at the board clocks.
 Writes JSON and prints a table.
@@ -77,6 +80,7 @@ def run(args) -> int:
     from dpfm.golden.mlp import GoldenTrainer
     from dpfm.golden.tasks import get_task
     from dpfm.hw.config import CoreConfig
+    from dpfm.host.bus_link import BusClient
     from dpfm.host.device import Device
     from dpfm.host.link import LinkClient, SerialPort
     from dpfm.sim.cosim import Cosim, build, core_slave
@@ -111,9 +115,20 @@ def run(args) -> int:
         device_raw = device.weights_raw
         device.close()
         train_stats = sim.wait_stats(2)
+    with Cosim(build(core_slave(config), "bus")) as sim:
+        bus = BusClient(sim.address)
+        device = Device(bus, config, lr=task.lr, batch=task.batch, init=task.init, seed=0)
+        opened = dict(bus.stats)
+        t0 = time.perf_counter()
+        device.train(X, Y, args.epochs, progress=False)
+        bus_seconds = time.perf_counter() - t0
+        accesses = {name: (bus.stats[name] - opened[name]) / (len(X) * args.epochs) for name in bus.stats}
+        bus_raw = device.weights_raw
+        device.close()
+        bus_stats = sim.wait_stats(1)
     golden.train(X, Y, args.epochs, progress=False)
     golden_raw = quantize(flatten(task.spec, golden.weights), config.fmts.w)   # exact: weights are raw / 2**frac
-    bit_exact = bool(np.array_equal(device_raw, golden_raw))
+    bit_exact = bool(np.array_equal(device_raw, golden_raw)) and bool(np.array_equal(bus_raw, golden_raw))
 
     samples = len(X) * args.epochs
     bytes_per_sample = (out_b + in_b) / samples
@@ -137,6 +152,13 @@ def run(args) -> int:
                   "simulated_cycles": train_stats["cycles"], "harness_cpu_seconds": train_stats["cpu_seconds"],
                   "cycles_per_cpu_second": train_stats["cycles"] / max(train_stats["cpu_seconds"], 1e-9),
                   "retries": retries, "bit_exact_vs_golden_toper": bit_exact},
+        "bus": {"wall_seconds": bus_seconds, "samples_per_second": samples / bus_seconds,
+                "simulated_cycles": bus_stats["cycles"], "harness_cpu_seconds": bus_stats["cpu_seconds"],
+                "cycles_per_cpu_second": bus_stats["cycles"] / max(bus_stats["cpu_seconds"], 1e-9),
+                "cycles_per_second": bus_stats["cycles"] / max(bus_stats["seconds"], 1e-9),
+                "speedup_vs_uart_wall": train_seconds / bus_seconds,
+                "per_sample": accesses,
+                "bit_exact_vs_golden_toper": bool(np.array_equal(bus_raw, golden_raw))},
         "compute": compute,
     }
     write_json(json_path, result)
@@ -158,7 +180,15 @@ def run(args) -> int:
         (f"{args.task}: {args.epochs} epochs through the co-simulation (s)", f"{t['wall_seconds']:.2f}"),
         ("  simulated cycles / harness CPU s", f"{t['simulated_cycles']:,} / {t['harness_cpu_seconds']:.2f}"),
         ("  co-simulation speed while training (cycles/CPU-s)", f"{t['cycles_per_cpu_second']:,.0f}"),
-        ("  weights equal golden toper bit for bit", "yes" if bit_exact else "NO"),
+        ("  weights equal golden toper bit for bit", "yes" if np.array_equal(device_raw, golden_raw) else "NO"),
+        ("the same over the bus transport (s)", f"{bus_seconds:.2f} ({train_seconds / bus_seconds:.1f}x faster)"),
+        ("  simulated cycles / harness CPU s", f"{bus_stats['cycles']:,} / {bus_stats['cpu_seconds']:.2f}"),
+        ("  co-simulation speed (cycles/s wall, cycles/CPU-s)",
+         f"{result['bus']['cycles_per_second']:,.0f}, {result['bus']['cycles_per_cpu_second']:,.0f}"),
+        ("  per training sample: read requests / words, write requests / words",
+         f"{accesses['read_requests']:.2f} / {accesses['words_read']:.2f}, "
+         f"{accesses['write_requests']:.2f} / {accesses['words_written']:.2f}"),
+        ("  weights equal golden toper bit for bit", "yes" if result["bus"]["bit_exact_vs_golden_toper"] else "NO"),
     ]
     width = max(len(r[0]) for r in rows)
     for name, value in rows:

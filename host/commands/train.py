@@ -193,7 +193,8 @@ def core_config(kind, spec, k, *, momentum, fixed, tangent):
     return CoreConfig(spec, k, fixed or HwFormats(), toper=toper)
 
 
-BACKENDS = {"golden": golden_backend, "sim": device_backend("sim"), "board": device_backend("board")}
+BACKENDS = {"golden": golden_backend, "sim": device_backend("sim"), "sim-bus": device_backend("sim-bus"),
+            "board": device_backend("board")}
 
 
 def dither_arg(args) -> bool:

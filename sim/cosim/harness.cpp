@@ -1,4 +1,6 @@
-// Co-simulation harness: the Verilated (Link + core) design with its UART pins bridged to one TCP client.
+// Co-simulation harness: the Verilated (Link + core) design with its UART pins bridged to one TCP client,
+// or (built with -DDPFM_BUS) the core alone with its word bus driven from the client's bus requests
+// (golden/contract/bus_socket.py): the transport a PCIe BAR gives a host.
 //
 // Bytes from the client are shifted into the `rx` pin bit by bit (8N1, DIVISOR cycles per bit); the `tx`
 // pin is sampled mid-bit and the bytes go back to the client, so the gateware UART PHY is exercised. Only
@@ -108,6 +110,106 @@ static bool send_all(int fd, std::vector<uint8_t> &out) {
     return true;
 }
 
+#ifdef DPFM_BUS
+// One bus transaction: hold the request with `valid` until `ready` (rdata is valid then), then one more
+// edge with the address and data still held, which ends `ready` (the core writes its memories in the ack
+// cycle from the request the initiator still holds: hw/core.py).
+static uint32_t bus_access(bool we, uint32_t addr, uint32_t wdata) {
+    top->bus_valid = 1;
+    top->bus_we = we;
+    top->bus_addr = addr;
+    top->bus_wdata = wdata;
+    do tick(); while (!top->bus_ready);
+    uint32_t data = top->bus_rdata;
+    top->bus_valid = 0;
+    tick();
+    return data;
+}
+
+static bool recv_all(int fd, uint8_t *p, size_t n) {
+    while (n) {
+        ssize_t got = recv(fd, p, n, 0);
+        if (got <= 0) return false;
+        p += got;
+        n -= (size_t)got;
+    }
+    return true;
+}
+
+static uint32_t le32(const uint8_t *p) { return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24; }
+
+// Serve one client: requests are executed as they arrive; between them the clock keeps running (a
+// started operation needs cycles) until the design has been quiet for `idle_limit` cycles.
+static void serve_bus(int fd, uint64_t idle_limit) {
+    std::vector<uint8_t> out, data;
+    uint64_t quiet = 0;
+    for (;;) {
+        pollfd p{fd, POLLIN, 0};
+        if (poll(&p, 1, quiet >= idle_limit ? -1 : 0) > 0) {
+            uint8_t head[5];
+            if (!recv_all(fd, head, sizeof head)) return;
+            uint32_t addr = head[1] | head[2] << 8, count = head[3] | head[4] << 8;
+            if (head[0] == 'W') {
+                data.resize(4 * (size_t)count);
+                if (!recv_all(fd, data.data(), data.size())) return;
+                for (uint32_t i = 0; i < count; i++) bus_access(true, (addr + i) & 0xFFFF, le32(&data[4 * i]));
+                out.push_back('K');
+            } else if (head[0] == 'R') {
+                for (uint32_t i = 0; i < count; i++) {
+                    uint32_t w = bus_access(false, (addr + i) & 0xFFFF, 0);
+                    for (int b = 0; b < 4; b++) out.push_back((uint8_t)(w >> (8 * b)));
+                }
+            } else {
+                fprintf(stderr, "cosim: unknown bus request %d\n", head[0]);
+                return;
+            }
+            if (!send_all(fd, out)) return;
+            quiet = 0;
+            continue;
+        }
+        for (int i = 0; i < BATCH; i++) tick();
+        quiet += BATCH;
+    }
+}
+#endif
+
+#ifndef DPFM_BUS
+// Serve one client over the UART pins until it disconnects.
+static void serve_uart(int fd, int divisor, uint64_t idle_limit) {
+    UartDriver drv{divisor};
+    UartReceiver rcv{divisor};
+    std::vector<uint8_t> out;
+    uint8_t buf[4096];
+    uint64_t quiet = 0, last_byte = cycles;
+    for (;;) {
+        bool idle = !drv.busy() && !rcv.busy() && out.empty() && quiet >= idle_limit;
+        pollfd p{fd, POLLIN, 0};
+        // Poll the socket once per batch of cycles; block when the design has been quiet long enough.
+        if (poll(&p, 1, idle ? -1 : 0) > 0) {
+            ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+            if (n <= 0) return;
+            drv.queue.insert(drv.queue.end(), buf, buf + n);
+            quiet = 0;
+        }
+        for (int i = 0; i < BATCH; i++) {
+            top->rx = drv.pin();
+            tick();
+            int byte = rcv.sample(top->tx);
+            if (byte >= 0) {
+                out.push_back((uint8_t)byte);
+                last_byte = cycles;
+            }
+            if (drv.busy() || rcv.busy()) quiet = 0;
+            else quiet++;
+        }
+        // Send once tx has been quiet for two byte times, so a reply usually travels in one piece.
+        if (!out.empty() && (cycles - last_byte >= 20u * divisor || out.size() >= sizeof buf)) {
+            if (!send_all(fd, out)) return;
+        }
+    }
+}
+#endif
+
 int main(int argc, char **argv) {
     int divisor = 4, port = 0;
     uint64_t idle_limit = 1u << 22;
@@ -120,7 +222,9 @@ int main(int argc, char **argv) {
     }
     Verilated::commandArgs(argc, argv);
     top = new Vcosim_top;
+#ifndef DPFM_BUS
     top->rx = 1;
+#endif
     for (int i = 0; i < POWER_ON_CYCLES; i++) tick();
 
     int ls = socket(AF_INET, SOCK_STREAM, 0);
@@ -139,48 +243,19 @@ int main(int argc, char **argv) {
     printf("LISTENING 127.0.0.1:%d\n", ntohs(addr.sin_port));
     fflush(stdout);
 
-    UartDriver drv{divisor};
-    UartReceiver rcv{divisor};
-    std::vector<uint8_t> out;
-    uint8_t buf[4096];
     for (;;) {
         int fd = accept(ls, nullptr, nullptr);
         if (fd < 0) continue;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         auto t0 = std::chrono::steady_clock::now();
-        uint64_t c0 = cycles, quiet = 0, last_byte = cycles;
+        uint64_t c0 = cycles;
         double cpu0 = cpu_seconds();
-        bool open = true;
-        while (open) {
-            bool idle = !drv.busy() && !rcv.busy() && out.empty() && quiet >= idle_limit;
-            pollfd p{fd, POLLIN, 0};
-            // Poll the socket once per batch of cycles; block when the design has been quiet long enough.
-            if (poll(&p, 1, idle ? -1 : 0) > 0) {
-                ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
-                if (n <= 0) break;
-                drv.queue.insert(drv.queue.end(), buf, buf + n);
-                quiet = 0;
-            }
-            for (int i = 0; i < BATCH; i++) {
-                top->rx = drv.pin();
-                tick();
-                int byte = rcv.sample(top->tx);
-                if (byte >= 0) {
-                    out.push_back((uint8_t)byte);
-                    last_byte = cycles;
-                }
-                if (drv.busy() || rcv.busy()) quiet = 0;
-                else quiet++;
-            }
-            // Send once tx has been quiet for two byte times, so a reply usually travels in one piece.
-            if (!out.empty() && (cycles - last_byte >= 20u * divisor || out.size() >= sizeof buf)) {
-                if (!send_all(fd, out)) open = false;
-            }
-        }
+#ifdef DPFM_BUS
+        serve_bus(fd, idle_limit);
+#else
+        serve_uart(fd, divisor, idle_limit);
+#endif
         close(fd);
-        out.clear();
-        drv.queue.clear();
-        drv.bit = -1;
         double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         fprintf(stderr, "STATS cycles=%llu seconds=%.6f cpu=%.6f\n", (unsigned long long)(cycles - c0), s,
                 cpu_seconds() - cpu0);
