@@ -7,17 +7,14 @@ after every output path was checked. Unit results are cached in DIR/cache.
 """
 
 import os
-import shlex
-import sys
 
 from dpfm.golden.contract.errors import DpfmError
-from dpfm.golden.contract.files import check_writable, write_json, write_text
+from dpfm.golden.contract.files import write_json, write_text
 from dpfm.golden.learning_rules import RULES
 from dpfm.golden.quant import SCHEMES, SCOPES
-from dpfm.host.commands.study import check_scheduler, json_ready, parse_int, parse_list, parse_rate
+from dpfm.host.commands.study import check_outputs, json_ready, parse_int, parse_list, parse_rate, run_grid
 from dpfm.host.commands.train import parse_seed
 from dpfm.host.study import compare, compare_report as report
-from dpfm.host.study.runner import run_units
 
 
 def register(subparsers) -> None:
@@ -71,28 +68,13 @@ def parse_grid(args) -> compare.CompareGrid:
 
 def run(args) -> int:
     grid = parse_grid(args)
-    check_scheduler(args.scheduler)
-    workers = parse_int(args.workers, "workers")
-    if workers < 1:
-        raise DpfmError(f"--workers must be at least 1, got {workers}", "e.g. --workers 2")
-    md_path = os.path.join(args.out, "report.md")
-    json_path = args.json or os.path.join(args.out, "compare.json")
     pngs = report.figure_paths(grid, args.out)
-    for path in (md_path, json_path, *pngs.values()):
-        check_writable(path)
-    cache_dir = None if args.no_cache else os.path.join(args.out, "cache")
+    workers, md_path, json_path = check_outputs(args, "compare.json", pngs)
     tune_units, eval_units = grid.units()
-
-    from dpfm.host.study.cluster import open_client
-    with open_client(args.scheduler, workers) as client:
-        results = run_units(client, tune_units, eval_units, cache_dir,
-                            progress=not args.no_progress and sys.stderr.isatty(),
-                            tune=compare.run_tune, evaluate=compare.run_eval)
-
+    results, seconds, command = run_grid(args, workers, tune_units, eval_units, tune=compare.run_tune,
+                                         evaluate=compare.run_eval)
     table = report.collect(grid, eval_units, results)
     rows = report.targets(grid, table)
-    seconds = sum(results[u["key"]]["seconds"] for u in tune_units + eval_units)
-    command = "dpfm " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["compare"] else "dpfm compare"
     report.draw_figures(grid, table, pngs)
     write_text(md_path, report.markdown(grid, table, rows, command, seconds))
     write_json(json_path, json_ready({

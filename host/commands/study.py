@@ -117,30 +117,44 @@ def check_scheduler(address: str | None) -> None:
                         "give the tcp://HOST:PORT that 'dask scheduler' prints")
 
 
-def run(args) -> int:
-    grid = parse_grid(args)
+def check_outputs(args, json_name: str, figures: dict) -> tuple:
+    """Before any work: the cluster options and every output path of a grid command. Returns
+    `(workers, report.md path, JSON path)`."""
     check_scheduler(args.scheduler)
     workers = parse_int(args.workers, "workers")
     if workers < 1:
         raise DpfmError(f"--workers must be at least 1, got {workers}", "e.g. --workers 2")
     md_path = os.path.join(args.out, "report.md")
-    json_path = args.json or os.path.join(args.out, "study.json")
-    pngs = report.figure_paths(grid, args.out)
-    for path in (md_path, json_path, *pngs.values()):
+    json_path = args.json or os.path.join(args.out, json_name)
+    for path in (md_path, json_path, *figures.values()):
         check_writable(path)
-    cache_dir = None if args.no_cache else os.path.join(args.out, "cache")
-    tune_units, eval_units = grid.units()
+    return workers, md_path, json_path
 
+
+def run_grid(args, workers: int, tune_units, eval_units, **unit_functions) -> tuple:
+    """Run a grid's units on the cluster, reusing and filling DIR/cache unless --no-cache (`unit_functions`:
+    `tune` and `evaluate` of `runner.run_units`). Returns `(results, unit seconds, the command line)`."""
     from dpfm.host.study.cluster import open_client
+    cache_dir = None if args.no_cache else os.path.join(args.out, "cache")
     with open_client(args.scheduler, workers) as client:
         results = run_units(client, tune_units, eval_units, cache_dir,
-                            progress=not args.no_progress and sys.stderr.isatty())
+                            progress=not args.no_progress and sys.stderr.isatty(), **unit_functions)
+    seconds = sum(results[u["key"]]["seconds"] for u in tune_units + eval_units)
+    name = args.command
+    command = "dpfm " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == [name] else f"dpfm {name}"
+    return results, seconds, command
+
+
+def run(args) -> int:
+    grid = parse_grid(args)
+    pngs = report.figure_paths(grid, args.out)
+    workers, md_path, json_path = check_outputs(args, "study.json", pngs)
+    tune_units, eval_units = grid.units()
+    results, seconds, command = run_grid(args, workers, tune_units, eval_units)
 
     table = report.collect(grid, eval_units, results)
     target_rows = report.targets(grid, table)
     best = report.winner(grid, target_rows)
-    seconds = sum(results[u["key"]]["seconds"] for u in tune_units + eval_units)
-    command = "dpfm " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["study"] else "dpfm study"
     text = report.markdown(grid, table, target_rows, best, command, seconds)
     report.draw_figures(grid, table, pngs)
     write_text(md_path, text)
