@@ -37,7 +37,9 @@ class Device(Trainer):
     kind = "device"
 
     def __init__(self, client: LinkClient, config, lr=0.01, batch=10, init="glorot", seed=0, dither=False,
-                 train_layers=None, poll_timeout: float = 60.0, owned=None):
+                 train_layers=None, attach: bool = False, poll_timeout: float = 60.0, owned=None):
+        """`attach`: take over the core as an earlier host session left it (`_attach`) instead of starting
+        it afresh with initial weights and a seeded dither state."""
         from dpfm.golden.fixed_mlp import FixedModel
         super().__init__(config.spec, config.k, lr=lr, batch=batch, init=init, seed=seed, fixed=config.fmts,
                          tangent=config.tangent, dither=dither, train_layers=train_layers)
@@ -49,13 +51,33 @@ class Device(Trainer):
         self._settings: dict[int, int] = {}
         self._samples_run = 0      # samples of every INFER/TRAIN this host started (SAMPLES_DONE's count)
         self._check_identity()
-        self._set_reg(R.REG_CTRL, R.CTRL_CLEAR_COUNTERS)   # counters of this trainer's work, as golden's
-        self._restore_dither_state(self.dither_state)
-        self._set_train_mask()
         if not 1 <= self.batch <= self.max_batch:
             raise DpfmError(f"batch {self.batch} does not fit the core's {self.max_batch}-sample buffer",
                             f"use --batch 1..{self.max_batch} or build the core with a larger max_batch")
+        self.attached = attach
+        if attach:
+            self._attach()
+            return
+        self._set_reg(R.REG_CTRL, R.CTRL_CLEAR_COUNTERS)   # counters of this trainer's work, as golden's
+        self._restore_dither_state(self.dither_state)
+        self._set_train_mask()
         self.set_weights(init_weights(self.spec, self._rng, init))
+
+    def _attach(self) -> None:
+        """Adopt what the core holds after a host that stopped mid-run (a crash, a pulled cable): an operation
+        it started runs to its end, and the core then holds; the weights stay on the core, the dither state
+        and the sample count are read from it, and nothing is lost but the host's position in its epoch.
+        With `resume`, a checkpoint then gives the epoch, shuffle state and history, not the weights."""
+        deadline = time.monotonic() + self.poll_timeout
+        while self._reg(R.REG_STATUS) & R.STATUS_BUSY:
+            if time.monotonic() > deadline:
+                raise DpfmError(f"the core is still busy after {self.poll_timeout:g} s",
+                                "check the bitstream; reset the board and resume from the checkpoint")
+            time.sleep(0.0005)
+        self.dither_state = self._reg(R.REG_DITHER)
+        self.dither = self.dither_state != dither.OFF
+        self._samples_run = self._reg(R.REG_SAMPLES_DONE)
+        self._set_train_mask()
 
     # --- registers --------------------------------------------------------------------------------------
 
@@ -104,7 +126,10 @@ class Device(Trainer):
 
     def _restore_dither_state(self, state: int) -> None:
         """Write the dither generator's state and read it back: a core without the generator (an older
-        bitstream) would otherwise train without dither while the host believes it dithers."""
+        bitstream) would otherwise train without dither while the host believes it dithers. An attached
+        session keeps the core's state, which is newer than a checkpoint's."""
+        if self.attached:
+            return
         self._set_reg(R.REG_DITHER, state)
         back = self._reg(R.REG_DITHER)
         if back != state:
@@ -165,7 +190,8 @@ class Device(Trainer):
         return {"weights": to_float(raw, self.fixed.w)[None], "weights_raw": raw[None]}
 
     def _restore_arrays(self, arrays: dict) -> None:
-        self.set_weights_raw(arrays["weights_raw"][0])
+        if not self.attached:       # an attached session keeps the core's weights, newer than the checkpoint's
+            self.set_weights_raw(arrays["weights_raw"][0])
 
     # --- samples ----------------------------------------------------------------------------------------
 

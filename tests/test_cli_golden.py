@@ -315,3 +315,15 @@ def test_train_layers_freezes_the_rest_and_is_kept_in_the_checkpoint(tmp_path):
     every = GoldenTrainer.load(tmp_path / "b.npz")
     assert every.train_layers is None
     assert not any(np.array_equal(W, W0) for (W, _), (W0, _) in zip(every.weights, tuned.weights))
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--attach"], "--port, --baud and --attach only apply to --backend board"),
+    (["--attach", "--backend", "sim"], "--attach takes over a core that outlived its host"),
+    (["--attach", "--init", "/nonexistent.onnx", "--backend", "board", "--port", "socket://127.0.0.1:1"],
+     "--init and --attach both give the starting weights"),
+])
+def test_attach_is_for_a_core_that_outlived_its_host(argv, message, capsys):
+    assert dpfm("train", "--task", "seed-sum", "--epochs", "1", *argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]

@@ -157,9 +157,9 @@ def resolve_task(args):
 # backends
 # ----------------------------------------------------------------------------------------------------------
 def golden_backend(spec, k, *, lr, batch, momentum, init, seed, fixed, tangent, dither, train_layers=None,
-                   port=None, baud=None):
-    if port is not None or baud is not None:
-        raise DpfmError("--port and --baud only apply to --backend board", "drop them")
+                   port=None, baud=None, attach=False):
+    if port is not None or baud is not None or attach:
+        raise DpfmError("--port, --baud and --attach only apply to --backend board", "drop them")
     return GoldenTrainer(spec, k, lr=lr, batch=batch, momentum=momentum, init=init, seed=seed, fixed=fixed,
                          tangent=tangent or "exact", dither=dither, train_layers=train_layers)
 
@@ -168,12 +168,16 @@ def device_backend(kind):
     """A factory for the co-simulation / board backends of `host.device` (imported only when used): a
     training core configured for the network, K and formats, which computes the hardware toper tangent."""
     def make(spec, k, *, lr, batch, momentum, init, seed, fixed, tangent, dither, train_layers=None, port=None,
-             baud=None):
+             baud=None, attach=False):
         from dpfm.host.device import open_device
+        if attach and kind != "board":
+            raise DpfmError(f"--attach takes over a core that outlived its host; --backend {kind} starts a new one",
+                            "use --backend board (a board, or a co-simulation from 'dpfm sim serve' with --port "
+                            "socket://...)")
         config = core_config(kind, spec, k, momentum=momentum, fixed=fixed, tangent=tangent)
         link = {} if baud is None else {"baud": baud}
         return open_device(kind, config, port=port, lr=lr, batch=batch, init=init, seed=seed, dither=dither,
-                           train_layers=train_layers, **link)
+                           train_layers=train_layers, attach=attach, **link)
     return make
 
 
@@ -210,11 +214,12 @@ def task_lr(task, k):
     return task.lr_for(k)
 
 
-def make_trainer(backend, task, k, seed, fixed, tangent, port=None, baud=None, dither=True, train_layers=None):
+def make_trainer(backend, task, k, seed, fixed, tangent, port=None, baud=None, dither=True, train_layers=None,
+                 attach=False):
     """A trainer for `task` on `backend`; `tangent=None` means the backend's natural mode."""
     return BACKENDS[backend](task.spec, k, lr=task_lr(task, k), batch=task.batch, momentum=task.momentum,
                              init=task.init, seed=seed, fixed=fixed, tangent=tangent, dither=dither,
-                             train_layers=train_layers, port=port, baud=baud)
+                             train_layers=train_layers, port=port, baud=baud, attach=attach)
 
 
 def parse_train_layers(text: str | None, spec):
@@ -244,6 +249,9 @@ def register(subparsers) -> None:
     p.add_argument("--port", help="serial port of the board (--backend board)")
     p.add_argument("--baud", type=int, help=f"UART rate of the board's bitstream (--backend board; default {wire.BAUD}, "
                                             "`dpfm build` prints the rate of each board)")
+    p.add_argument("--attach", action="store_true",
+                   help="take over the core as an earlier host session left it (weights and dither state stay on "
+                        "it); with --resume the checkpoint gives the epoch, shuffle state and history (--backend board)")
     add_task_arguments(p)
     o = p.add_argument_group("outputs")
     o.add_argument("--json", metavar="PATH", help="write the result as JSON")
@@ -301,6 +309,9 @@ def _prepare(args):
     init = getattr(args, "init", None)
     if init is not None and checkpoint is not None:
         raise DpfmError("--init and --resume both give the starting weights", "use one of them")
+    if init is not None and getattr(args, "attach", False):
+        raise DpfmError("--init and --attach both give the starting weights (--attach keeps the core's)",
+                        "use one of them")
     if checkpoint is None:
         k = parse_k(args.k) if args.k is not None else DEFAULT_K
         seed = parse_seed(args.seed) if args.seed is not None else 0
@@ -310,7 +321,8 @@ def _prepare(args):
             start = read_mlp(init, task.spec)
         trainer = make_trainer(args.backend, task, k, seed, parse_fixed(args.fixed), args.tangent, args.port,
                                args.baud, dither=dither_arg(args),
-                               train_layers=parse_train_layers(args.train_layers, task.spec))
+                               train_layers=parse_train_layers(args.train_layers, task.spec),
+                               attach=getattr(args, "attach", False))
         trainer.saturate = args.saturate
         try:
             if start is not None:
@@ -324,6 +336,8 @@ def _prepare(args):
         return tuned, data, trainer, task.epochs
     _check_resume(args, task, checkpoint)
     overrides = {} if args.train_layers is None else {"train_layers": parse_train_layers(args.train_layers, task.spec)}
+    if getattr(args, "attach", False):
+        overrides["attach"] = True
     trainer = checkpoint_trainer(args.backend, args.resume, checkpoint, args.port, args.baud, **overrides)
     trainer.saturate = args.saturate
     return task, data, trainer, (task.epochs if args.epochs is not None else max(task.epochs - trainer.epoch, 0))

@@ -98,6 +98,32 @@ def test_fine_tuning_the_last_layer_after_full_training_equals_golden(cosim, dat
 
 @pytest.mark.verilator
 @pytest.mark.slow
+def test_a_new_session_attaches_where_a_dead_host_left_the_core(cosim, data, tmp_path):
+    """A host saves a checkpoint at the epoch's end, trains two more batches and dies (its socket closes, no
+    clean-up). A new session attaches: it finds those weights and that dither state on the core, takes the
+    epoch, shuffle and history from the checkpoint, and trains on exactly as the golden model does from
+    the same point; the core's sample count carries over, so the end-of-run check holds."""
+    X, Y, X_val, Y_val = data
+    first = device(cosim, dither=True)
+    first.train(X, Y, 1, progress=False, checkpoint=tmp_path / "ck.npz")
+    first.train_batch(X[:10], Y[:10])
+    first.train_batch(X[10:20], Y[10:20])
+    left, state = first.weights_raw, first.dither_state
+    first.client.link.close()                    # the host is gone
+    with device(cosim, seed=99, attach=True) as second:
+        assert np.array_equal(second.weights_raw, left) and second.dither_state == state
+        second.resume(tmp_path / "ck.npz")
+        assert second.epoch == 1 and np.array_equal(second.weights_raw, left)
+        second.train(X, Y, 1, X_val, Y_val, progress=False)
+        after = second.weights_raw
+    gold = GoldenTrainer.load(tmp_path / "ck.npz")
+    gold._raw[0], gold.dither_state = left, state
+    gold.train(X, Y, 1, X_val, Y_val, progress=False)
+    assert np.array_equal(after, gold._raw[0])
+
+
+@pytest.mark.verilator
+@pytest.mark.slow
 def test_checkpoint_resume_continues_exactly(cosim, data, tmp_path):
     X, Y, _, _ = data
     path = tmp_path / "device.npz"
