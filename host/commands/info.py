@@ -1,4 +1,5 @@
-"""`dpfm info`: what the core behind a serial port was built for (its identity block) and its counters."""
+"""`dpfm info`: what the core behind a serial port was built for (its identity block), and where it stands: its
+counters, status, dither state and train mask (what `dpfm train --attach` takes over)."""
 
 from dpfm.golden.contract import regmap as R
 from dpfm.golden.contract import wire
@@ -26,7 +27,8 @@ def run(args) -> int:
         identity = read_identity(client)
         counters = {name: client.read(R.address(R.REGION_REGS, reg), 1)[0] for name, reg in (
             ("samples_done", R.REG_SAMPLES_DONE), ("saturations", R.REG_SATURATIONS),
-            ("evictions", R.REG_EVICTIONS), ("dither_state", R.REG_DITHER))}
+            ("evictions", R.REG_EVICTIONS), ("dither_state", R.REG_DITHER), ("status", R.REG_STATUS),
+            ("train_mask", R.REG_TRAIN_MASK))}
     info = {"port": args.port, "core_id": f"{core_id:#010x}", "contract_revision": core_id & 0xFFFF,
             "build_id": f"{identity.build_id:08x}", **vars(identity),
             "same_sources_as_host": identity.src == source_hash(), "counters": counters}

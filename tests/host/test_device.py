@@ -198,7 +198,9 @@ def test_info_shows_what_the_core_was_built_for(cosim, tmp_path, capsys):
     info = json.loads((tmp_path / "info.json").read_text())
     expected = core_identity(CoreConfig.from_task("seed-sum", K), SIM_BAUD)
     assert info["build_id"] == f"{expected.build_id:08x}" and info["x"] == "s16.12" and info["baud"] == str(SIM_BAUD)
-    assert set(info["counters"]) == {"samples_done", "saturations", "evictions", "dither_state"}
+    assert set(info["counters"]) == {"samples_done", "saturations", "evictions", "dither_state", "status",
+                                     "train_mask"}
+    assert info["counters"]["status"] & 1 == 0 and 0 < info["counters"]["train_mask"] <= 0b111
 
 
 def test_the_device_serves_the_trainer_protocol():
