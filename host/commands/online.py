@@ -105,14 +105,18 @@ def run(args) -> int:
     with trainer:
         trainer.extra.update(task=task.name, backend=args.backend)
         counted = hasattr(trainer, "last_op_cycles")   # a device; the golden model has no cycles
+        if trainer.fixed is not None:   # a rate the lr format cannot hold at batch 1 is refused before any sample
+            from dpfm.golden.fixed_mlp import FixedModel
+            FixedModel(task.spec, trainer.ks[0], trainer.fixed).lr_raw(trainer.lr, 1)
         try:
             for x, y in rows:
                 if args.samples is not None and len(losses) >= args.samples:
                     break
                 xb, yb = x[None], y[None]
-                if task.classifier:
-                    correct.append(accuracy(trainer.predict(xb), yb))
+                right = accuracy(trainer.predict(xb), yb) if task.classifier else None
                 losses.append(float(trainer.train_batch(xb, yb)))
+                if right is not None:       # counted once the sample was learned, as its loss is
+                    correct.append(right)
                 if counted:
                     cycles.append(trainer.last_op_cycles())
         except (DpfmError, KeyboardInterrupt) as exc:   # a bad row, or Ctrl-C ending a live stream

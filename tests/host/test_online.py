@@ -60,6 +60,7 @@ def test_a_stream_from_stdin_and_a_bad_row_keeps_what_was_learned(tmp_path, monk
     (["--samples", "0"], "--samples must be at least 1"),
     (["--stream", "/nonexistent.csv"], "cannot read the stream"),
     (["--clock-mhz", "0"], "--clock-mhz must be positive"),
+    (["--fixed", "default", "--tangent", "toper", "--lr", "9"], "lr / batch = 9 is not representable"),
 ])
 def test_bad_online_options_are_one_line(argv, match, capsys):
     assert main(["online", "--task", "seed-sum", *argv]) == 2
