@@ -7,7 +7,8 @@ emits `(z, z')`:
   so any neuron of up to `2**acc_guard_bits` steps is exact), then `z = sat_x(round_half_up(acc, w.frac))`;
 - candidates of a step, in this order: the direct one `(wid, sat_t(round(x, x.frac - t.frac)))`, then for
   each valid input slot j `(x'[j].id, sat_t(round_half_up(w * x'[j].v, w.frac)))`; those whose value is 0
-  are not inserted;
+  are not inserted, nor is the direct one of a step marked `frozen` (its layer does not learn, section 3e:
+  its operation still issues, for the primal, but does not present its candidate to the toper);
 - the candidates go through the lane's own `Toper`, empty at the start of each neuron; `z'` is its read-out.
   Each candidate enters it with its dither flag (docs/ARITHMETIC.md section 3d), from the hash of its id
   under the step's `mask` and whether it is the direct candidate, computed at issue (where the step and its

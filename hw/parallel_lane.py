@@ -4,8 +4,9 @@
 Same ports and primal arithmetic as `hw.mac_lane.MacLane`; the tangent path is contract 3b instead of 3.3,
 with S source topers (`sources`, 2 <= S <= K + 1, default K + 1):
 
-- a step's candidates are numbered `c = 0` (the direct one, `(wid, sat_t(round(x, x.frac - t.frac)))`) and
-  `c = j + 1` (slot j's `(x'[j].id, sat_t(round_half_up(w * x'[j].v, w.frac)))`, only when slot j is valid);
+- a step's candidates are numbered `c = 0` (the direct one, `(wid, sat_t(round(x, x.frac - t.frac)))`, not
+  presented in a step marked `frozen`, section 3e) and `c = j + 1` (slot j's
+  `(x'[j].id, sat_t(round_half_up(w * x'[j].v, w.frac)))`, only when slot j is valid);
 - the step is taken in *rounds*: in round r, source s handles candidate `c = r * S + s` with its own
   registered multiplier (source 0's multiplies `w * x` in round 0, the primal product) and feeds it into
   source toper `T_s` (`hw.toper.Toper`, empty at the start of a neuron). So `T_s` sees candidates
