@@ -2,7 +2,8 @@
 
 Each task reproduces an experiment from the source notes (../shared/SPEC.md): `seed-sum` is the seed's
 benchmark exactly; `mnist` and `mnist-ae` are the classifier and autoencoder of seed 001 on the real MNIST
-(`golden.mnist`, cached by `dpfm data mnist`); `digits` and `digits-ae` are their small stand-ins on
+(`golden.mnist`, cached by `dpfm data mnist`), the classifier with the rates the study's tuning rule chose
+for DPFM and `mnist-note` with the note's own SGD, exactly; `digits` and `digits-ae` are their small stand-ins on
 scikit-learn's 8x8 digits, which fit the smallest board; `bernoulli` is seed 002's random
 binary data with binary cross-entropy, scaled down so it runs in seconds. Data loaders are deterministic.
 """
@@ -118,8 +119,14 @@ TASKS = {t.name: t for t in [
     Task("digits-ae", "8x8 digits autoencoder, 64-16-64 sigmoid, MSE",
          NetSpec((64, 16, 64), ("sigmoid", "sigmoid"), "mse"), digits_ae_data,
          lr=2.0, batch=10, epochs=10),
-    Task("mnist", "MNIST classifier of source note 001, 784-16-16-10 sigmoid, MSE on one-hot targets, its SGD: "
-                  "lr 10, momentum 0.5, batch 1000, Kaiming uniform (needs 'dpfm data mnist')",
+    Task("mnist", "MNIST classifier of source note 001, 784-16-16-10 sigmoid, MSE on one-hot targets; SGD at batch "
+                  "10, Glorot init, the study's rates (needs 'dpfm data mnist')",
+         NetSpec((784, 16, 16, 10), ("sigmoid", "sigmoid", "sigmoid"), "mse"), mnist_data,
+         lr=32.0, batch=10, epochs=5, classifier=True,
+         # docs/STUDY.md phase 6: the tuning rule on the grids 16-128 (K=8) and 4-32 (full), 3 epochs
+         lr_by_k=((8, 32.0), (None, 8.0))),
+    Task("mnist-note", "the same classifier with source note 001's own SGD: lr 10, momentum 0.5, batch 1000, Kaiming "
+                       "uniform, 20 epochs (needs 'dpfm data mnist')",
          NetSpec((784, 16, 16, 10), ("sigmoid", "sigmoid", "sigmoid"), "mse"), mnist_data,
          lr=10.0, batch=1000, epochs=20, momentum=0.5, init="kaiming", classifier=True),
     Task("mnist-ae", "MNIST autoencoder of source note 001, 784-64-784 sigmoid, MSE, its SGD (needs 'dpfm data mnist')",
