@@ -12,7 +12,6 @@ checkpoints (after every epoch, with --save) and resumes the same way, from the 
 in BACKENDS.
 """
 
-import argparse
 import sys
 import time
 
