@@ -227,13 +227,12 @@ def parse_train_layers(text: str | None, spec):
         return None
     if text.strip().lower() == "last":
         return (spec.n_layers - 1,)
-    layers = []
-    for item in list_items(text, "train-layers"):
-        if not item.isdigit():
-            raise DpfmError(f"--train-layers takes layer numbers, 'last' or 'all', got '{text}'",
-                            f"e.g. --train-layers {spec.n_layers} or --train-layers last")
-        layers.append(int(item) - 1)
-    return check_train_layers(spec, layers)
+    items = list_items(text, "train-layers")
+    if not items or not all(item.isdigit() and 1 <= int(item) <= spec.n_layers for item in items) \
+            or len(set(map(int, items))) != len(items):
+        raise DpfmError(f"--train-layers '{text}' is not a list of distinct layer numbers 1..{spec.n_layers}, "
+                        "'last' or 'all'", f"e.g. --train-layers {spec.n_layers} or --train-layers last")
+    return check_train_layers(spec, [int(item) - 1 for item in items])
 
 
 # ----------------------------------------------------------------------------------------------------------
