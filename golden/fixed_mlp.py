@@ -116,17 +116,7 @@ class FixedModel:
         return quantize(np.asarray(X, dtype=np.float64), self.fmts.x, what=what)
 
     def lr_raw(self, lr: float, batch: int) -> int:
-        """`lr_q = quantize(lr / batch, lr format)` (section 3.6), rejected if it is 0 or does not fit."""
-        if not (np.isfinite(lr) and lr > 0) or batch < 1:
-            raise DpfmError(f"learning rate {lr} with batch {batch} is not usable",
-                            "use a positive finite learning rate and batch >= 1")
-        clamped = SatCounter()
-        raw = quantize(lr / batch, self.fmts.lr, clamped)
-        if raw == 0 or clamped.count:
-            raise DpfmError(f"lr / batch = {lr / batch:g} is not representable in lr format {self.fmts.lr}",
-                            f"keep lr / batch within [{self.fmts.lr.resolution / 2:g}, "
-                            f"{self.fmts.lr.max_value:g}] or change the lr format")
-        return raw
+        return lr_raw(self.fmts, lr, batch)
 
     # -- the datapath -------------------------------------------------------------------------------------
     def _layer_primal(self, layer: int, w_raw: np.ndarray, a: np.ndarray, sat) -> tuple[np.ndarray, np.ndarray]:
@@ -323,6 +313,20 @@ class FixedModel:
             raise DpfmError(f"inputs have shape {X_raw.shape}, the network needs (batch, {self.spec.n_inputs})",
                             "give one row of n_inputs values per sample")
         return w_raw, X_raw
+
+
+def lr_raw(fmts: HwFormats, lr: float, batch: int) -> int:
+    """`lr_q = quantize(lr / batch, lr format)` (section 3.6), rejected if it is 0 or does not fit."""
+    if not (np.isfinite(lr) and lr > 0) or batch < 1:
+        raise DpfmError(f"learning rate {lr} with batch {batch} is not usable",
+                        "use a positive finite learning rate and batch >= 1")
+    clamped = SatCounter()
+    raw = quantize(lr / batch, fmts.lr, clamped)
+    if raw == 0 or clamped.count:
+        raise DpfmError(f"lr / batch = {lr / batch:g} is not representable in lr format {fmts.lr}",
+                        f"keep lr / batch within [{fmts.lr.resolution / 2:g}, "
+                        f"{fmts.lr.max_value:g}] or change the lr format")
+    return raw
 
 
 def _prune(T: np.ndarray, k: int | None, flags: np.ndarray, t_bits: int) -> tuple[np.ndarray, int]:

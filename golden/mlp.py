@@ -307,12 +307,7 @@ class GoldenTrainer(Trainer):
 
     def _stored(self, flat: np.ndarray) -> np.ndarray:
         """`flat` as the weight memory holds it: on the quantizer's grid (a diverged replica as it is)."""
-        if self.quant is None:
-            return flat
-        finite = np.all(np.isfinite(flat), axis=1)
-        if np.any(finite):
-            flat[finite] = self.quant.rows(self.spec, flat[finite])
-        return flat
+        return flat if self.quant is None else self.quant.rows(self.spec, flat)
 
     def _checkpoint_arrays(self) -> dict:
         if self.quant is not None:

@@ -126,7 +126,10 @@ class WeightQuant:
         return f"{self.scheme}{self.bits}-{self.scope}"
 
     def layers(self, layers) -> list:
-        """`[(W, b), ...]` on the grid."""
+        """`[(W, b), ...]` on the grid; a diverged network (a NaN or infinite weight) is left as it is, so its
+        loss says so instead of the quantizer refusing it."""
+        if not all(np.all(np.isfinite(W)) and np.all(np.isfinite(b)) for W, b in layers):
+            return layers
         return quantize_layers(layers, self.bits, self.scheme, self.scope)
 
     def rows(self, spec, flat: np.ndarray) -> np.ndarray:

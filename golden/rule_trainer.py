@@ -16,14 +16,6 @@ from dpfm.golden.quant import WeightQuant
 from dpfm.golden.trainer import Trainer
 
 
-def store(quant: WeightQuant | None, spec: NetSpec, layers) -> list:
-    """`layers` as the weight memory holds them: on the quantizer's grid, unless there is no quantizer or a
-    diverged run made them non-finite (then its loss says so)."""
-    if quant is None or not all(np.all(np.isfinite(W)) and np.all(np.isfinite(b)) for W, b in layers):
-        return layers
-    return quant.layers(layers)
-
-
 class RuleTrainer(Trainer):
     kind = "rule"
 
@@ -38,7 +30,8 @@ class RuleTrainer(Trainer):
         super().__init__(spec, None, **settings)
         self.rule = make_rule(rule)
         self.quant = quant
-        self._layers = store(quant, spec, init_weights(spec, self._rng, self.init))
+        self._trains = learning_layers(spec, self.train_layers)
+        self._layers = self._stored(init_weights(spec, self._rng, self.init))
         self.rule.init(spec, self._layers, np.random.default_rng([self.seed, 2]))
 
     @property
@@ -46,8 +39,12 @@ class RuleTrainer(Trainer):
         return [(W.copy(), b.copy()) for W, b in self._layers]
 
     def set_weights(self, layers) -> None:
-        self._layers = store(self.quant, self.spec, [(np.array(W, dtype=np.float64), np.array(b, dtype=np.float64))
-                                                     for W, b in layers])
+        self._layers = self._stored([(np.array(W, dtype=np.float64), np.array(b, dtype=np.float64))
+                                     for W, b in layers])
+
+    def _stored(self, layers) -> list:
+        """`layers` as the weight memory holds them: on the quantizer's grid, if there is one."""
+        return layers if self.quant is None else self.quant.layers(layers)
 
     def _checkpoint_arrays(self) -> dict:
         raise DpfmError(f"checkpoints of {self.rule.name} runs are not supported (they are study runs)",
@@ -59,10 +56,9 @@ class RuleTrainer(Trainer):
 
     def _step(self, X, Y, X_raw, Y_raw) -> np.ndarray:
         grads, losses = self.rule.gradients(self._layers, X, Y)
-        trains = learning_layers(self.spec, self.train_layers)
-        grads = [g if learns else (0.0, 0.0) for g, learns in zip(grads, trains)]
-        self._layers = store(self.quant, self.spec, [(W - self.lr * gW, b - self.lr * gb)
-                                                     for (W, b), (gW, gb) in zip(self._layers, grads)])
+        grads = [g if learns else (0.0, 0.0) for g, learns in zip(grads, self._trains)]
+        self._layers = self._stored([(W - self.lr * gW, b - self.lr * gb)
+                                     for (W, b), (gW, gb) in zip(self._layers, grads)])
         return np.array([losses.mean()])
 
     def _forward(self, X, X_raw) -> np.ndarray:

@@ -6,13 +6,13 @@ report, one PNG per task (metric against bits, one line per rule) and JSON are w
 after every output path was checked. Unit results are cached in DIR/cache.
 """
 
-import os
 
 from dpfm.golden.contract.errors import DpfmError
 from dpfm.golden.contract.files import write_json, write_text
 from dpfm.golden.learning_rules import RULES
 from dpfm.golden.quant import SCHEMES, SCOPES
-from dpfm.host.commands.study import check_outputs, json_ready, parse_int, parse_list, parse_rate, run_grid
+from dpfm.host.commands.study import (add_run_arguments, check_outputs, json_ready, parse_int, parse_list,
+                                      parse_rate, run_grid)
 from dpfm.host.commands.train import parse_seed
 from dpfm.host.study import compare, compare_report as report
 
@@ -32,15 +32,7 @@ def register(subparsers) -> None:
     g.add_argument("--tune-seeds", default="100,101", help="tuning seeds (default 100,101)")
     g.add_argument("--lrs", help="one learning-rate grid for every task (default: the study's grid of the task)")
     g.add_argument("--epochs", help="epochs for every task (default: each task's own budget)")
-    c = p.add_argument_group("cluster")
-    c.add_argument("--scheduler", metavar="ADDRESS", help="run on this Dask scheduler (default: a LocalCluster)")
-    c.add_argument("--workers", default="2", help="LocalCluster worker processes, 1 thread each (default 2)")
-    o = p.add_argument_group("outputs")
-    o.add_argument("--out", metavar="DIR", default=os.path.join("runs", "compare"),
-                   help="directory for report.md, PNGs, compare.json and the unit cache (default runs/compare)")
-    o.add_argument("--json", metavar="PATH", help="write the JSON here instead of DIR/compare.json")
-    o.add_argument("--no-cache", action="store_true", help="neither reuse nor store unit results")
-    o.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_run_arguments(p, "compare")
     p.set_defaults(func=run)
 
 
@@ -69,7 +61,7 @@ def parse_grid(args) -> compare.CompareGrid:
 def run(args) -> int:
     grid = parse_grid(args)
     pngs = report.figure_paths(grid, args.out)
-    workers, md_path, json_path = check_outputs(args, "compare.json", pngs)
+    workers, md_path, json_path = check_outputs(args, pngs)
     tune_units, eval_units = grid.units()
     results, seconds, command = run_grid(args, workers, tune_units, eval_units, tune=compare.run_tune,
                                          evaluate=compare.run_eval)

@@ -106,8 +106,8 @@ def run(args) -> int:
         trainer.extra.update(task=task.name, backend=args.backend)
         counted = hasattr(trainer, "last_op_cycles")   # a device; the golden model has no cycles
         if trainer.fixed is not None:   # a rate the lr format cannot hold at batch 1 is refused before any sample
-            from dpfm.golden.fixed_mlp import FixedModel
-            FixedModel(task.spec, trainer.ks[0], trainer.fixed).lr_raw(trainer.lr, 1)
+            from dpfm.golden.fixed_mlp import lr_raw
+            lr_raw(trainer.fixed, trainer.lr, 1)
         try:
             for x, y in rows:
                 if args.samples is not None and len(losses) >= args.samples:

@@ -39,16 +39,22 @@ def register(subparsers) -> None:
     g.add_argument("--tune-seeds", default="100,101", help="tuning seeds (default 100,101)")
     g.add_argument("--lrs", help="one learning-rate grid for every task (default: the task's grid, see docs/STUDY.md)")
     g.add_argument("--epochs", help="epochs for every task (default: each task's own budget)")
+    add_run_arguments(p, "study")
+    p.set_defaults(func=run)
+
+
+def add_run_arguments(p, name: str) -> None:
+    """The cluster and output options of a grid command `name` (study, compare): its outputs go to
+    runs/NAME, its JSON is NAME.json."""
     c = p.add_argument_group("cluster")
     c.add_argument("--scheduler", metavar="ADDRESS", help="run on this Dask scheduler (default: a LocalCluster)")
     c.add_argument("--workers", default="2", help="LocalCluster worker processes, 1 thread each (default 2)")
     o = p.add_argument_group("outputs")
-    o.add_argument("--out", metavar="DIR", default=os.path.join("runs", "study"),
-                   help="directory for report.md, PNGs, study.json and the unit cache (default runs/study)")
-    o.add_argument("--json", metavar="PATH", help="write the JSON here instead of DIR/study.json")
+    o.add_argument("--out", metavar="DIR", default=os.path.join("runs", name),
+                   help=f"directory for report.md, PNGs, {name}.json and the unit cache (default runs/{name})")
+    o.add_argument("--json", metavar="PATH", help=f"write the JSON here instead of DIR/{name}.json")
     o.add_argument("--no-cache", action="store_true", help="neither reuse nor store unit results")
     o.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=run)
 
 
 def parse_list(text, what, parse=str):
@@ -117,15 +123,15 @@ def check_scheduler(address: str | None) -> None:
                         "give the tcp://HOST:PORT that 'dask scheduler' prints")
 
 
-def check_outputs(args, json_name: str, figures: dict) -> tuple:
-    """Before any work: the cluster options and every output path of a grid command. Returns
-    `(workers, report.md path, JSON path)`."""
+def check_outputs(args, figures: dict) -> tuple:
+    """Before any work: the cluster options and every output path of a grid command (`add_run_arguments`).
+    Returns `(workers, report.md path, JSON path)`."""
     check_scheduler(args.scheduler)
     workers = parse_int(args.workers, "workers")
     if workers < 1:
         raise DpfmError(f"--workers must be at least 1, got {workers}", "e.g. --workers 2")
     md_path = os.path.join(args.out, "report.md")
-    json_path = args.json or os.path.join(args.out, json_name)
+    json_path = args.json or os.path.join(args.out, f"{args.command}.json")
     for path in (md_path, json_path, *figures.values()):
         check_writable(path)
     return workers, md_path, json_path
@@ -148,7 +154,7 @@ def run_grid(args, workers: int, tune_units, eval_units, **unit_functions) -> tu
 def run(args) -> int:
     grid = parse_grid(args)
     pngs = report.figure_paths(grid, args.out)
-    workers, md_path, json_path = check_outputs(args, "study.json", pngs)
+    workers, md_path, json_path = check_outputs(args, pngs)
     tune_units, eval_units = grid.units()
     results, seconds, command = run_grid(args, workers, tune_units, eval_units)
 

@@ -221,3 +221,13 @@ def test_bad_quantizers_are_refused():
     with pytest.raises(DpfmError, match="fixed-point formats"):
         from dpfm.golden.contract.formats import HwFormats
         GoldenTrainer(NETS[0], 2, quant=WeightQuant(8), fixed=HwFormats())
+
+
+def test_a_diverged_network_is_stored_as_it_is():
+    """The quantizer leaves NaN or infinite weights alone, so the run's loss reports the divergence."""
+    layers = [(np.array([[np.nan, 1.0]]), np.array([0.5])), (np.array([[2.0]]), np.array([np.inf]))]
+    stored = WeightQuant(4).layers(layers)
+    assert stored is layers
+    flat = np.array([[np.nan] * NETS[0].n_params, flatten(NETS[0], init_weights(NETS[0], np.random.default_rng(0)))])
+    rows = WeightQuant(4).rows(NETS[0], flat)
+    assert np.all(np.isnan(rows[0])) and np.array_equal(rows[1], WeightQuant(4).rows(NETS[0], flat[1:])[0])
