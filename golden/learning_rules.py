@@ -177,12 +177,17 @@ class HsicBottleneck(_Rule):
     def __init__(self, beta: float = 10.0):
         self.beta = beta
 
+    def gradients(self, layers, X, Y):
+        # the batch's centred input and label kernels, the same for every hidden layer
+        self._kernels = None if len(X) < 2 else (centre(gaussian_kernel(X, median_width(X))),
+                                                 centre(gaussian_kernel(Y, median_width(Y))))
+        return super().gradients(layers, X, Y)
+
     def _signal(self, l, layers, acts, deltas, X, Y):
         Z = acts[l + 1]
-        if len(Z) < 2:
+        if self._kernels is None:
             return np.zeros_like(Z)
-        kx = centre(gaussian_kernel(X, median_width(X)))
-        ky = centre(gaussian_kernel(Y, median_width(Y)))
+        kx, ky = self._kernels
         s2 = median_width(Z)
         return hsic_gradient(kx, Z, s2) - self.beta * hsic_gradient(ky, Z, s2)
 
