@@ -45,6 +45,23 @@ def forward(spec: NetSpec, flat: np.ndarray, X: np.ndarray) -> np.ndarray:
     return a
 
 
+def last_layer_gradient(spec: NetSpec, flat: np.ndarray, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """The output layer's exact mean gradient `(R, n_out * (n_in + 1))`, in weight-id order: `delta_o * [a, 1]`
+    with `delta_o = dL/da_o * f'(z_o)` and `a` the layer's inputs. It is local to the output neurons (no
+    tangent carries it), so an `exact_last` trainer spends no tangent slots on it."""
+    a = X[None]
+    for l, act in enumerate(spec.activations):
+        n_out, n_in = spec.layer_shape(l)
+        Wa = flat[:, spec.layer_base(l):spec.layer_base(l + 1)].reshape(len(flat), n_out, n_in + 1)
+        inputs = a
+        a, slope = activate(act, inputs @ Wa[..., :n_in].transpose(0, 2, 1) + Wa[:, None, :, n_in])
+    _, c = loss_and_slope(spec.loss, a, Y[None])
+    delta = c if slope is None else c * slope
+    aug = np.concatenate([np.broadcast_to(inputs, delta.shape[:2] + inputs.shape[-1:]),
+                          np.ones(delta.shape[:2] + (1,))], axis=-1)
+    return np.einsum("rbo,rbi->roi", delta, aug).reshape(len(flat), -1) / len(X)
+
+
 class _Plan:
     """Per-network constants of the forward-mode pass, and the pass itself.
 
@@ -222,11 +239,13 @@ class GoldenTrainer(Trainer):
     kind = "golden"
 
     def __init__(self, spec: NetSpec, k, selection=selection_rules.DEFAULT, lr_rule=lr_rules.DEFAULT,
-                 layout="auto", quant: WeightQuant | None = None, **settings):
+                 layout="auto", quant: WeightQuant | None = None, exact_last=False, **settings):
         """`settings`: lr, batch, momentum, init, seed, fixed, tangent, as for `Trainer`. `layout` picks the
         float pass of the contract's rule: `dense` rows, K `slots` per value (`golden.slots`: cost grows with
         K), or `auto` (slots from `SLOTS_FROM_PARAMS` parameters on). Both keep the same entries. `quant`
-        (float only) stores the weights on an n-bit grid after every update (`golden.quant.WeightQuant`)."""
+        (float only) stores the weights on an n-bit grid after every update (`golden.quant.WeightQuant`).
+        `exact_last` (float only, a study rule; `selection="demote-hw-el"` turns it on with the dither):
+        the output layer forms no direct candidates and its gradient is `last_layer_gradient`, exact."""
         lrs = settings.get("lr")
         if isinstance(lrs, (list, tuple)):   # one rate per replica: checked here, the first stands for them
             settings["lr"] = lrs[0] if lrs else None
@@ -239,7 +258,17 @@ class GoldenTrainer(Trainer):
         self.lr_rule = lr_rules.get_rule(lr_rule)
         if getattr(self.selection, "contract_dither", False):   # the study's name for the trainer's own dither
             self.dither, self.dither_state = True, dither.seed_state(self.seed)
+            exact_last = exact_last or self.selection.exact_last
             self.selection = selection_rules.get_rule(selection_rules.DEFAULT)
+        if exact_last and self.fixed is not None:
+            raise DpfmError("the exact output-layer gradient is a float study rule, not part of the fixed-point "
+                            "contract", "use it without --fixed")
+        learns = learning_layers(spec, self.train_layers)
+        self.exact_last = bool(exact_last) and learns[-1]
+        # the layers whose weights the tangent passes carry: all that learn, less an exactly computed output layer
+        tangent_layers = self.train_layers
+        if self.exact_last:
+            tangent_layers = tuple(l for l in range(spec.n_layers - 1) if learns[l])
         self._default_rules = (self.selection.name == selection_rules.DEFAULT and
                                self.lr_rule.name == lr_rules.DEFAULT and not isinstance(self.lr, tuple))
         if not self._default_rules and (self.fixed is not None or self.momentum):
@@ -249,8 +278,8 @@ class GoldenTrainer(Trainer):
             raise DpfmError(f"the selection rule '{self.selection.name}' replaces the contract's dither",
                             "use it with --dither off")
         self._plan = _Plan(spec, self.ks, None if self.selection.name == selection_rules.DEFAULT else self.selection,
-                           self.train_layers)
-        self._passes = _Passes(spec, self.ks, layout, self.train_layers)
+                           tangent_layers)
+        self._passes = _Passes(spec, self.ks, layout, tangent_layers)
         self._rule_rng = np.random.default_rng([self.seed, 1])
         self._rule_state = None if self._default_rules else self.lr_rule.init((self.n_replicas, spec.n_params))
         if quant is not None and self.fixed is not None:
@@ -313,7 +342,7 @@ class GoldenTrainer(Trainer):
         if self.quant is not None:
             raise DpfmError("checkpoints of quantized study runs are not supported",
                             "train without a weight quantizer to save a checkpoint")
-        if not self._default_rules:
+        if not self._default_rules or self.exact_last:
             raise DpfmError("checkpoints of study runs (selection or learning-rate rules) are not supported",
                             "train with the default rules to save a checkpoint")
         arrays = {"weights": self._flat_weights()}
@@ -342,11 +371,13 @@ class GoldenTrainer(Trainer):
             else:
                 grad, losses, *dropped = self._plan.gradients(self._flat, X, Y, self._rule_rng,
                                                               dropped=self.lr_rule.needs_dropped, masks=masks)
+            self._add_exact_last(grad, X, Y)
             update, self._rule_state = self.lr_rule.step(grad, lr, self._rule_state, *dropped)
             self._flat = self._stored(self._flat - update)
             return losses.sum(axis=1) / len(X)
         if self.fixed is None:
             grad, losses = self._passes.gradients(self._flat, X, Y, masks=self._batch_masks(len(X)))
+            self._add_exact_last(grad, X, Y)
             if self.momentum:
                 self._velocity *= self.momentum
                 self._velocity -= self.lr * grad
@@ -364,6 +395,12 @@ class GoldenTrainer(Trainer):
             self._raw[r] = model.sgd_update(self._raw[r], G, model.lr_raw(self.lr, len(X)))
             self.dither_state = model.dither_state
         return out
+
+    def _add_exact_last(self, grad: np.ndarray, X, Y) -> None:
+        """With `exact_last`, the output layer's part of `grad` (zero from the tangent passes, which leave
+        that layer frozen) becomes its exact gradient."""
+        if self.exact_last:
+            grad[:, self.spec.layer_base(self.spec.n_layers - 1):] = last_layer_gradient(self.spec, self._flat, X, Y)
 
     def _batch_masks(self, batch: int):
         """The float path's dither masks for one batch, per layer `(B, n_out)` (None when off), stepping the

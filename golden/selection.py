@@ -135,8 +135,24 @@ class ContractDither:
     name = "demote-hw"
     contract_dither = True
 
+    exact_last = False
+
     def prune(self, T, ks, layer_of, rng) -> None:
         raise NotImplementedError("the trainer prunes with its own dither flags")
+
+
+class ContractDitherExactLast(ContractDither):
+    """The contract's dither, and the output layer's gradient exact (`GoldenTrainer(exact_last=True)`): an
+    output neuron forms no direct candidates, so its K slots all go to the layers below, and the sink adds
+    `delta_o * [a, 1]` for the output layer's own weights, which it has locally without any tangent.
+
+    Hardware: the gradient unit walks the output layer's inputs once per output (n_in + 1 more G
+    read-modify-writes per output and sample, an address counter and the stored f'(z_o)); the lanes treat
+    the output layer as frozen (docs/ARITHMETIC.md 3e).
+    """
+
+    name = "demote-hw-el"
+    exact_last = True
 
 
 def layer_quotas(k: int, layers: int) -> list:
@@ -194,7 +210,8 @@ class BatchUnified:
 RULES = {rule.name: rule for rule in (TopK(), Dither(), Dither(1), RandomTie(), DitherRandomTie(), LayerQuota(),
                                         BatchUnified(), Demote(), Demote(0.5), Demote(0.125), Demote(0.25, p_direct=0.75),
                                         Demote(0.25, p_direct=0.875), Demote(0.25, p_direct=0.5),
-                                        Demote(0.0, p_direct=0.75), Demote(0.0, p_direct=0.5), ContractDither())}
+                                        Demote(0.0, p_direct=0.75), Demote(0.0, p_direct=0.5), ContractDither(),
+                                        ContractDitherExactLast())}
 DEFAULT = "topk"
 
 
