@@ -48,6 +48,7 @@ class Checkpoint:
     dither: bool
     train_layers: tuple | None
     dither_state: int
+    exact_last: bool
     epoch: int
     rng: dict
     history: dict
@@ -59,7 +60,8 @@ class Checkpoint:
         is a single K when there is one, as the device backends take it)."""
         return {"spec": self.spec, "k": self.ks[0] if len(self.ks) == 1 else list(self.ks), "lr": self.lr,
                 "batch": self.batch, "momentum": self.momentum, "init": self.init, "seed": self.seed,
-                "fixed": self.fixed, "tangent": self.tangent, "dither": self.dither, "train_layers": self.train_layers}
+                "fixed": self.fixed, "tangent": self.tangent, "dither": self.dither, "train_layers": self.train_layers,
+                "exact_last": self.exact_last}
 
     def write(self, path) -> None:
         """One .npz file at `path`, written atomically."""
@@ -71,7 +73,7 @@ class Checkpoint:
             "fixed": None if self.fixed is None else str(self.fixed),
             "dither": self.dither, "dither_state": self.dither_state,
             "train_layers": None if self.train_layers is None else list(self.train_layers),
-            "epoch": self.epoch, "rng": self.rng, "history": self.history, "extra": self.extra,
+            "exact_last": self.exact_last, "epoch": self.epoch, "rng": self.rng, "history": self.history, "extra": self.extra,
         }
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.savez(f, format=np.array(FORMAT), meta=np.array(json.dumps(meta)), **self.arrays)
@@ -89,7 +91,8 @@ class Checkpoint:
                 momentum=float(meta["momentum"]), init=str(meta["init"]), seed=int(meta["seed"]), fixed=fixed,
                 tangent=str(meta["tangent"]), dither=bool(meta.get("dither", False)),
                 train_layers=None if meta.get("train_layers") is None else tuple(int(l) for l in meta["train_layers"]),
-                dither_state=check_state(meta.get("dither_state", 0)), epoch=int(meta["epoch"]), rng=dict(meta["rng"]),
+                dither_state=check_state(meta.get("dither_state", 0)),
+                exact_last=bool(meta.get("exact_last", False)), epoch=int(meta["epoch"]), rng=dict(meta["rng"]),
                 history={"train_loss": list(meta["history"]["train_loss"]),
                          "val_loss": list(meta["history"]["val_loss"])},
                 extra=dict(meta["extra"]), arrays=arrays)

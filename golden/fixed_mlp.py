@@ -56,9 +56,14 @@ class FixedModel:
     """One network in one set of number formats; weights and data are passed in as raw int64 arrays."""
 
     def __init__(self, spec: NetSpec, k: int | None, fmts: HwFormats | None = None, tangent: str = "exact",
-                 train_layers=None):
+                 train_layers=None, exact_last: bool = False):
         self.spec = spec
         self.trains = learning_layers(spec, check_train_layers(spec, train_layers))
+        #: the output layer's gradient exact (section 3f), when that layer learns
+        self.exact_last = bool(exact_last) and self.trains[-1]
+        #: per layer, whether its neurons form direct candidates (3.2): a layer that learns, except an exact
+        #: output layer, whose direct entries join its tangent after the toper instead
+        self.direct = self.trains[:-1] + [self.trains[-1] and not self.exact_last]
         self.fmts = fmts = fmts or HwFormats()
         check_tangent_mode(tangent)
         if k is not None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1):
@@ -154,8 +159,37 @@ class FixedModel:
         w_raw, X_raw = self._check(w_raw, X_raw)
         masks = self._neuron_masks(X_raw.shape[0])
         if self.tangent != "exact":
-            return self._toper_pass(w_raw, X_raw, masks)
-        return self._exact_pass(w_raw, X_raw, masks)
+            a, tv, tid = self._toper_pass(w_raw, X_raw, masks)
+            if self.exact_last:   # after the K slots, in the gradient unit's order
+                p, pid = self._direct_entries(w_raw, X_raw)
+                tv, tid = np.concatenate([tv, p], axis=2), np.concatenate([tid, pid], axis=2)
+            return a, tv, tid
+        a, T, ids = self._exact_pass(w_raw, X_raw, masks)
+        if self.exact_last:       # the output layer's own ids are free in T (no direct terms were formed)
+            p, pid = self._direct_entries(w_raw, X_raw)
+            last = self.spec.weight_ids(self.spec.n_layers - 1)
+            T[:, np.arange(p.shape[1])[:, None], last] = p
+            ids = np.where(T != 0, np.arange(self.spec.n_params), EMPTY_ID)
+        return a, T, ids
+
+    def _direct_entries(self, w_raw, X_raw) -> tuple[np.ndarray, np.ndarray]:
+        """Section 3f: the output layer's direct entries `(B, n_out, n_in + 1)`, values and ids, as the
+        activation node would turn unpruned direct candidates into tangent slots: `round_t(d_o * conv_t(x_i))`
+        (`conv_t(x_i)` alone for the identity, and for BCE's fused output in exact mode), the bias's `x` 1.0;
+        an entry of value 0 is invalid. Both roundings count saturations, per output and input."""
+        f, last = self.fmts, self.spec.n_layers - 1
+        a = X_raw
+        for layer in range(last):
+            _, a = self._layer_primal(layer, w_raw, a, None)
+        z, _ = self._layer_primal(last, w_raw, a, None)
+        B, n_out = z.shape
+        inputs = np.concatenate([a, np.full((B, 1), self._one, dtype=np.int64)], axis=1)
+        v = requantize(np.broadcast_to(inputs[:, None, :], (B, n_out, inputs.shape[1])), f.x.frac, f.t, self.sat)
+        if self._luts[last] is not None and not (self.tangent == "exact" and self.spec.loss == "bce"):
+            d = self._luts[last][1][lut_index(z, f)]
+            v = requantize(d[:, :, None] * v, f.x.frac + f.t.frac, f.t, self.sat)
+        ids = np.broadcast_to(self.spec.weight_ids(last).reshape(n_out, -1), v.shape)
+        return v, np.where(v == 0, EMPTY_ID, ids)
 
     def _neuron_masks(self, batch: int) -> list[np.ndarray]:
         """Per layer, the dither masks `(B * n_out,)` of its neurons in row order (sample, unit); the state
@@ -176,7 +210,7 @@ class FixedModel:
             # direct terms `(R, n_in + 1)` (the bias step last); source j + 1: slot j's products `(R, n_in, S)`.
             R, S = B * n_out, tv.shape[2]
             inputs = np.concatenate([a, np.full((B, 1), self._one, dtype=np.int64)], axis=1)
-            if self.trains[layer]:
+            if self.direct[layer]:
                 direct = requantize(np.repeat(inputs, n_out, axis=0), f.x.frac, f.t, self.sat)
             else:       # a frozen layer forms no direct candidates (section 3e): nothing to round or count
                 direct = np.zeros((R, n_in + 1), dtype=np.int64)
@@ -264,7 +298,7 @@ class FixedModel:
             zt = np.zeros((B, n_out, self.spec.layer_base(layer + 1)), dtype=np.int64)
             zt[:, :, :base] = (rows[:, :n_in] @ T) << (full - f.w.frac - f.t.frac)
             inputs = np.concatenate([a, np.full((B, 1), self._one, dtype=np.int64)], axis=1)
-            if self.trains[layer]:
+            if self.direct[layer]:
                 zt[:, np.arange(n_out)[:, None], ids] = (inputs << (full - f.x.frac))[:, None, :]
             width = zt.shape[-1]
             flags = 0 if self.k is None or self.k >= width else \

@@ -239,13 +239,14 @@ class GoldenTrainer(Trainer):
     kind = "golden"
 
     def __init__(self, spec: NetSpec, k, selection=selection_rules.DEFAULT, lr_rule=lr_rules.DEFAULT,
-                 layout="auto", quant: WeightQuant | None = None, exact_last=False, **settings):
-        """`settings`: lr, batch, momentum, init, seed, fixed, tangent, as for `Trainer`. `layout` picks the
+                 layout="auto", quant: WeightQuant | None = None, **settings):
+        """`settings`: lr, batch, momentum, init, seed, fixed, tangent, dither, train_layers, exact_last, as
+        for `Trainer`. `layout` picks the
         float pass of the contract's rule: `dense` rows, K `slots` per value (`golden.slots`: cost grows with
         K), or `auto` (slots from `SLOTS_FROM_PARAMS` parameters on). Both keep the same entries. `quant`
         (float only) stores the weights on an n-bit grid after every update (`golden.quant.WeightQuant`).
-        `exact_last` (float only, a study rule; `selection="demote-hw-el"` turns it on with the dither):
-        the output layer forms no direct candidates and its gradient is `last_layer_gradient`, exact."""
+        The study's selection `demote-hw-el` turns on the dither and `exact_last`; in float the output layer's
+        gradient is then `last_layer_gradient`."""
         lrs = settings.get("lr")
         if isinstance(lrs, (list, tuple)):   # one rate per replica: checked here, the first stands for them
             settings["lr"] = lrs[0] if lrs else None
@@ -258,16 +259,13 @@ class GoldenTrainer(Trainer):
         self.lr_rule = lr_rules.get_rule(lr_rule)
         if getattr(self.selection, "contract_dither", False):   # the study's name for the trainer's own dither
             self.dither, self.dither_state = True, dither.seed_state(self.seed)
-            exact_last = exact_last or self.selection.exact_last
+            self.exact_last = self.exact_last or self.selection.exact_last
             self.selection = selection_rules.get_rule(selection_rules.DEFAULT)
-        if exact_last and self.fixed is not None:
-            raise DpfmError("the exact output-layer gradient is a float study rule, not part of the fixed-point "
-                            "contract", "use it without --fixed")
         learns = learning_layers(spec, self.train_layers)
-        self.exact_last = bool(exact_last) and learns[-1]
+        self._exact_last = self.exact_last and learns[-1]   # the output layer learns, by its exact gradient
         # the layers whose weights the tangent passes carry: all that learn, less an exactly computed output layer
         tangent_layers = self.train_layers
-        if self.exact_last:
+        if self._exact_last:
             tangent_layers = tuple(l for l in range(spec.n_layers - 1) if learns[l])
         self._default_rules = (self.selection.name == selection_rules.DEFAULT and
                                self.lr_rule.name == lr_rules.DEFAULT and not isinstance(self.lr, tuple))
@@ -288,8 +286,8 @@ class GoldenTrainer(Trainer):
         self.quant = quant
         self._fixed_models = None
         if self.fixed is not None:
-            self._fixed_models = [FixedModel(spec, k, self.fixed, tangent=self.tangent, train_layers=self.train_layers)
-                                  for k in self.ks]
+            self._fixed_models = [FixedModel(spec, k, self.fixed, tangent=self.tangent, train_layers=self.train_layers,
+                                             exact_last=self.exact_last) for k in self.ks]
         self.set_weights(init_weights(spec, self._rng, self.init))
 
     @classmethod
@@ -342,7 +340,7 @@ class GoldenTrainer(Trainer):
         if self.quant is not None:
             raise DpfmError("checkpoints of quantized study runs are not supported",
                             "train without a weight quantizer to save a checkpoint")
-        if not self._default_rules or self.exact_last:
+        if not self._default_rules:
             raise DpfmError("checkpoints of study runs (selection or learning-rate rules) are not supported",
                             "train with the default rules to save a checkpoint")
         arrays = {"weights": self._flat_weights()}
@@ -399,7 +397,7 @@ class GoldenTrainer(Trainer):
     def _add_exact_last(self, grad: np.ndarray, X, Y) -> None:
         """With `exact_last`, the output layer's part of `grad` (zero from the tangent passes, which leave
         that layer frozen) becomes its exact gradient."""
-        if self.exact_last:
+        if self._exact_last:
             grad[:, self.spec.layer_base(self.spec.n_layers - 1):] = last_layer_gradient(self.spec, self._flat, X, Y)
 
     def _batch_masks(self, batch: int):

@@ -27,6 +27,7 @@ class Task:
     `lr` is the learning rate of the source notes; `lr_by_k` the default rate per K, `((K or None for full,
     lr), ...)`, as the study's tuning rule chose it for the contract's dither (docs/STUDY.md, on the training
     split only). A pruned gradient is smaller and sparser than the full one, so its best step is longer.
+    `exact_last`: the output layer's gradient exact by default (docs/ARITHMETIC.md 3f).
     """
 
     name: str
@@ -40,6 +41,7 @@ class Task:
     init: str = "glorot"
     classifier: bool = False
     lr_by_k: tuple = ()
+    exact_last: bool = False
 
     def load(self) -> tuple:
         return self.loader()

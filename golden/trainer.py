@@ -103,10 +103,10 @@ def k_label(k) -> str:
     return "full" if k is None else str(k)
 
 
-def _arithmetic(spec: NetSpec, ks, fixed, tangent, dither) -> str:
+def _arithmetic(spec: NetSpec, ks, fixed, tangent, dither, exact_last) -> str:
     """What a checkpoint and a trainer must agree on, in words."""
     net = f"network {list(spec.sizes)} {','.join(spec.activations)} {spec.loss}, K={','.join(map(k_label, ks))}"
-    net += f", dither {'on' if dither else 'off'}"
+    net += f", dither {'on' if dither else 'off'}, exact last layer {'on' if exact_last else 'off'}"
     return f"{net}, in float" if fixed is None else f"{net}, fixed {fixed}, tangent {tangent}"
 
 
@@ -123,7 +123,9 @@ class Trainer(abc.ABC):
     the toper's random demotion (docs/ARITHMETIC.md 3d), its generator starting from
     `golden.dither.seed_state(seed)`; `dither_state` is where it stands (0 when off). `train_layers` (0-based
     layer indices, None for all) freezes the other layers (docs/ARITHMETIC.md 3e): a hyper-parameter like lr,
-    stored in a checkpoint but free to change when one is resumed (fine-tuning).
+    stored in a checkpoint but free to change when one is resumed (fine-tuning). `exact_last` makes the
+    output layer's gradient exact (docs/ARITHMETIC.md 3f): its neurons form no direct candidates, so the K
+    slots carry only the layers below, and its gradient `delta_o * f'(z_o) * [x, 1]` is added in full.
     """
 
     #: What this backend is, in errors ("not a device checkpoint of this network ...").
@@ -132,7 +134,8 @@ class Trainer(abc.ABC):
     saturate = False
 
     def __init__(self, spec: NetSpec, k, lr=0.01, batch=10, momentum=0.0, init="glorot", seed=0,
-                 fixed: HwFormats | None = None, tangent="exact", dither=False, train_layers=None):
+                 fixed: HwFormats | None = None, tangent="exact", dither=False, train_layers=None,
+                 exact_last=False):
         self.spec = spec
         self.ks = normalize_ks(k)
         self.lr = positive_float(lr, "learning rate", "--lr")
@@ -155,6 +158,7 @@ class Trainer(abc.ABC):
         self.seed = int(seed)
         self.dither = bool(dither)
         self.train_layers = check_train_layers(spec, train_layers)
+        self.exact_last = bool(exact_last)
         self.dither_state = dither_bits.seed_state(self.seed) if self.dither else dither_bits.OFF
         self._rng = np.random.default_rng(self.seed)
         self.epoch = 0
@@ -318,7 +322,8 @@ class Trainer(abc.ABC):
         `self.extra`: e.g. the task name) is stored alongside."""
         Checkpoint(spec=self.spec, ks=self.ks, lr=self.lr, batch=self.batch, momentum=self.momentum,
                    init=self.init, seed=self.seed, fixed=self.fixed, tangent=self.tangent, dither=self.dither,
-                   train_layers=self.train_layers, dither_state=self._current_dither_state(), epoch=self.epoch,
+                   train_layers=self.train_layers, dither_state=self._current_dither_state(),
+                   exact_last=self.exact_last, epoch=self.epoch,
                    rng=self._rng.bit_generator.state, history=self.history,
                    extra=self.extra if extra is None else extra, arrays=self._checkpoint_arrays()).write(path)
 
@@ -326,13 +331,14 @@ class Trainer(abc.ABC):
         """Continue from a checkpoint of this network, K and arithmetic (whichever backend wrote it): its
         weights, epoch, shuffle state, history and `extra`; this trainer's lr, batch and layers to train stay."""
         checkpoint = Checkpoint.read(path)
-        stored = (checkpoint.spec, checkpoint.ks, checkpoint.fixed, checkpoint.tangent, checkpoint.dither)
-        mine = (self.spec, self.ks, self.fixed, self.tangent, self.dither)
+        stored = (checkpoint.spec, checkpoint.ks, checkpoint.fixed, checkpoint.tangent, checkpoint.dither,
+                  checkpoint.exact_last)
+        mine = (self.spec, self.ks, self.fixed, self.tangent, self.dither, self.exact_last)
         if stored != mine:
             raise DpfmError(f"checkpoint {path} is not a {self.kind} checkpoint of this network, K and arithmetic "
                             f"(it holds {_arithmetic(*stored)}; this {self.kind} trains {_arithmetic(*mine)})",
-                            "resume with the task, --k, --fixed, --tangent and --dither the checkpoint was "
-                            "written with")
+                            "resume with the task, --k, --fixed, --tangent, --dither and --exact-last the "
+                            "checkpoint was written with")
         self._restore(path, checkpoint)
 
     def _restore(self, path, checkpoint: Checkpoint) -> None:

@@ -1,5 +1,6 @@
-"""The gradient unit's model (docs/ARITHMETIC.md section 3.5): `hw.update.GradientUnit` must equal
-`accumulate_output_gradient` output neuron by output neuron.
+"""The gradient unit's model (docs/ARITHMETIC.md sections 3.5 and 3f): `hw.update.GradientUnit` must equal
+`accumulate_output_gradient` output neuron by output neuron, given an exact output layer's `direct_slots`
+after the neuron's own slots.
 
 `golden.fixed_mlp.FixedModel.batch_gradient` runs the same step vectorized over a batch;
 tests/golden/test_fixed_mlp.py checks it against this one.
@@ -21,3 +22,18 @@ def accumulate_output_gradient(G: list[int], a: int, y: int, slots: list[Slot], 
         if slot is not None:
             v, wid = slot
             G[wid] = saturate(G[wid] + delta * int(v), fmts.g, sat)
+
+
+def direct_slots(d: int | None, inputs: list[int], row_id: int, fmts: HwFormats,
+                 sat: SatCounter | None = None) -> list[Slot]:
+    """An exact output layer's direct entries for one output neuron (section 3f), in input order with the
+    bias last: `(round_t(d * conv_t(x_i)), row_id + i)`, as the activation node would turn an unpruned direct
+    candidate into a slot (`d` the neuron's slope `D[idx]`; None for the identity, which passes `conv_t(x_i)`);
+    None where that is 0. `inputs` are the layer's inputs (format x); `row_id` is the id of `W[o, 0]`."""
+    out: list[Slot] = []
+    for i, x in enumerate(list(inputs) + [1 << fmts.x.frac]):
+        v = requantize(int(x), fmts.x.frac, fmts.t, sat)
+        if d is not None:
+            v = requantize(int(d) * v, fmts.x.frac + fmts.t.frac, fmts.t, sat)
+        out.append((v, row_id + i) if v != 0 else None)
+    return out

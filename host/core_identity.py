@@ -51,13 +51,15 @@ def check_core(client, config) -> CoreIdentity:
 
 def build_options(config) -> str:
     """The `dpfm build` options (besides --board and the task) that make a core of `config`."""
-    return (f"dpfm build --k {config.k} --toper {config.toper} --formats {config.fmts} for network "
-            f"{','.join(map(str, config.spec.sizes))} {','.join(config.spec.activations)}")
+    return (f"dpfm build --k {config.k} --toper {config.toper} --formats {config.fmts} --exact-last "
+            f"{'on' if config.exact_last else 'off'} for network {','.join(map(str, config.spec.sizes))} "
+            f"{','.join(config.spec.activations)}")
 
 
 def run_options(device: CoreIdentity) -> str:
     """The `dpfm train` options that match the core `device` describes."""
     formats = ",".join(f"{key}={getattr(device, key)}" for key in _FORMAT_KEYS)
     toper = "" if device.toper == "serial" else " --tangent toper-" + device.toper
-    return (f"--k {device.k} --fixed {formats}{toper}, on network {device.sizes} with activations "
+    exact = " --exact-last " + ("on" if device.last_layer == "exact" else "off")
+    return (f"--k {device.k} --fixed {formats}{toper}{exact}, on network {device.sizes} with activations "
             f"{device.act}")

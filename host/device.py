@@ -42,12 +42,14 @@ class Device(Trainer):
         it afresh with initial weights and a seeded dither state."""
         from dpfm.golden.fixed_mlp import FixedModel
         super().__init__(config.spec, config.k, lr=lr, batch=batch, init=init, seed=seed, fixed=config.fmts,
-                         tangent=config.tangent, dither=dither, train_layers=train_layers)
+                         tangent=config.tangent, dither=dither, train_layers=train_layers,
+                         exact_last=config.exact_last)
         self.client = client
         self.config = config
         self.poll_timeout = poll_timeout
         self._owned = owned
-        self._model = FixedModel(self.spec, config.k, self.fixed, tangent=config.tangent)
+        self._model = FixedModel(self.spec, config.k, self.fixed, tangent=config.tangent,
+                                 exact_last=config.exact_last)
         self._settings: dict[int, int] = {}
         self._samples_run = 0      # samples of every INFER/TRAIN this host started (SAMPLES_DONE's count)
         self._check_identity()

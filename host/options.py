@@ -50,9 +50,14 @@ def add_core_arguments(parser, default_task: str | None = "seed-sum") -> None:
                              "one cycle per MAC step; parallel-S: S source topers, ceil(candidates/S) cycles "
                              "per MAC step (default: %(default)s)")
     parser.add_argument("--formats", default="", help="number formats, e.g. x=s16.12,t=s16.12 (default: contract)")
+    parser.add_argument("--exact-last", choices=("on", "off"), default=None,
+                        help="the output layer's gradient exact (docs/ARITHMETIC.md 3f; default: the task's)")
 
 
 def config_from_args(args, task: str | None = None) -> CoreConfig:
     """The `CoreConfig` the `add_core_arguments` options describe (`task` overrides `args.task`)."""
-    return CoreConfig.from_task(args.task if task is None else task, args.k, HwFormats.parse(args.formats), args.max_batch,
-                                args.lanes, args.toper)
+    from dpfm.golden.tasks import get_task
+    name = args.task if task is None else task
+    exact_last = get_task(name).exact_last if args.exact_last is None else args.exact_last == "on"
+    return CoreConfig.from_task(name, args.k, HwFormats.parse(args.formats), args.max_batch, args.lanes, args.toper,
+                                exact_last)

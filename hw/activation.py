@@ -43,7 +43,7 @@ in-place merge can leave a valid 0). Same latency and occupancy as the table kin
 
 import numpy as np
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
-from amaranth.lib import stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -58,12 +58,12 @@ class Activation(wiring.Component):
     """Activation of one neuron's dual through one shared slope multiplier.
 
     Ports: `i` (in stream, `dual_layout`: `z` and its K slots), `o` (out stream, same layout: `a` and its
-    slots), `sat` (out): the number of tangent products clamped to the t range, reported in the cycle their
-    result enters the output register. (The sigmoid, tanh and relu slopes are at most 1.0, so with their
+    slots; with `slope_out`, `activation_out_layout`: also the slope `d`), `sat` (out): the number of tangent
+    products clamped to the t range, reported in the cycle their result enters the output register. (The sigmoid, tanh and relu slopes are at most 1.0, so with their
     tables no product can clamp; the count is kept because the contract counts every clamp.)
     """
 
-    def __init__(self, kind: str, k: int, fmts, id_bits: int, bypass: bool = False):
+    def __init__(self, kind: str, k: int, fmts, id_bits: int, bypass: bool = False, slope_out: bool = False):
         if kind not in ACTIVATIONS:
             raise DpfmError(f"unknown activation '{kind}'", f"choose one of {', '.join(ACTIVATIONS)}")
         if bypass and not self.can_bypass(kind, fmts):
@@ -73,10 +73,11 @@ class Activation(wiring.Component):
         self.k = k
         self.fmts = fmts
         self.bypass = bypass
+        self.slope_out = slope_out
         layout = dual_layout(k, fmts.x, fmts.t, id_bits)
         super().__init__({
             "i": In(stream.Signature(layout)),
-            "o": Out(stream.Signature(layout)),
+            "o": Out(stream.Signature(activation_out_layout(k, fmts, id_bits) if slope_out else layout)),
             "sat": Out(range(k + 2)),
             **({"identity": In(1)} if bypass else {}),
         })
@@ -138,7 +139,10 @@ class Activation(wiring.Component):
             with m.If(self.o.ready):
                 m.d.sync += self.o.valid.eq(0)
             with m.If(~self.o.valid):
-                m.d.sync += [self.o.valid.eq(self.i.valid), self.o.payload.eq(self.i.payload)]
+                m.d.sync += [self.o.valid.eq(self.i.valid), self.o.p.value.eq(self.i.p.value),
+                             self.o.p.slots.eq(self.i.p.slots)]
+            if self.slope_out:
+                m.d.comb += self.o.p.d.eq(1 << self.fmts.x.frac)
             return m
 
         fmts, k = self.fmts, self.k
@@ -159,6 +163,7 @@ class Activation(wiring.Component):
         prod_valid, prod_slot, prod_last = Signal(), Signal(), Signal()   # a product / its slot was valid
         prod_id = Signal.like(src[0].id)
         prod_f = Signal.like(read_f.data)
+        prod_d = Signal.like(read_d.data)         # the neuron's slope, offered with `a` when `slope_out`
         prod_f_sat = Signal()
         # The neuron being multiplied is an identity (bypass): its slope is 1.0 and its `a` is `z` (`z_in`).
         ident, prod_ident = Signal(), Signal()
@@ -192,6 +197,7 @@ class Activation(wiring.Component):
             m.d.sync += [
                 prod_valid.eq(left != 0), prod_last.eq(left == 1), prod_slot.eq(head.valid),
                 prod_id.eq(head.id), prod.eq(slope * head.value), prod_f.eq(value_f), prod_f_sat.eq(value_sat),
+                prod_d.eq(slope),
                 prod_ident.eq(ident),
                 src.eq(src.as_value() >> slot_w),
             ]
@@ -222,4 +228,14 @@ class Activation(wiring.Component):
             m.d.comb += self.sat.eq((prod_slot & clamped) + (prod_last & prod_f_sat))
             with m.If(prod_last):
                 m.d.sync += [self.o.valid.eq(1), self.o.p.value.eq(prod_f)]
+                if self.slope_out:
+                    m.d.sync += self.o.p.d.eq(prod_d)
         return m
+
+
+def activation_out_layout(k: int, fmts, id_bits: int) -> data.StructLayout:
+    """An activation's result with the neuron's slope `d` (format x; `D[idx]`, 1.0 for the identity): what
+    the gradient unit of an exact output layer needs (docs/ARITHMETIC.md 3f). The dual's fields come first,
+    so the result's low bits are the `dual_layout` the scratch memory stores."""
+    dual = dual_layout(k, fmts.x, fmts.t, id_bits)
+    return data.StructLayout({**{name: field.shape for name, field in dual}, "d": signed(fmts.x.bits)})

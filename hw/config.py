@@ -37,7 +37,8 @@ class CoreConfig:
     parallel (K + 1 multipliers, K + 1 source topers and a merge tree per lane, one cycle per MAC step) or
     parallel-S (S source topers, so a step's K + 1
     candidates take ceil(candidates / S) cycles: most of the parallel lane's speed for a fraction of its
-    topers).
+    topers). `exact_last`: the output layer's gradient is exact (docs/ARITHMETIC.md 3f), its neurons form
+    no direct candidates and the gradient unit adds their direct entries.
     """
 
     spec: NetSpec
@@ -46,6 +47,7 @@ class CoreConfig:
     max_batch: int = 16
     lanes: int = 1
     toper: Organisation | str = Organisation()
+    exact_last: bool = False
 
     def __post_init__(self):
         spec = self.spec
@@ -54,6 +56,8 @@ class CoreConfig:
                             "pass --k 1 or more (K=full is only available in the golden model)")
         if self.k > 255:
             raise DpfmError(f"K={self.k} is more than the core supports", "use K <= 255")
+        if not isinstance(self.exact_last, bool):
+            raise DpfmError(f"exact_last must be True or False, got {self.exact_last!r}", "use --exact-last on|off")
         if isinstance(self.toper, str):
             object.__setattr__(self, "toper", Organisation.parse(self.toper))
         if self.sources == 1:
@@ -140,6 +144,7 @@ class CoreConfig:
                 + self.max_batch * self.sample_words * f.x.bits
                 + self.max_batch * spec.n_outputs * f.x.bits
                 + 2 * self.max_width * (f.x.bits + self.k * slot)
+                + (spec.layer_shape(spec.n_layers - 1)[1] * f.x.bits if self.exact_last else 0)
                 + lut_kinds * 2 * (1 << f.lut_bits) * f.x.bits)
 
     def check_fits(self, board: str) -> None:
@@ -154,7 +159,8 @@ class CoreConfig:
 
     @classmethod
     def from_task(cls, name: str, k: int, fmts: HwFormats | None = None, max_batch: int = 16,
-                  lanes: int = 1, toper: Organisation | str = Organisation()) -> "CoreConfig":
+                  lanes: int = 1, toper: Organisation | str = Organisation(), exact_last: bool = False) -> "CoreConfig":
         """The configuration for a named task of `golden.tasks` (its network shape)."""
         from dpfm.golden.tasks import get_task
-        return cls(spec=get_task(name).spec, k=k, fmts=fmts or HwFormats(), max_batch=max_batch, lanes=lanes, toper=toper)
+        return cls(spec=get_task(name).spec, k=k, fmts=fmts or HwFormats(), max_batch=max_batch, lanes=lanes,
+                   toper=toper, exact_last=exact_last)

@@ -30,7 +30,7 @@ from dpfm.hw.bus import CoreBusSignature
 from dpfm.hw.config import CoreConfig
 from dpfm.hw.identity import core_identity
 from dpfm.hw.sequencer import Forward
-from dpfm.hw.update import GradientUnit, SgdUnit
+from dpfm.hw.update import GradientUnit, SgdUnit, last_inputs
 
 
 def _addr_bits(depth: int) -> int:
@@ -78,6 +78,11 @@ class DpfmCore(wiring.Component):
         wiring.connect(m, fwd.out_wr, o_wr)
         wiring.connect(m, grad.y_rd, s_grad)
         wiring.connect(m, fwd.grad, grad.req)
+        if cfg.exact_last:   # the output layer's inputs, from the sequencer to the gradient unit (3f)
+            m.submodules.xmem = xmem = BlockRam(signed(f.x.bits), last_inputs(cfg))
+            wiring.connect(m, fwd.xin_wr, xmem.write_port())
+            wiring.connect(m, grad.xin_rd, xmem.read_port())
+            m.d.comb += fwd.grad_busy.eq(grad.busy)
 
         # ---- registers and operation state ------------------------------------------------------------
         n_samples = Signal(16, init=cfg.max_batch)

@@ -43,7 +43,7 @@ from dpfm.hw.config import CoreConfig
 from dpfm.hw.mac_lane import MacLane
 from dpfm.hw.parallel_lane import ParallelMacLane
 from dpfm.hw.streams import dither_step_expr, dual_layout
-from dpfm.hw.update import grad_request_layout, read_port, write_port
+from dpfm.hw.update import grad_request_layout, read_port, write_port, xin_addr_bits
 
 
 def _table(m: Module, index, values, shape, name: str) -> Signal:
@@ -82,7 +82,8 @@ class Forward(wiring.Component):
         table_kinds = sorted(kinds - {"identity"})
         self.bypass = "identity" in kinds and bool(table_kinds) and Activation.can_bypass(table_kinds[0], f)
         self.kinds = table_kinds + (["identity"] if "identity" in kinds and not self.bypass else [])
-        self.acts = {kind: Activation(kind, cfg.k, f, cfg.id_bits, bypass=self.bypass and n == 0)
+        self.acts = {kind: Activation(kind, cfg.k, f, cfg.id_bits, bypass=self.bypass and n == 0,
+                                      slope_out=cfg.exact_last)
                      for n, kind in enumerate(self.kinds)}
         #: the unit (index into `kinds`) computing each layer's activation
         self.layer_units = [self.kinds.index(a) if a in self.kinds else 0 for a in cfg.spec.activations]
@@ -103,6 +104,9 @@ class Forward(wiring.Component):
             "dither_set": In(1),
             "dither_value": In(dither.BITS),
             "train_mask": In(cfg.spec.n_layers),
+            # an exact output layer (docs/ARITHMETIC.md 3f): its inputs for the gradient unit, which is busy
+            **({"xin_wr": Out(write_port(xin_addr_bits(cfg), signed(f.x.bits))), "grad_busy": In(1)}
+               if cfg.exact_last else {}),
         })
 
     def elaborate(self, platform):
@@ -151,7 +155,9 @@ class Forward(wiring.Component):
         v1 = Signal()        # stage 1 holds a step (read data on the ports)
         bias1 = Signal()
         l0_1 = Signal()
-        frozen1 = Signal()   # the step's layer does not learn (docs/ARITHMETIC.md 3e)
+        frozen1 = Signal()   # the step's neuron forms no direct candidate (docs/ARITHMETIC.md 3e, 3f)
+        xin1 = Signal()      # the step's input is one of the output layer's, to keep for the gradient unit
+        i1 = Signal.like(i_i)
         wid1 = [Signal(id_shape, name=f"wid1_{l}") for l in range(n_lanes)]
         active1 = Signal(n_lanes)   # lanes that have a unit in this group
         taken = Signal(n_lanes)     # lanes that already accepted the stage-1 step
@@ -163,7 +169,12 @@ class Forward(wiring.Component):
         all_done = Signal()
         m.d.comb += all_done.eq(Cat(lane_done).all())
 
+        last_i = l_i == n_layers - 1
         drain_wait = (l_i != 0) & (u_i == 0) & (i_i == 0) & (issued_n != done_n)
+        if cfg.exact_last:
+            # The output layer writes its inputs for the gradient unit (section 3f): it starts only when the
+            # previous sample's outputs have all been handed over and the gradient unit is done with them.
+            drain_wait = drain_wait | (last_i & (u_i == 0) & (i_i == 0) & ((issued_n != done_n) | self.grad_busy))
         can_issue = issuing & ~drain_wait
         advance = ~v1 | all_done
         is_bias = i_i == n_in_i
@@ -182,8 +193,12 @@ class Forward(wiring.Component):
         with m.Else():
             m.d.sync += taken.eq(taken | Cat(lane_valid[l] & lanes[l].i.ready for l in range(n_lanes)))
         with m.If(advance & can_issue):
+            frozen = ~self.train_mask.bit_select(l_i, 1)
+            if cfg.exact_last:
+                frozen = frozen | last_i
+                m.d.sync += [xin1.eq(last_i & (u_i == 0) & ~is_bias), i1.eq(i_i)]
             m.d.sync += [bias1.eq(is_bias), l0_1.eq(l_i == 0), active1.eq(active), wid.eq(wid + 1),
-                         frozen1.eq(~self.train_mask.bit_select(l_i, 1))]
+                         frozen1.eq(frozen)]
             m.d.sync += [wid1[l].eq(wid + lane_off[l]) for l in range(n_lanes)]
             with m.If(is_bias):
                 m.d.sync += [i_i.eq(0), issued_n.eq(issued_n + sum(active[l] for l in range(n_lanes)))]
@@ -201,6 +216,8 @@ class Forward(wiring.Component):
                 m.d.sync += i_i.eq(i_i + 1)
 
         x1 = Mux(bias1, Const(1 << f.x.frac, signed(f.x.bits)), Mux(l0_1, self.x_rd.data, scr_rd.data.value))
+        if cfg.exact_last:   # rewritten with the same word while the step waits for its lanes
+            m.d.comb += [self.xin_wr.addr.eq(i1), self.xin_wr.data.eq(x1), self.xin_wr.en.eq(v1 & xin1)]
         # No tangent in layer 0 or for the bias: only the slots' valid bits are cleared (the rest of an
         # invalid slot is don't-care), which costs K gates instead of a mux on the whole tangent.
         no_tangent = bias1 | l0_1
@@ -277,7 +294,7 @@ class Forward(wiring.Component):
             sel = kind_r == kind_index[kind]
             res_expr = Mux(sel, self.acts[kind].o.p.as_value(), res_expr)
             valid_expr = Mux(sel, self.acts[kind].o.valid, valid_expr)
-        m.d.comb += [res.eq(res_expr), res_valid.eq(valid_expr)]
+        m.d.comb += [res.eq(res_expr), res_valid.eq(valid_expr)]   # (`res` leaves out an appended slope)
         last_layer = l_r == n_layers - 1
         to_grad = last_layer & self.train
         accept = res_valid & (~to_grad | self.grad.ready)
@@ -296,6 +313,20 @@ class Forward(wiring.Component):
             self.grad.p.slots.eq(res.slots),
             self.grad.p.y_addr.eq(ybase + spec.n_inputs + u_r),
         ]
+        if cfg.exact_last:
+            # the output neuron's slope, and the id of its W[o, 0], counted along the output layer
+            d_expr = self.acts[first].o.p.d
+            for kind in others:
+                d_expr = Mux(kind_r == kind_index[kind], self.acts[kind].o.p.d, d_expr)
+            n_in_last = spec.layer_shape(n_layers - 1)[1]
+            base_last = spec.layer_base(n_layers - 1)
+            row = Signal(cfg.id_bits, init=base_last)
+            m.d.comb += [self.grad.p.d.eq(d_expr), self.grad.p.row.eq(row),
+                         self.grad.p.direct.eq(self.train_mask[n_layers - 1])]
+            with m.If(self.start):
+                m.d.sync += row.eq(base_last)
+            with m.Elif(accept & last_layer):
+                m.d.sync += row.eq(Mux(u_r == n_out_r - 1, base_last, row + n_in_last + 1))
         with m.If(accept):
             m.d.sync += [done_n.eq(done_n + 1), u_r.eq(u_r + 1)]
             with m.If(last_layer):

@@ -25,12 +25,22 @@ def write_port(addr_width: int, shape) -> wiring.FlippedSignature:
 
 
 def grad_request_layout(cfg: CoreConfig, sample_addr_bits: int) -> data.StructLayout:
-    """One output neuron handed to the gradient unit: its activation, tangent, and where its target is."""
-    return data.StructLayout({
+    """One output neuron handed to the gradient unit: its activation, tangent, and where its target is; for an
+    exact output layer (docs/ARITHMETIC.md 3f) also its slope `d`, the id `row` of its weight `W[o, 0]`, and
+    `direct` (the output layer learns: add its direct entries)."""
+    fields = {
         "a": signed(cfg.fmts.x.bits),
         "slots": slots_layout(cfg.k, cfg.fmts.t, cfg.id_bits),
         "y_addr": unsigned(sample_addr_bits),
-    })
+    }
+    if cfg.exact_last:
+        fields.update(d=signed(cfg.fmts.x.bits), row=unsigned(cfg.id_bits), direct=1)
+    return data.StructLayout(fields)
+
+
+def last_inputs(cfg: CoreConfig) -> int:
+    """Inputs of the output layer: the words of the gradient unit's input memory (section 3f)."""
+    return cfg.spec.layer_shape(cfg.spec.n_layers - 1)[1]
 
 
 class GradientUnit(wiring.Component):
@@ -43,20 +53,29 @@ class GradientUnit(wiring.Component):
     slots naming the same id (possible after in-place merges) see each other's result without forwarding
     logic. `busy` is low only when no request is held. `sat` counts this cycle's saturation events.
 
-    The model is `golden.update.accumulate_output_gradient`.
+    Exact output layer (`cfg.exact_last`, section 3f): after the slots, a request with `direct` set walks the
+    output layer's inputs `x_i` (the input memory `xin`, written by the sequencer; the bias's 1.0 last):
+    `v = conv_t(x_i)`, `p = round_t(d * v)` (one state each, so a cycle reports at most one saturation),
+    then the slot path's product, add and write at id `row + i`. The next input's read is issued with the
+    write, so an entry costs five cycles.
+
+    The model is `golden.update.accumulate_output_gradient` (with `golden.update.direct_slots`).
     """
 
     def __init__(self, cfg: CoreConfig, sample_addr_bits: int, g_addr_bits: int):
         self.cfg = cfg
         f = cfg.fmts
-        super().__init__({
+        ports = {
             "req": In(stream.Signature(grad_request_layout(cfg, sample_addr_bits))),
             "y_rd": Out(read_port(sample_addr_bits, signed(f.x.bits))),
             "g_rd": Out(read_port(g_addr_bits, signed(f.g.bits))),
             "g_wr": Out(write_port(g_addr_bits, signed(f.g.bits))),
             "busy": Out(1),
             "sat": Out(1),
-        })
+        }
+        if cfg.exact_last:
+            ports["xin_rd"] = Out(read_port(xin_addr_bits(cfg), signed(f.x.bits)))
+        super().__init__(ports)
 
     def elaborate(self, platform):
         m = Module()
@@ -77,25 +96,54 @@ class GradientUnit(wiring.Component):
         g_new, g_sat = saturate_expr(g_sum, f.g)
 
         # State as a plain register and continuous assignments (see hw/core.py on Icarus and `always @*`).
-        IDLE, TARGET, ERROR, DELTA, SLOT, ADD, RMW = range(7)
-        state = Signal(range(7), init=IDLE)
+        IDLE, TARGET, ERROR, DELTA, SLOT, ADD, RMW, XCONV, XSLOPE, XMUL = range(10)
+        # section 3f: the direct entries' phase (`xphase`), its input index and the entry's id and value
+        exact = cfg.exact_last
+        state = Signal(range(XMUL + 1 if exact else RMW + 1), init=IDLE)
         idle = state == IDLE
+        xphase = Signal()
+        direct = Signal()
+        after_slots = IDLE
+        g_addr = head.id
+        sat_x = Const(0)
+        if exact:
+            n_in = last_inputs(cfg)
+            d = Signal(signed(f.x.bits))
+            row = Signal(cfg.id_bits)
+            xi = Signal(range(n_in + 1))
+            xid = Signal(cfg.id_bits)
+            v = Signal(signed(f.t.bits))
+            p = Signal(signed(f.t.bits))
+            x_in = Mux(xi == n_in, Const(1 << f.x.frac, signed(f.x.bits)), self.xin_rd.data)
+            v_new, v_sat = saturate_expr(shift_round_expr(x_in, f.x.frac - f.t.frac), f.t)
+            p_new, p_sat = saturate_expr(shift_round_expr(d * v, f.x.frac), f.t)
+            after_slots = Mux(direct, XCONV, IDLE)
+            g_addr = Mux(xphase, xid, head.id)
+            sat_x = ((state == XCONV) & v_sat) | ((state == XSLOPE) & p_sat)
+            # the next input is read with the current entry's write, so it is there in the next XCONV
+            last_x = xi == n_in
+            m.d.comb += [self.xin_rd.addr.eq(Mux((state == RMW) & xphase, xi + 1, xi)),
+                         self.xin_rd.en.eq(1)]
         m.d.comb += [
             self.req.ready.eq(idle),
             self.y_rd.addr.eq(self.req.p.y_addr), self.y_rd.en.eq(idle),
-            self.g_rd.addr.eq(head.id), self.g_wr.addr.eq(head.id), self.g_wr.data.eq(g_new),
+            self.g_rd.addr.eq(g_addr), self.g_wr.addr.eq(g_addr), self.g_wr.data.eq(g_new),
             self.g_wr.en.eq(state == RMW),
             self.busy.eq(~idle),
-            self.sat.eq(((state == ERROR) & e_sat) | ((state == DELTA) & d_sat) | ((state == RMW) & g_sat)),
+            self.sat.eq(((state == ERROR) & e_sat) | ((state == DELTA) & d_sat) | ((state == RMW) & g_sat)
+                        | sat_x),
         ]
 
-        shift_slot = (state == RMW) | ((state == SLOT) & ~head.valid)
+        shift_slot = ((state == RMW) & ~xphase) | ((state == SLOT) & ~head.valid)
         with m.If(shift_slot):
             m.d.sync += [slots.eq(slots.as_value() >> len(head.as_value())), left.eq(left - 1)]
         with m.Switch(state):
             with m.Case(IDLE):
                 with m.If(self.req.valid):
                     m.d.sync += [a.eq(self.req.p.a), slots.eq(self.req.p.slots), left.eq(cfg.k), state.eq(TARGET)]
+                    if exact:
+                        m.d.sync += [d.eq(self.req.p.d), row.eq(self.req.p.row), direct.eq(self.req.p.direct),
+                                     xi.eq(0), xphase.eq(0)]
             with m.Case(TARGET):    # the read port holds the word read in IDLE (its enable is low now)
                 m.d.sync += [y.eq(self.y_rd.data), state.eq(ERROR)]
             with m.Case(ERROR):
@@ -107,12 +155,30 @@ class GradientUnit(wiring.Component):
                 with m.If(head.valid):
                     m.d.sync += state.eq(ADD)
                 with m.Elif(left == 1):
-                    m.d.sync += state.eq(IDLE)
+                    m.d.sync += state.eq(after_slots)
             with m.Case(ADD):
                 m.d.sync += [g_sum.eq(self.g_rd.data + prod), state.eq(RMW)]
             with m.Case(RMW):
-                m.d.sync += state.eq(Mux(left == 1, IDLE, SLOT))
+                if exact:
+                    with m.If(xphase):
+                        m.d.sync += [xi.eq(xi + 1), state.eq(Mux(last_x, IDLE, XCONV))]
+                    with m.Else():
+                        m.d.sync += state.eq(Mux(left == 1, after_slots, SLOT))
+                else:
+                    m.d.sync += state.eq(Mux(left == 1, IDLE, SLOT))
+            if exact:
+                with m.Case(XCONV):
+                    m.d.sync += [v.eq(v_new), xphase.eq(1), state.eq(XSLOPE)]
+                with m.Case(XSLOPE):
+                    m.d.sync += [p.eq(p_new), xid.eq(row + xi), state.eq(XMUL)]
+                with m.Case(XMUL):
+                    m.d.sync += [prod.eq(delta * p), state.eq(ADD)]
         return m
+
+
+def xin_addr_bits(cfg: CoreConfig) -> int:
+    """Address bits of the gradient unit's input memory (section 3f)."""
+    return max(1, (last_inputs(cfg) - 1).bit_length())
 
 
 class SgdUnit(wiring.Component):

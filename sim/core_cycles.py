@@ -27,7 +27,8 @@ def core_plan(cfg: CoreConfig, task_name: str, n_batches: int, batch: int, n_inf
         raise DpfmError(f"a batch of {max(batch, n_infer)} does not fit max_batch={cfg.max_batch}",
                         "use a smaller batch or a larger max_batch")
     X_tr, Y_tr, X_va, _ = task.load()
-    model = (model_cls or FixedModel)(cfg.spec, cfg.k, cfg.fmts, tangent=cfg.tangent, train_layers=train_layers)
+    model = (model_cls or FixedModel)(cfg.spec, cfg.k, cfg.fmts, tangent=cfg.tangent, train_layers=train_layers,
+                                      exact_last=cfg.exact_last)
     model.dither_state = dither_state
     w = model.quantize_weights(flatten(cfg.spec, init_weights(cfg.spec, np.random.default_rng(seed))))
     w0 = w.copy()

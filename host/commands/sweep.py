@@ -16,8 +16,8 @@ from dpfm.golden.mlp import GoldenTrainer
 from dpfm.golden.tasks import accuracy
 from dpfm.golden.trainer import k_label
 from dpfm.host.plots import plot_loss_curves
-from dpfm.host.commands.train import (BACKENDS, add_task_arguments, core_config, dither_arg, list_items,
-                                      make_trainer, parse_fixed, parse_k, parse_seed, parse_train_layers,
+from dpfm.host.commands.train import (BACKENDS, add_task_arguments, core_config, dither_arg, exact_last_arg,
+                                      list_items, make_trainer, parse_fixed, parse_k, parse_seed, parse_train_layers,
                                       resolve_task, show_progress, tune_user_lr)
 
 DEFAULT_KS = "2,4,8,16,32,64,full"
@@ -86,7 +86,8 @@ def run(args) -> int:
 
     def make(group):
         trainer = make_trainer(args.backend, task, group if len(group) > 1 else group[0], seed, fixed,
-                               args.tangent, args.port, dither=dither_arg(args), train_layers=train_layers)
+                               args.tangent, args.port, dither=dither_arg(args), train_layers=train_layers,
+                               exact_last=exact_last_arg(args, task))
         trainer.saturate = args.saturate
         return trainer
 
@@ -94,7 +95,8 @@ def run(args) -> int:
         trainers = [make(g) for g in groups]
     else:  # one device at a time, opened when its turn comes; check every K's configuration first
         for k in ks:
-            core_config(args.backend, task.spec, k, momentum=task.momentum, fixed=fixed, tangent=args.tangent)
+            core_config(args.backend, task.spec, k, momentum=task.momentum, fixed=fixed, tangent=args.tangent,
+                        exact_last=exact_last_arg(args, task))
         trainers = [None] * len(groups)
 
     rows = []

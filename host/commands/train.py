@@ -85,6 +85,9 @@ def add_task_arguments(p) -> None:
                         "with K+1 (or S) source topers (default: exact on the golden backend, toper on sim/board)")
     a.add_argument("--dither", choices=("on", "off"), default=None,
                    help="the toper's random demotion (docs/ARITHMETIC.md 3d), on every backend (default on)")
+    a.add_argument("--exact-last", choices=("on", "off"), default=None,
+                   help="the output layer's gradient exact, the K slots for the layers below (docs/ARITHMETIC.md "
+                        "3f); a core must be built with it (default: the task's)")
     a.add_argument("--no-progress", action="store_true",
                    help="no progress bar (it is shown only when stderr is a terminal anyway)")
 
@@ -156,31 +159,31 @@ def resolve_task(args):
 # backends
 # ----------------------------------------------------------------------------------------------------------
 def golden_backend(spec, k, *, lr, batch, momentum, init, seed, fixed, tangent, dither, train_layers=None,
-                   port=None, baud=None, attach=False):
+                   exact_last=False, port=None, baud=None, attach=False):
     if port is not None or baud is not None or attach:
         raise DpfmError("--port, --baud and --attach only apply to --backend board", "drop them")
     return GoldenTrainer(spec, k, lr=lr, batch=batch, momentum=momentum, init=init, seed=seed, fixed=fixed,
-                         tangent=tangent or "exact", dither=dither, train_layers=train_layers)
+                         tangent=tangent or "exact", dither=dither, train_layers=train_layers, exact_last=exact_last)
 
 
 def device_backend(kind):
     """A factory for the co-simulation / board backends of `host.device` (imported only when used): a
     training core configured for the network, K and formats, which computes the hardware toper tangent."""
-    def make(spec, k, *, lr, batch, momentum, init, seed, fixed, tangent, dither, train_layers=None, port=None,
-             baud=None, attach=False):
+    def make(spec, k, *, lr, batch, momentum, init, seed, fixed, tangent, dither, train_layers=None,
+             exact_last=False, port=None, baud=None, attach=False):
         from dpfm.host.device import open_device
         if attach and kind != "board":
             raise DpfmError(f"--attach takes over a core that outlived its host; --backend {kind} starts a new one",
                             "use --backend board (a board, or a co-simulation from 'dpfm sim serve' with --port "
                             "socket://...)")
-        config = core_config(kind, spec, k, momentum=momentum, fixed=fixed, tangent=tangent)
+        config = core_config(kind, spec, k, momentum=momentum, fixed=fixed, tangent=tangent, exact_last=exact_last)
         link = {} if baud is None else {"baud": baud}
         return open_device(kind, config, port=port, lr=lr, batch=batch, init=init, seed=seed, dither=dither,
                            train_layers=train_layers, attach=attach, **link)
     return make
 
 
-def core_config(kind, spec, k, *, momentum, fixed, tangent):
+def core_config(kind, spec, k, *, momentum, fixed, tangent, exact_last=False):
     """The training-core configuration for a device backend; raises DpfmError for what the core cannot do
     (so a sweep can check every K before it opens a device)."""
     from dpfm.hw.config import CoreConfig
@@ -193,7 +196,7 @@ def core_config(kind, spec, k, *, momentum, fixed, tangent):
     if toper is None:
         raise DpfmError(f"the training core computes a hardware toper tangent, not the {tangent} one",
                         f"drop --tangent (serial toper) or use --tangent toper-parallel with --backend {kind}")
-    return CoreConfig(spec, k, fixed or HwFormats(), toper=toper)
+    return CoreConfig(spec, k, fixed or HwFormats(), toper=toper, exact_last=exact_last)
 
 
 BACKENDS = {"golden": golden_backend, "sim": device_backend("sim"), "sim-bus": device_backend("sim-bus"),
@@ -205,6 +208,11 @@ def dither_arg(args) -> bool:
     return args.dither != "off"
 
 
+def exact_last_arg(args, task) -> bool:
+    """--exact-last: as given, else the task's default."""
+    return task.exact_last if args.exact_last is None else args.exact_last == "on"
+
+
 def task_lr(task, k):
     """The task's rate for K (`Task.lr_for`); for a list of K, one per replica, or one float if they agree."""
     if isinstance(k, (list, tuple)):
@@ -214,11 +222,13 @@ def task_lr(task, k):
 
 
 def make_trainer(backend, task, k, seed, fixed, tangent, port=None, baud=None, dither=True, train_layers=None,
-                 attach=False):
-    """A trainer for `task` on `backend`; `tangent=None` means the backend's natural mode."""
+                 attach=False, exact_last=None):
+    """A trainer for `task` on `backend`; `tangent=None` means the backend's natural mode, `exact_last=None`
+    the task's."""
     return BACKENDS[backend](task.spec, k, lr=task_lr(task, k), batch=task.batch, momentum=task.momentum,
                              init=task.init, seed=seed, fixed=fixed, tangent=tangent, dither=dither,
-                             train_layers=train_layers, port=port, baud=baud, attach=attach)
+                             train_layers=train_layers, exact_last=task.exact_last if exact_last is None else exact_last,
+                             port=port, baud=baud, attach=attach)
 
 
 def parse_train_layers(text: str | None, spec):
@@ -284,14 +294,15 @@ def _check_resume(args, task, checkpoint) -> None:
              "momentum": None if args.momentum is None else task.momentum,
              "seed": None if args.seed is None else parse_seed(args.seed),
              "fixed": None if args.fixed is None else parse_fixed(args.fixed),
-             "tangent": args.tangent, "dither": None if args.dither is None else dither_arg(args)}
+             "tangent": args.tangent, "dither": None if args.dither is None else dither_arg(args),
+             "exact-last": None if args.exact_last is None else args.exact_last == "on"}
     stored = {"k": checkpoint.ks, "lr": checkpoint.lr, "batch": checkpoint.batch, "momentum": checkpoint.momentum,
               "seed": checkpoint.seed, "fixed": checkpoint.fixed, "tangent": checkpoint.tangent,
-              "dither": checkpoint.dither}
+              "dither": checkpoint.dither, "exact-last": checkpoint.exact_last}
     for name, value in given.items():
         if value is not None and value != stored[name]:
             shown = ",".join(k_label(k) for k in stored[name]) if name == "k" else stored[name]
-            shown = ("on" if shown else "off") if name == "dither" else shown
+            shown = ("on" if shown else "off") if name in ("dither", "exact-last") else shown
             raise DpfmError(f"--{name} contradicts checkpoint {args.resume} ({name} = {shown})",
                             f"omit --{name} when resuming")
 
@@ -320,6 +331,7 @@ def _prepare(args):
         trainer = make_trainer(args.backend, task, k, seed, parse_fixed(args.fixed), args.tangent, args.port,
                                args.baud, dither=dither_arg(args),
                                train_layers=parse_train_layers(args.train_layers, task.spec),
+                               exact_last=exact_last_arg(args, task),
                                attach=getattr(args, "attach", False))
         trainer.saturate = args.saturate
         try:

@@ -81,16 +81,35 @@ def test_a_frozen_output_layer_stays_frozen():
     top = spec.layer_base(spec.n_layers - 1)
     w0 = t._flat.copy()
     t.train(X, Y, 2, progress=False)
-    assert not t.exact_last
+    assert t.exact_last and not t._exact_last
     np.testing.assert_array_equal(t._flat[:, spec.layer_base(1):], w0[:, spec.layer_base(1):])
     assert np.any(t._flat[:, :top] != w0[:, :top])
 
 
-def test_it_is_float_only_and_has_no_checkpoint(tmp_path):
-    spec = NETS[0]
-    with pytest.raises(DpfmError, match="not part of the fixed-point contract"):
-        GoldenTrainer(spec, 2, fixed=HwFormats(), exact_last=True)
-    t = GoldenTrainer(spec, 2, exact_last=True)
-    with pytest.raises(DpfmError, match="checkpoints of study runs"):
-        t.save(tmp_path / "ck.npz")
-    assert not (tmp_path / "ck.npz").exists()
+def test_fixed_point_follows_float():
+    """The fixed-point model (3f) trains the output layer with its exact gradient too: with formats fine enough
+    to leave rounding aside, the weights after a few steps are float's, within a few LSB."""
+    spec = NETS[1]
+    X, Y = data(spec)
+    fine = HwFormats.parse("x=s20.16,w=s20.16,t=s20.16,g=s40.32,lut_bits=14")
+    a = GoldenTrainer(spec, 2, lr=0.3, batch=4, seed=3, exact_last=True, dither=True)
+    b = GoldenTrainer(spec, 2, lr=0.3, batch=4, seed=3, exact_last=True, dither=True, fixed=fine, tangent="toper")
+    for t in (a, b):
+        t.train(X, Y, 2, progress=False)
+    assert b.exact_last and b._fixed_models[0].exact_last
+    np.testing.assert_allclose(b._flat_weights(), a._flat, atol=2e-3)
+
+
+def test_a_checkpoint_keeps_it_and_a_resume_must_match(tmp_path):
+    spec = NETS[1]
+    X, Y = data(spec)
+    a = GoldenTrainer(spec, 2, lr=0.3, batch=4, seed=1, exact_last=True, dither=True)
+    a.train(X, Y, 1, progress=False)
+    a.save(tmp_path / "ck.npz")
+    b = GoldenTrainer.load(tmp_path / "ck.npz")
+    assert b.exact_last
+    for t in (a, b):
+        t.train(X, Y, 1, progress=False)
+    np.testing.assert_array_equal(a._flat, b._flat)
+    with pytest.raises(DpfmError, match="exact last layer on"):
+        GoldenTrainer(spec, 2, lr=0.3, batch=4, seed=1, dither=True).resume(tmp_path / "ck.npz")

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from dpfm.golden import dither, dual
-from dpfm.golden.activation import activation_slots
+from dpfm.golden.activation import activation_luts, activation_slots, lut_index
 from dpfm.golden.contract.errors import DpfmError
 from dpfm.golden.contract.formats import Fmt, HwFormats
 from dpfm.golden.contract.net import NetSpec, flatten, init_weights
@@ -15,17 +15,19 @@ from dpfm.golden.fixedpoint import SatCounter, quantize
 from dpfm.golden.mac_lane import MacLaneModel
 from dpfm.golden.parallel_lane import ParallelMacLaneModel
 from dpfm.golden.toper import EMPTY_ID
-from dpfm.golden.update import accumulate_output_gradient
+from dpfm.golden.update import accumulate_output_gradient, direct_slots
 
 # Narrow formats in which candidates, merges, z, deltas and G all saturate now and then.
 NARROW = HwFormats(x=Fmt(10, 6), w=Fmt(10, 6), t=Fmt(9, 6), g=Fmt(14, 12), lr=Fmt(12, 14, signed=False),
                    lut_bits=8)
 
 
-def literal_batch_gradient(spec, fmts, k, w_raw, X_raw, Y_raw, mode="toper", state=dither.OFF):
+def literal_batch_gradient(spec, fmts, k, w_raw, X_raw, Y_raw, mode="toper", state=dither.OFF, exact_last=False):
     """Section 3 read literally: one lane model (`MacLaneModel`, or in the toper-parallel modes the
     `ParallelMacLaneModel` of section 3b), the activation model and the gradient unit's model, neuron after
-    neuron, sample after sample, each neuron with the next dither mask from `state` (section 3d)."""
+    neuron, sample after sample, each neuron with the next dither mask from `state` (section 3d). With
+    `exact_last` (3f) the output layer's lanes form no direct candidates and the gradient unit adds the
+    neurons' `direct_slots` after their own."""
     sat = SatCounter()
     lane = (MacLaneModel(k, fmts, sat) if mode == "toper"
             else ParallelMacLaneModel(k, fmts, sat, parallel_sources(mode, k)))
@@ -33,21 +35,29 @@ def literal_batch_gradient(spec, fmts, k, w_raw, X_raw, Y_raw, mode="toper", sta
     G = [0] * spec.n_params
     for x_row, y_row in zip(X_raw.tolist(), Y_raw.tolist()):
         a, slots = x_row, [[] for _ in x_row]
+        last = spec.n_layers - 1
         for layer, act in enumerate(spec.activations):
             n_out, n_in = spec.layer_shape(layer)
             ids = spec.weight_ids(layer)
             inputs = list(zip(a, slots)) + [(1 << fmts.x.frac, [])]   # the bias step last
-            out_a, out_slots = [], []
+            out_a, out_slots, zs = [], [], []
             for u in range(n_out):
                 steps = [(int(w_raw[ids[u, i]]), int(ids[u, i]), x, xs) for i, (x, xs) in enumerate(inputs)]
-                z, z_slots = lane.neuron(steps, state)
+                z, z_slots = lane.neuron(steps, state, frozen=exact_last and layer == last)
                 state = dither.step(state)
                 av, s = activation_slots(z, z_slots, act, fmts, sat)
                 out_a.append(av)
                 out_slots.append(s)
+                zs.append(z)
+            layer_inputs = a
             a, slots = out_a, out_slots
         for o, y in enumerate(y_row):
-            accumulate_output_gradient(G, a[o], y, slots[o], c, fmts, sat)
+            extra = []
+            if exact_last:
+                act = spec.activations[last]
+                d = None if act == "identity" else int(activation_luts(act, fmts)[1][lut_index(zs[o], fmts)])
+                extra = direct_slots(d, layer_inputs, int(spec.weight_ids(last)[o, 0]), fmts, sat)
+            accumulate_output_gradient(G, a[o], y, slots[o] + extra, c, fmts, sat)
     return np.array(G), sat.count, lane.evictions
 
 
@@ -72,17 +82,18 @@ CASES = [
 @pytest.mark.parametrize("fmts", [HwFormats(), NARROW], ids=["default", "narrow"])
 @pytest.mark.parametrize("spec, k", CASES)
 @pytest.mark.parametrize("state", [dither.OFF, 0x9E3779B9], ids=["plain", "dither"])
-def test_toper_mode_equals_literal_section_3(spec, k, fmts, mode, state):
+@pytest.mark.parametrize("exact_last", [False, True], ids=["slots", "exact-last"])
+def test_toper_mode_equals_literal_section_3(spec, k, fmts, mode, state, exact_last):
     """The vectorized hardware-exact models equal the per-neuron reading of the contract bit for bit:
     gradient, saturation count, evictions and the dither state after the batch (the narrow formats exercise
-    every saturation point)."""
+    every saturation point), with the output layer in the slots or exact (3f)."""
     total_sat = 0
     for seed in range(6):
         w, X, Y = random_case(spec, fmts, seed, scale=6.0 if fmts is NARROW else 1.0)
-        m = FixedModel(spec, k, fmts, mode)
+        m = FixedModel(spec, k, fmts, mode, exact_last=exact_last)
         m.dither_state = state
         G = m.batch_gradient(w, X, Y)
-        G_ref, sat_ref, ev_ref = literal_batch_gradient(spec, fmts, k, w, X, Y, mode, state)
+        G_ref, sat_ref, ev_ref = literal_batch_gradient(spec, fmts, k, w, X, Y, mode, state, exact_last)
         assert G.tolist() == G_ref.tolist()
         assert m.sat.count == sat_ref
         assert m.evictions == ev_ref
@@ -291,3 +302,37 @@ def test_shape_errors():
                          np.zeros((2, 2), dtype=np.int64))
     with pytest.raises(DpfmError, match="NaN"):
         m.quantize_inputs([[np.nan, 0.0]])
+
+
+@pytest.mark.parametrize("spec, k, mode", [(spec, k, mode) for spec, k in CASES
+                                            for mode in ("exact", "toper", "toper-parallel", "toper-parallel-2")]
+                         + [(NetSpec((3, 3, 2), ("tanh", "sigmoid"), loss="bce"), 2, "exact")])
+def test_an_exact_output_layer_gets_the_full_gradients_block(spec, k, mode):
+    """Section 3f: the output layer's G entries are those of exact forward mode (K = full), in every
+    tangent mode (BCE: exact mode only, as the hardware computes MSE)."""
+    w, X, Y = random_case(spec, HwFormats(), 7)
+    last = spec.layer_base(spec.n_layers - 1)
+    full = FixedModel(spec, None).batch_gradient(w, X, Y)
+    G = FixedModel(spec, k, tangent=mode, exact_last=True).batch_gradient(w, X, Y)
+    assert G[last:].tolist() == full[last:].tolist()
+    assert np.any(full[last:] != 0)
+
+
+def test_exact_full_mode_is_the_same_with_an_exact_output_layer():
+    """With every entry kept, the output layer's direct terms reach G the same way through either path,
+    saturations included."""
+    spec = NetSpec((2, 3, 3, 2), ("tanh", "relu", "sigmoid"))
+    for seed in range(4):
+        w, X, Y = random_case(spec, NARROW, seed, scale=6.0)
+        a, b = FixedModel(spec, None, NARROW), FixedModel(spec, None, NARROW, exact_last=True)
+        assert a.batch_gradient(w, X, Y).tolist() == b.batch_gradient(w, X, Y).tolist()
+        assert a.sat.count == b.sat.count
+
+
+def test_a_frozen_output_layer_has_no_exact_gradient():
+    spec = NetSpec((3, 4, 2), ("sigmoid", "identity"))
+    w, X, Y = random_case(spec, HwFormats(), 2)
+    m = FixedModel(spec, 2, tangent="toper", train_layers=(0,), exact_last=True)
+    assert not m.exact_last
+    G = m.batch_gradient(w, X, Y)
+    assert not np.any(G[spec.layer_base(1):]) and np.any(G[:spec.layer_base(1)])

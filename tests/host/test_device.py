@@ -77,6 +77,27 @@ def test_training_equals_golden_toper_bit_for_bit(cosim, data, dither):
 
 @pytest.mark.verilator
 @pytest.mark.slow
+def test_an_exact_output_layer_trains_as_golden_and_only_on_its_core(cosim, data, tmp_path):
+    """A core built with the exact output layer (docs/ARITHMETIC.md 3f) trains as the golden toper trainer with
+    it, checkpoints included; the run is refused on a core built without it, naming the item."""
+    from dpfm.sim.cosim import Cosim, build, core_slave
+    X, Y, X_val, Y_val = data
+    config = CoreConfig.from_task("seed-sum", K, exact_last=True)
+    gold = GoldenTrainer(TASK.spec, K, lr=TASK.lr, batch=TASK.batch, seed=3, fixed=HwFormats(), tangent="toper",
+                         dither=True, exact_last=True)
+    with Cosim(build(core_slave(config))) as sim:
+        with Device(LinkClient(SerialPort(sim.url)), config, lr=TASK.lr, batch=TASK.batch, seed=3, dither=True) as dev:
+            assert dev.exact_last
+            assert dev.train(X, Y, 2, X_val, Y_val, progress=False) == gold.train(X, Y, 2, X_val, Y_val, progress=False)
+            assert np.array_equal(dev.weights_raw, raw(gold.weights))
+            dev.save(tmp_path / "ck.npz")
+    assert GoldenTrainer.load(tmp_path / "ck.npz").exact_last
+    with pytest.raises(DpfmError, match="last_layer exact here, slots on the device"):
+        Device(LinkClient(SerialPort(cosim.url)), config, lr=TASK.lr, batch=TASK.batch, seed=3)
+
+
+@pytest.mark.verilator
+@pytest.mark.slow
 def test_fine_tuning_the_last_layer_after_full_training_equals_golden(cosim, data, tmp_path):
     """Train every layer, save, resume with only the last layer learning (REG_TRAIN_MASK): the device equals
     the golden toper trainer, and the lower layers keep the checkpoint's weights exactly."""

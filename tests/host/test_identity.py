@@ -60,7 +60,7 @@ def test_a_core_of_another_revision_or_kind_is_refused_first(core_id, problem):
 
 
 def test_the_revision_is_the_low_half_of_the_id():
-    assert R.CORE_ID == 0xD9F30005 and R.CORE_ID >> 16 == R.CORE_TAG
+    assert R.CORE_ID == 0xD9F30006 and R.CORE_ID >> 16 == R.CORE_TAG
 
 
 #: One property changed at a time: (name, core config changes, run config changes, the items named; the
@@ -76,6 +76,7 @@ MISMATCHES = [
     ("K", {}, {"k": 4}, ("k",)),
     ("toper", {}, {"toper": "parallel"}, ("toper",)),
     ("toper sources", {"toper": "parallel-3"}, {"toper": "parallel-4"}, ("toper",)),
+    ("exact output layer", {}, {"exact_last": True}, ("last_layer",)),
 ]
 
 
@@ -89,7 +90,7 @@ def test_a_core_built_for_other_numbers_is_refused_naming_both_sides(name, core_
     for key in keys:
         assert f"{key} {getattr(mine, key)} here, {getattr(theirs, key)} on the device" in message
     assert message.count(" on the device") == len(keys), "only the changed items are reported"
-    assert "dpfm build" in message and "--fixed" in message
+    assert "dpfm build" in message and "--fixed" in message and "--exact-last" in message
 
 
 def test_the_matrix_covers_every_item_that_decides_the_weights():

@@ -9,6 +9,7 @@ With a non-zero dither state in REG_DITHER (docs/ARITHMETIC.md 3d) training must
 REG_DITHER must read the model's `dither_state` after every operation (inference leaves it alone).
 """
 
+import dataclasses
 import json
 
 import pytest
@@ -159,3 +160,21 @@ def test_sgd_saturation_mutant_is_caught(tmp_path):
     result = run_core_sim(WrappingCore(cfg), tmp_path / "mutant", plan, seed=5)
     assert result.tests and not result.passed, "the core testbench passed on a core whose SGD step wraps"
     assert "weights after op" in next(iter(result.failures.values()))
+
+
+@pytest.mark.parametrize("task, k, lanes, toper, train", [
+    ("seed-sum", 3, 1, "serial", None), ("seed-sum", 3, 2, "parallel", None), ("seed-sum", 8, 1, "serial", (0, 1)),
+    ("digits", 4, 1, "serial", None)])
+def test_an_exact_output_layer_trains_as_golden(tmp_path, task, k, lanes, toper, train):
+    """docs/ARITHMETIC.md 3f: the output neurons form no direct candidates, and the gradient unit adds their
+    exact direct entries from the sequencer's copy of the layer's inputs (dithered runs; digits has ten
+    output rows; a frozen output layer gets none)."""
+    from dpfm.golden.contract.organisation import Organisation
+    cfg = CoreConfig.from_task(task, k, max_batch=16, lanes=lanes, toper=Organisation.parse(toper), exact_last=True)
+    exact = core_plan(cfg, task, n_batches=2, batch=BATCH, n_infer=4, seed=k, lr=LR, dither_state=DITHER,
+                      train_layers=train)
+    slots = core_plan(dataclasses.replace(cfg, exact_last=False), task, n_batches=2, batch=BATCH, n_infer=4, seed=k,
+                      lr=LR, dither_state=DITHER, train_layers=train)
+    differs = [op.get("expect_w") for op in exact["ops"]] != [op.get("expect_w") for op in slots["ops"]]
+    assert differs == (train is None), "the exact output layer must change the run exactly when that layer learns"
+    run_core_sim(DpfmCore(cfg), tmp_path, exact, seed=k).check()
