@@ -22,7 +22,9 @@ computes:
 
 In both modes the loss is not a pruning point: the gradient accumulator G receives `delta_o * a_o'[j]` for
 every surviving entry of every output (section 3.5), samples in batch order, outputs in order, entries in
-slot order (toper) or id order (exact). This differs from the float `golden.dual` reference, where the loss
+slot order (toper) or id order (exact). With `exact_last` (section 3f) the output neurons form no direct
+candidates, and their direct entries `round_t(d * conv_t(x_i))` follow the slots (toper) or take their ids
+(exact). This differs from the float `golden.dual` reference, where the loss
 is one more top-K node; the two agree whenever n_out * K entries fit in K (e.g. one output).
 
 Loss. MSE (section 3.5): `e = sat_x(a - y)`, `delta = sat_x(round_x(c * e))`, `c = quantize(2 / n_out)`.

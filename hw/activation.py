@@ -139,8 +139,11 @@ class Activation(wiring.Component):
             with m.If(self.o.ready):
                 m.d.sync += self.o.valid.eq(0)
             with m.If(~self.o.valid):
-                m.d.sync += [self.o.valid.eq(self.i.valid), self.o.p.value.eq(self.i.p.value),
-                             self.o.p.slots.eq(self.i.p.slots)]
+                m.d.sync += self.o.valid.eq(self.i.valid)
+                if self.slope_out:
+                    m.d.sync += [self.o.p.value.eq(self.i.p.value), self.o.p.slots.eq(self.i.p.slots)]
+                else:
+                    m.d.sync += self.o.payload.eq(self.i.payload)
             if self.slope_out:
                 m.d.comb += self.o.p.d.eq(1 << self.fmts.x.frac)
             return m
@@ -197,10 +200,11 @@ class Activation(wiring.Component):
             m.d.sync += [
                 prod_valid.eq(left != 0), prod_last.eq(left == 1), prod_slot.eq(head.valid),
                 prod_id.eq(head.id), prod.eq(slope * head.value), prod_f.eq(value_f), prod_f_sat.eq(value_sat),
-                prod_d.eq(slope),
                 prod_ident.eq(ident),
                 src.eq(src.as_value() >> slot_w),
             ]
+            if self.slope_out:
+                m.d.sync += prod_d.eq(slope)
             with m.If(left != 0):
                 m.d.sync += left.eq(left - 1)
             with m.If(accepted):

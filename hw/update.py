@@ -101,12 +101,15 @@ class GradientUnit(wiring.Component):
         exact = cfg.exact_last
         state = Signal(range(XMUL + 1 if exact else RMW + 1), init=IDLE)
         idle = state == IDLE
-        xphase = Signal()
-        direct = Signal()
+        sat = ((state == ERROR) & e_sat) | ((state == DELTA) & d_sat) | ((state == RMW) & g_sat)
         after_slots = IDLE
         g_addr = head.id
-        sat_x = Const(0)
+        slot_written = state == RMW   # a slot's write, which shifts the slots
+        # Without the exact output layer the unit is exactly the one of revision 5 (down to its netlist: the
+        # UP5K K=8 core fills its device, and any other netlist maps to a different number of logic cells).
         if exact:
+            xphase = Signal()
+            direct = Signal()
             n_in = last_inputs(cfg)
             d = Signal(signed(f.x.bits))
             row = Signal(cfg.id_bits)
@@ -119,7 +122,8 @@ class GradientUnit(wiring.Component):
             p_new, p_sat = saturate_expr(shift_round_expr(d * v, f.x.frac), f.t)
             after_slots = Mux(direct, XCONV, IDLE)
             g_addr = Mux(xphase, xid, head.id)
-            sat_x = ((state == XCONV) & v_sat) | ((state == XSLOPE) & p_sat)
+            slot_written = slot_written & ~xphase
+            sat = sat | ((state == XCONV) & v_sat) | ((state == XSLOPE) & p_sat)
             # the next input is read with the current entry's write, so it is there in the next XCONV
             last_x = xi == n_in
             m.d.comb += [self.xin_rd.addr.eq(Mux((state == RMW) & xphase, xi + 1, xi)),
@@ -130,11 +134,10 @@ class GradientUnit(wiring.Component):
             self.g_rd.addr.eq(g_addr), self.g_wr.addr.eq(g_addr), self.g_wr.data.eq(g_new),
             self.g_wr.en.eq(state == RMW),
             self.busy.eq(~idle),
-            self.sat.eq(((state == ERROR) & e_sat) | ((state == DELTA) & d_sat) | ((state == RMW) & g_sat)
-                        | sat_x),
+            self.sat.eq(sat),
         ]
 
-        shift_slot = ((state == RMW) & ~xphase) | ((state == SLOT) & ~head.valid)
+        shift_slot = slot_written | ((state == SLOT) & ~head.valid)
         with m.If(shift_slot):
             m.d.sync += [slots.eq(slots.as_value() >> len(head.as_value())), left.eq(left - 1)]
         with m.Switch(state):

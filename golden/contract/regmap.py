@@ -52,9 +52,9 @@ REG_IDENT = 0x100        # R: the identity block (golden/contract/identity.py), 
 #: whenever the same register traffic would train differently or the register map changes (2: the dither's
 #: direct candidates demoted at 3/4, and the lr format u16.13; 3: the identity block replaced the configuration
 #: and layer-size registers; 4: the activation moves along the table's slope from the bin centre to z; 5: the
-#: train mask REG_TRAIN_MASK; 6: the identity's `last_layer` item, an exact output layer), so a host refuses a bitstream of another revision before it reads anything else.
+#: train mask REG_TRAIN_MASK), so a host refuses a bitstream of another revision before it reads anything else.
 CORE_TAG = 0xD9F3
-CORE_REVISION = 6
+CORE_REVISION = 5
 CORE_ID = CORE_TAG << 16 | CORE_REVISION
 
 CTRL_TRAIN = 1 << 0      # forward + gradient for every buffered sample, then one SGD update

@@ -60,7 +60,7 @@ def test_a_core_of_another_revision_or_kind_is_refused_first(core_id, problem):
 
 
 def test_the_revision_is_the_low_half_of_the_id():
-    assert R.CORE_ID == 0xD9F30006 and R.CORE_ID >> 16 == R.CORE_TAG
+    assert R.CORE_ID == 0xD9F30005 and R.CORE_ID >> 16 == R.CORE_TAG
 
 
 #: One property changed at a time: (name, core config changes, run config changes, the items named; the
