@@ -97,7 +97,6 @@ class GradientUnit(wiring.Component):
 
         # State as a plain register and continuous assignments (see hw/core.py on Icarus and `always @*`).
         IDLE, TARGET, ERROR, DELTA, SLOT, ADD, RMW, XCONV, XSLOPE, XMUL = range(10)
-        # section 3f: the direct entries' phase (`xphase`), its input index and the entry's id and value
         exact = cfg.exact_last
         state = Signal(range(XMUL + 1 if exact else RMW + 1), init=IDLE)
         idle = state == IDLE
@@ -105,8 +104,9 @@ class GradientUnit(wiring.Component):
         after_slots = IDLE
         g_addr = head.id
         slot_written = state == RMW   # a slot's write, which shifts the slots
-        # Without the exact output layer the unit is exactly the one of revision 5 (down to its netlist: the
-        # UP5K K=8 core fills its device, and any other netlist maps to a different number of logic cells).
+        # Without the exact output layer the unit builds the netlist of a core that never had it: the UP5K K=8
+        # core fills its device, and any other netlist maps to a different number of logic cells.
+        # Section 3f: the direct entries' phase (`xphase`), the input index `xi`, the entry's id and value.
         if exact:
             xphase = Signal()
             direct = Signal()
