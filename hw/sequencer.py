@@ -23,6 +23,11 @@ order `(sample, layer, unit)`, a partial group counting only its units. Masks ar
 payload, so the lanes need no mask register of their own that a stall could get out of step. Inference
 issues mask 0 (plain top-K) and never steps the state.
 
+Exact output layer (docs/ARITHMETIC.md 3f, `cfg.exact_last`): the output layer's neurons are issued as frozen
+(no direct candidate), its first unit group writes each step's input into the gradient unit's input memory
+(`xin_wr`), the gradient unit's request carries the neuron's slope and the id of its `W[o, 0]`, and the output
+layer of the next sample starts only when the gradient unit is idle, so that memory is never overwritten in use.
+
 Result side: neurons come back in issue order; counters follow the same order to address the scratch,
 the output buffer and (when training, for the last layer) the gradient unit's request with the target's
 address. Lane outputs are taken round-robin in unit order, so results (and G updates) keep the order of
