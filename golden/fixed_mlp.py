@@ -161,29 +161,26 @@ class FixedModel:
         w_raw, X_raw = self._check(w_raw, X_raw)
         masks = self._neuron_masks(X_raw.shape[0])
         if self.tangent != "exact":
-            a, tv, tid = self._toper_pass(w_raw, X_raw, masks)
+            a, tv, tid, last_in = self._toper_pass(w_raw, X_raw, masks)
             if self.exact_last:   # after the K slots, in the gradient unit's order
-                p, pid = self._direct_entries(w_raw, X_raw)
+                p, pid = self._direct_entries(*last_in)
                 tv, tid = np.concatenate([tv, p], axis=2), np.concatenate([tid, pid], axis=2)
             return a, tv, tid
-        a, T, ids = self._exact_pass(w_raw, X_raw, masks)
+        a, T, ids, last_in = self._exact_pass(w_raw, X_raw, masks)
         if self.exact_last:       # the output layer's own ids are free in T (no direct terms were formed)
-            p, pid = self._direct_entries(w_raw, X_raw)
+            p, pid = self._direct_entries(*last_in)
             last = self.spec.weight_ids(self.spec.n_layers - 1)
             T[:, np.arange(p.shape[1])[:, None], last] = p
             ids = np.where(T != 0, np.arange(self.spec.n_params), EMPTY_ID)
         return a, T, ids
 
-    def _direct_entries(self, w_raw, X_raw) -> tuple[np.ndarray, np.ndarray]:
-        """Section 3f: the output layer's direct entries `(B, n_out, n_in + 1)`, values and ids, as the
-        activation node would turn unpruned direct candidates into tangent slots: `round_t(d_o * conv_t(x_i))`
-        (`conv_t(x_i)` alone for the identity, and for BCE's fused output in exact mode), the bias's `x` 1.0;
-        an entry of value 0 is invalid. Both roundings count saturations, per output and input."""
+    def _direct_entries(self, a, z) -> tuple[np.ndarray, np.ndarray]:
+        """Section 3f: the output layer's direct entries `(B, n_out, n_in + 1)`, values and ids, from its inputs
+        `a` `(B, n_in)` and pre-activations `z` `(B, n_out)`, as the activation node would turn unpruned
+        direct candidates into tangent slots: `round_t(d_o * conv_t(x_i))` (`conv_t(x_i)` alone for the
+        identity, and for BCE's fused output in exact mode), the bias's `x` 1.0; an entry of value 0 is
+        invalid. Both roundings count saturations, per output and input."""
         f, last = self.fmts, self.spec.n_layers - 1
-        a = X_raw
-        for layer in range(last):
-            _, a = self._layer_primal(layer, w_raw, a, None)
-        z, _ = self._layer_primal(last, w_raw, a, None)
         B, n_out = z.shape
         inputs = np.concatenate([a, np.full((B, 1), self._one, dtype=np.int64)], axis=1)
         v = requantize(np.broadcast_to(inputs[:, None, :], (B, n_out, inputs.shape[1])), f.x.frac, f.t, self.sat)
@@ -200,7 +197,8 @@ class FixedModel:
         return [m.reshape(-1) for m in masks]
 
     def _toper_pass(self, w_raw, X_raw, masks):
-        """Hardware-exact: per neuron, MAC steps in order, candidates in order, into the lane's topers."""
+        """Hardware-exact: per neuron, MAC steps in order, candidates in order, into the lane's topers. Returns
+        the outputs, their slots' values and ids, and the output layer's `(inputs, z)` (for section 3f)."""
         f, k, B = self.fmts, self.k, X_raw.shape[0]
         a = X_raw
         tv = np.zeros((B, X_raw.shape[1], 0), dtype=np.int64)
@@ -233,8 +231,8 @@ class FixedModel:
                 d = self._luts[layer][1][lut_index(z, f)]
                 tv = requantize(d[:, :, None] * tv, f.x.frac + f.t.frac, f.t, self.sat)
                 tid = np.where(tv == 0, EMPTY_ID, tid)
-            a = a_out
-        return a, tv, tid
+            last_in, a = (a, z), a_out
+        return a, tv, tid, last_in
 
     def _serial_toper(self, direct, direct_id, direct_d, via, via_id, via_d):
         """Section 3.3: one toper per neuron, fed per MAC step the direct term, then the slot products."""
@@ -287,7 +285,8 @@ class FixedModel:
 
     def _exact_pass(self, w_raw, X_raw, masks):
         """Golden exact top-K: dense tangents `(B, n, ids so far)`; each neuron's tangent is summed exactly,
-        rounded to t once, then pruned to K. The last layer's rows span all P ids."""
+        rounded to t once, then pruned to K. The last layer's rows span all P ids. Returns the outputs, their
+        tangents, the ids of the non-zero entries, and the output layer's `(inputs, z)` (for section 3f)."""
         f, B, P = self.fmts, X_raw.shape[0], self.spec.n_params
         full = max(f.x.frac, f.w.frac + f.t.frac)
         a = X_raw
@@ -313,8 +312,8 @@ class FixedModel:
             else:
                 d = self._luts[layer][1][lut_index(z, f)]
                 T = requantize(d[:, :, None] * zt, f.x.frac + f.t.frac, f.t, self.sat)
-            a = a_out
-        return a, T, np.where(T != 0, np.arange(P), EMPTY_ID)
+            last_in, a = (a, z), a_out
+        return a, T, np.where(T != 0, np.arange(P), EMPTY_ID), last_in
 
     def batch_gradient(self, w_raw, X_raw, Y_raw) -> np.ndarray:
         """The G accumulator (format g, indexed by weight-id) after every sample of the batch, in order: per
