@@ -73,7 +73,8 @@ class Checkpoint:
             "fixed": None if self.fixed is None else str(self.fixed),
             "dither": self.dither, "dither_state": self.dither_state,
             "train_layers": None if self.train_layers is None else list(self.train_layers),
-            "exact_last": self.exact_last, "epoch": self.epoch, "rng": self.rng, "history": self.history, "extra": self.extra,
+            "exact_last": self.exact_last, "epoch": self.epoch, "rng": self.rng, "history": self.history,
+            "extra": self.extra,
         }
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.savez(f, format=np.array(FORMAT), meta=np.array(json.dumps(meta)), **self.arrays)

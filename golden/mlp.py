@@ -242,8 +242,9 @@ class GoldenTrainer(Trainer):
                  layout="auto", quant: WeightQuant | None = None, **settings):
         """`settings`: lr, batch, momentum, init, seed, fixed, tangent, dither, train_layers, exact_last, as
         for `Trainer`. `layout` picks the float pass of the contract's rule: `dense` rows, K `slots` per value
-        (`golden.slots`: cost grows with K), or `auto` (slots from `SLOTS_FROM_PARAMS` parameters on). Both keep the same entries. `quant`
-        (float only) stores the weights on an n-bit grid after every update (`golden.quant.WeightQuant`).
+        (`golden.slots`: cost grows with K), or `auto` (slots from `SLOTS_FROM_PARAMS` parameters on). Both
+        keep the same entries. `quant` (float only) stores the weights on an n-bit grid after every update
+        (`golden.quant.WeightQuant`).
         The study's selection `demote-hw-el` turns on the dither and `exact_last`; in float the output layer's
         gradient is then `last_layer_gradient`."""
         lrs = settings.get("lr")

@@ -146,9 +146,9 @@ class ContractDitherExactLast(ContractDither):
     output neuron forms no direct candidates, so its K slots all go to the layers below, and the sink adds
     `delta_o * [a, 1]` for the output layer's own weights, which it has locally without any tangent.
 
-    Hardware: the gradient unit walks the output layer's inputs once per output (n_in + 1 more G
-    read-modify-writes per output and sample, an address counter and the stored f'(z_o)); the lanes treat
-    the output layer as frozen (docs/ARITHMETIC.md 3e).
+    Hardware (docs/ARITHMETIC.md 3f): the gradient unit walks the output layer's inputs once per output
+    (n_in + 1 more G read-modify-writes per output and sample, from a copy of those inputs and the neuron's
+    slope); the lanes treat the output layer as frozen (3e).
     """
 
     name = "demote-hw-el"

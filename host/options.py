@@ -58,6 +58,10 @@ def config_from_args(args, task: str | None = None) -> CoreConfig:
     """The `CoreConfig` the `add_core_arguments` options describe (`task` overrides `args.task`)."""
     from dpfm.golden.tasks import get_task
     name = args.task if task is None else task
-    exact_last = get_task(name).exact_last if args.exact_last is None else args.exact_last == "on"
     return CoreConfig.from_task(name, args.k, HwFormats.parse(args.formats), args.max_batch, args.lanes, args.toper,
-                                exact_last)
+                                exact_last_arg(args, get_task(name)))
+
+
+def exact_last_arg(args, task) -> bool:
+    """--exact-last: as given, else the task's default (`task` a `golden.tasks.Task`)."""
+    return task.exact_last if args.exact_last is None else args.exact_last == "on"

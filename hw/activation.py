@@ -59,8 +59,9 @@ class Activation(wiring.Component):
 
     Ports: `i` (in stream, `dual_layout`: `z` and its K slots), `o` (out stream, same layout: `a` and its
     slots; with `slope_out`, `activation_out_layout`: also the slope `d`), `sat` (out): the number of tangent
-    products clamped to the t range, reported in the cycle their result enters the output register. (The sigmoid, tanh and relu slopes are at most 1.0, so with their
-    tables no product can clamp; the count is kept because the contract counts every clamp.)
+    products clamped to the t range, reported in the cycle their result enters the output register. (The
+    sigmoid, tanh and relu slopes are at most 1.0, so with their tables no product can clamp; the count is
+    kept because the contract counts every clamp.)
     """
 
     def __init__(self, kind: str, k: int, fmts, id_bits: int, bypass: bool = False, slope_out: bool = False):

@@ -15,9 +15,10 @@ from dpfm.golden.contract.files import check_writable, write_json
 from dpfm.golden.mlp import GoldenTrainer
 from dpfm.golden.tasks import accuracy
 from dpfm.golden.trainer import k_label
+from dpfm.host.options import exact_last_arg
 from dpfm.host.plots import plot_loss_curves
-from dpfm.host.commands.train import (BACKENDS, add_task_arguments, core_config, dither_arg, exact_last_arg,
-                                      list_items, make_trainer, parse_fixed, parse_k, parse_seed, parse_train_layers,
+from dpfm.host.commands.train import (BACKENDS, add_task_arguments, core_config, dither_arg, list_items,
+                                      make_trainer, parse_fixed, parse_k, parse_seed, parse_train_layers,
                                       resolve_task, show_progress, tune_user_lr)
 
 DEFAULT_KS = "2,4,8,16,32,64,full"

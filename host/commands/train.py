@@ -27,7 +27,7 @@ from dpfm.golden.contract.organisation import Organisation
 from dpfm.golden.mlp import GoldenTrainer
 from dpfm.golden.tasks import TASKS, accuracy, get_task, user_task, with_overrides
 from dpfm.golden.trainer import k_label
-from dpfm.host.options import DEFAULT_K, TANGENT_METAVAR, tangent_arg
+from dpfm.host.options import DEFAULT_K, TANGENT_METAVAR, exact_last_arg, tangent_arg
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -208,11 +208,6 @@ def dither_arg(args) -> bool:
     return args.dither != "off"
 
 
-def exact_last_arg(args, task) -> bool:
-    """--exact-last: as given, else the task's default."""
-    return task.exact_last if args.exact_last is None else args.exact_last == "on"
-
-
 def task_lr(task, k):
     """The task's rate for K (`Task.lr_for`); for a list of K, one per replica, or one float if they agree."""
     if isinstance(k, (list, tuple)):
@@ -227,7 +222,8 @@ def make_trainer(backend, task, k, seed, fixed, tangent, port=None, baud=None, d
     the task's."""
     return BACKENDS[backend](task.spec, k, lr=task_lr(task, k), batch=task.batch, momentum=task.momentum,
                              init=task.init, seed=seed, fixed=fixed, tangent=tangent, dither=dither,
-                             train_layers=train_layers, exact_last=task.exact_last if exact_last is None else exact_last,
+                             train_layers=train_layers,
+                             exact_last=task.exact_last if exact_last is None else exact_last,
                              port=port, baud=baud, attach=attach)
 
 
