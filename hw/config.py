@@ -13,6 +13,7 @@ from dpfm.golden.contract.formats import HwFormats
 from dpfm.golden.contract.net import NetSpec
 from dpfm.golden.contract.organisation import Organisation
 from dpfm.golden.fixedpoint import quantize
+from dpfm.golden.resident import INDEX_BITS, LOSS_BITS
 from dpfm.hw.identity import core_identity
 
 #: Usable on-chip RAM bits per board (block RAM only; what the core's memories must fit in).
@@ -38,7 +39,8 @@ class CoreConfig:
     parallel-S (S source topers, so a step's K + 1
     candidates take ceil(candidates / S) cycles: most of the parallel lane's speed for a fraction of its
     topers). `exact_last`: the output layer's gradient is exact (docs/ARITHMETIC.md 3f), its neurons form
-    no direct candidates and the gradient unit adds their direct entries.
+    no direct candidates and the gradient unit adds their direct entries. `resident`: the samples the core's
+    data set memory holds for resident training (docs/ARITHMETIC.md 7); 0 builds no resident training.
     """
 
     spec: NetSpec
@@ -48,6 +50,7 @@ class CoreConfig:
     lanes: int = 1
     toper: Organisation | str = Organisation()
     exact_last: bool = False
+    resident: int = 0
 
     def __post_init__(self):
         spec = self.spec
@@ -58,6 +61,10 @@ class CoreConfig:
             raise DpfmError(f"K={self.k} is more than the core supports", "use K <= 255")
         if not isinstance(self.exact_last, bool):
             raise DpfmError(f"exact_last must be True or False, got {self.exact_last!r}", "use --exact-last on|off")
+        if isinstance(self.resident, bool) or not isinstance(self.resident, int) or \
+                not 0 <= self.resident <= 1 << INDEX_BITS:
+            raise DpfmError(f"a resident data set of {self.resident!r} samples is not buildable",
+                            f"use --resident-samples 0 (off) .. {1 << INDEX_BITS}")
         if isinstance(self.toper, str):
             object.__setattr__(self, "toper", Organisation.parse(self.toper))
         if self.sources == 1:
@@ -145,7 +152,9 @@ class CoreConfig:
                 + self.max_batch * spec.n_outputs * f.x.bits
                 + 2 * self.max_width * (f.x.bits + self.k * slot)
                 + (spec.layer_shape(spec.n_layers - 1)[1] * f.x.bits if self.exact_last else 0)
-                + lut_kinds * 2 * (1 << f.lut_bits) * f.x.bits)
+                + lut_kinds * 2 * (1 << f.lut_bits) * f.x.bits
+                + self.resident * (self.sample_words * f.x.bits + _bits_for(self.resident))
+                + (regmap.LOSS_HISTORY * LOSS_BITS if self.resident else 0))
 
     def check_fits(self, board: str) -> None:
         """Raise `DpfmError` if the memories cannot fit `board`'s block RAM (a lower bound: block granularity
@@ -159,8 +168,9 @@ class CoreConfig:
 
     @classmethod
     def from_task(cls, name: str, k: int, fmts: HwFormats | None = None, max_batch: int = 16,
-                  lanes: int = 1, toper: Organisation | str = Organisation(), exact_last: bool = False) -> "CoreConfig":
+                  lanes: int = 1, toper: Organisation | str = Organisation(), exact_last: bool = False,
+                  resident: int = 0) -> "CoreConfig":
         """The configuration for a named task of `golden.tasks` (its network shape)."""
         from dpfm.golden.tasks import get_task
         return cls(spec=get_task(name).spec, k=k, fmts=fmts or HwFormats(), max_batch=max_batch, lanes=lanes,
-                   toper=toper, exact_last=exact_last)
+                   toper=toper, exact_last=exact_last, resident=resident)

@@ -19,16 +19,18 @@ the configuration's description, so a host can refuse a core built for other num
 The model is `golden.fixed_mlp.FixedModel` in the tangent mode `cfg.tangent`.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In
 
 from dpfm.golden.contract import regmap
 from dpfm.golden.contract.identity import IDENT_WORD_BITS
+from dpfm.golden.resident import LOSS_BITS
 from dpfm.hw.bram import BlockRam, BlockRom
 from dpfm.hw.bus import CoreBusSignature
 from dpfm.hw.config import CoreConfig
 from dpfm.hw.identity import core_identity
+from dpfm.hw.resident import ResidentController, data_addr_bits
 from dpfm.hw.sequencer import Forward
 from dpfm.hw.update import GradientUnit, SgdUnit, last_inputs
 
@@ -83,6 +85,14 @@ class DpfmCore(wiring.Component):
             wiring.connect(m, fwd.xin_wr, xmem.write_port())
             wiring.connect(m, grad.xin_rd, xmem.read_port())
             m.d.comb += fwd.grad_busy.eq(grad.busy)
+        resident = cfg.resident > 0
+        if resident:   # section 7: the data set, the loss memory and the run's controller
+            m.submodules.dmem = dmem = BlockRam(signed(f.x.bits), cfg.resident * cfg.sample_words)
+            m.submodules.hmem = hmem = BlockRam(unsigned(LOSS_BITS), regmap.LOSS_HISTORY)
+            m.submodules.res = res = ResidentController(cfg, sample_bits)
+            d_rd, d_wr, h_bus = dmem.read_port(), dmem.write_port(), hmem.read_port()
+            wiring.connect(m, res.h_wr, hmem.write_port())
+            m.d.comb += [res.sq.eq(grad.sq), res.sq_valid.eq(grad.sq_valid)]
 
         # ---- registers and operation state ------------------------------------------------------------
         n_samples = Signal(16, init=cfg.max_batch)
@@ -98,13 +108,14 @@ class DpfmCore(wiring.Component):
         # not in series with what uses it (the sample counters, the 32-bit SAMPLES_DONE sum).
         n_eff = Signal(range(cfg.max_batch + 1), init=cfg.max_batch)
 
-        m.d.comb += [fwd.train.eq(train), fwd.n_samples.eq(n_eff), sgd.lr.eq(lr)]
+        if not resident:
+            m.d.comb += [fwd.train.eq(train), fwd.n_samples.eq(n_eff), sgd.lr.eq(lr)]
         # Operation state as a plain register with continuous assignments (no FSM/If on the comb side): Icarus
         # (-g2012) never evaluates an `always @*` block whose inputs keep their initial values, so comb logic
         # under control flow that depends only on an idle state register would read as X until the first
         # operation.
-        IDLE, FORWARD, SGD, FINISH = range(4)
-        state = Signal(range(4), init=IDLE)
+        IDLE, FORWARD, SGD, FINISH, RESIDENT = range(5)
+        state = Signal(range(5 if resident else 4), init=IDLE)
         busy = Signal()
         in_sgd = Signal()
         start = Signal()         # a CTRL write that starts an operation, registered (see the bus slave)
@@ -116,18 +127,55 @@ class DpfmCore(wiring.Component):
             fwd.start.eq((state == IDLE) & start),
             sgd.start.eq((state == FORWARD) & forward_done & train),
         ]
+        after_sgd = FINISH
+        if resident:
+            # A resident run (section 7): the controller's batches run through FORWARD and SGD as CTRL_TRAIN
+            # operations do, returning to RESIDENT; the run finishes when the controller is idle again.
+            start_res = Signal()
+            n_data = Signal(range(cfg.resident + 1), init=1)
+            epochs = Signal(range(regmap.LOSS_HISTORY + 1), init=1)
+            lr_tail = Signal(f.lr.bits)
+            page = Signal(16)
+            in_res = Signal()   # the current operation is a resident run
+            after_sgd = Mux(in_res, RESIDENT, FINISH)
+            m.d.comb += [
+                fwd.start.eq(((state == IDLE) & start) | ((state == RESIDENT) & res.go)),
+                fwd.train.eq(train), fwd.n_samples.eq(Mux(in_res, res.batch_n, n_eff)),
+                sgd.lr.eq(Mux(in_res & res.tail, lr_tail, lr)),
+                res.start.eq((state == IDLE) & start_res),
+                res.n_data.eq(n_data), res.batch.eq(n_eff), res.epochs.eq(epochs),
+                res.batch_done.eq((state == SGD) & ~sgd.busy & in_res),
+            ]
         with m.Switch(state):
             with m.Case(IDLE):
                 with m.If(start):   # CYCLES counts this cycle too: the operation started with the write
                     m.d.sync += [state.eq(FORWARD), train.eq(start_train), cycles.eq(1), done.eq(0)]
+                if resident:
+                    m.d.sync += in_res.eq(0)
+                    with m.If(start_res):
+                        m.d.sync += [state.eq(RESIDENT), train.eq(1), cycles.eq(1), done.eq(0), in_res.eq(1)]
             with m.Case(FORWARD):
                 with m.If(forward_done):
                     m.d.sync += state.eq(Mux(train, SGD, FINISH))
             with m.Case(SGD):
                 with m.If(~sgd.busy):
-                    m.d.sync += state.eq(FINISH)
+                    m.d.sync += state.eq(after_sgd)
+                    if resident:
+                        with m.If(in_res):
+                            m.d.sync += samples_done.eq(samples_done + res.batch_n)
             with m.Case(FINISH):
-                m.d.sync += [state.eq(IDLE), done.eq(1), samples_done.eq(samples_done + n_eff)]
+                m.d.sync += [state.eq(IDLE), done.eq(1)]
+                if resident:
+                    with m.If(~in_res):
+                        m.d.sync += samples_done.eq(samples_done + n_eff)
+                else:
+                    m.d.sync += samples_done.eq(samples_done + n_eff)
+            if resident:
+                with m.Case(RESIDENT):
+                    with m.If(res.go):
+                        m.d.sync += state.eq(FORWARD)
+                    with m.Elif(~res.busy):
+                        m.d.sync += state.eq(FINISH)
         with m.If(busy):
             m.d.sync += cycles.eq(cycles + 1)
 
@@ -171,6 +219,12 @@ class DpfmCore(wiring.Component):
         ]
         in_w = (region == regmap.REGION_WEIGHTS) & (index < p)
         in_s = (region == regmap.REGION_SAMPLES) & (index < n_sample_words)
+        if resident:   # REG_DATA_PAGE p >= 1 shows the data set's words from (p - 1) * 2**14 on
+            data_words = cfg.resident * cfg.sample_words
+            data_index = Signal(regmap.REGION_SHIFT + 16)
+            m.d.comb += data_index.eq(Cat(index, (page - 1)[:16]))
+            in_d = (region == regmap.REGION_SAMPLES) & (page != 0) & (data_index < data_words)
+            in_s = in_s & (page == 0)
         in_o = (region == regmap.REGION_OUTPUTS) & (index < n_out_words)
         write = capture & bus.we & ~busy
         # Memory writes happen in the ack cycle, from the decode registered in the capture cycle and the address
@@ -184,8 +238,20 @@ class DpfmCore(wiring.Component):
             w_wr.addr.eq(Mux(in_sgd, sgd.w_wr.addr, index)),
             w_wr.data.eq(Mux(in_sgd, sgd.w_wr.data, bus.wdata[:f.w.bits])),
             w_wr.en.eq(Mux(in_sgd, sgd.w_wr.en, write_w)),
-            s_wr.addr.eq(index), s_wr.data.eq(bus.wdata[:f.x.bits]), s_wr.en.eq(write_s),
         ]
+        if resident:   # the controller copies batches into the buffer while the bus cannot write it
+            write_d = Signal()
+            m.d.sync += write_d.eq(write & in_d)
+            m.d.comb += [
+                s_wr.addr.eq(Mux(res.busy, res.s_wr.addr, index)),
+                s_wr.data.eq(Mux(res.busy, res.s_wr.data, bus.wdata[:f.x.bits])),
+                s_wr.en.eq(Mux(res.busy, res.s_wr.en, write_s)),
+                d_wr.addr.eq(data_index), d_wr.data.eq(bus.wdata[:f.x.bits]), d_wr.en.eq(write_d),
+                d_rd.addr.eq(Mux(res.busy, res.d_rd.addr, data_index)), d_rd.en.eq(1),
+                res.d_rd.data.eq(d_rd.data),
+            ]
+        else:
+            m.d.comb += [s_wr.addr.eq(index), s_wr.data.eq(bus.wdata[:f.x.bits]), s_wr.en.eq(write_s)]
         reg_write = capture & bus.we & (region == regmap.REGION_REGS)
         with m.If(reg_write & ~busy & (index == regmap.REG_N_SAMPLES)):
             written = bus.wdata[:len(n_samples)]
@@ -199,25 +265,49 @@ class DpfmCore(wiring.Component):
         with m.If(reg_write & ~busy & (index == regmap.REG_TRAIN_MASK)):
             m.d.sync += train_mask.eq(bus.wdata)
         m.d.comb += fwd.train_mask.eq(train_mask)
+        registers = [(regmap.REG_ID, Const(regmap.CORE_ID, 32)), (regmap.REG_STATUS, Cat(busy, done)),
+                     (regmap.REG_N_SAMPLES, n_samples), (regmap.REG_LR, lr), (regmap.REG_CYCLES, cycles),
+                     (regmap.REG_SAMPLES_DONE, samples_done), (regmap.REG_SATURATIONS, saturations),
+                     (regmap.REG_EVICTIONS, evictions), (regmap.REG_DITHER, fwd.dither),
+                     (regmap.REG_TRAIN_MASK, train_mask)]
+        if resident:
+            def clamp(value, top):
+                return Mux(value == 0, 1, Mux(value > top, top, value))
+            setting = reg_write & ~busy
+            written = bus.wdata[:17]
+            with m.If(setting & (index == regmap.REG_N_DATA)):
+                m.d.sync += n_data.eq(clamp(written, cfg.resident))
+            with m.If(setting & (index == regmap.REG_EPOCHS)):
+                m.d.sync += epochs.eq(clamp(written, regmap.LOSS_HISTORY))
+            with m.If(setting & (index == regmap.REG_LR_TAIL)):
+                m.d.sync += lr_tail.eq(bus.wdata)
+            with m.If(setting & (index == regmap.REG_DATA_PAGE)):
+                m.d.sync += page.eq(bus.wdata)
+            m.d.comb += [res.shuffle_set.eq(setting & (index == regmap.REG_SHUFFLE)),
+                         res.shuffle_value.eq(bus.wdata)]
+            registers += [(regmap.REG_N_DATA, n_data), (regmap.REG_EPOCHS, epochs), (regmap.REG_LR_TAIL, lr_tail),
+                          (regmap.REG_SHUFFLE, res.shuffle), (regmap.REG_DATA_PAGE, page),
+                          (regmap.REG_EPOCHS_DONE, res.epochs_done)]
         ctrl = reg_write & (index == regmap.REG_CTRL)
         # A CTRL write's start and clear are acted on in the cycle after it is captured: the decode of the
         # initiator's request is then not in series with the sequencer's dozens of start-loaded registers or
         # with the counters' synchronous clear (on iCE40 those paths from the command processor were among the
         # longest). Nothing can observe the extra cycle: the slave acks in that cycle and so captures no
         # transaction in it, and from the next one on the core is busy and the counters are clear.
+        op = (bus.wdata & (regmap.CTRL_TRAIN | regmap.CTRL_INFER)).any()
+        if resident:   # a write with CTRL_RESIDENT starts a resident run, whatever else it sets
+            resident_bit = (bus.wdata & regmap.CTRL_RESIDENT).any()
+            op = op & ~resident_bit
+            m.d.sync += start_res.eq(ctrl & ~busy & resident_bit)
         m.d.sync += [
-            start.eq(ctrl & ~busy & (bus.wdata & (regmap.CTRL_TRAIN | regmap.CTRL_INFER)).any()),
+            start.eq(ctrl & ~busy & op),
             start_train.eq((bus.wdata & regmap.CTRL_TRAIN).any()),
             clear.eq(ctrl & (bus.wdata & regmap.CTRL_CLEAR_COUNTERS).any()),
         ]
 
         reg_rdata = Signal(32)
         with m.Switch(index):
-            for addr, value in [(regmap.REG_ID, Const(regmap.CORE_ID, 32)), (regmap.REG_STATUS, Cat(busy, done)),
-                                (regmap.REG_N_SAMPLES, n_samples), (regmap.REG_LR, lr), (regmap.REG_CYCLES, cycles),
-                                (regmap.REG_SAMPLES_DONE, samples_done), (regmap.REG_SATURATIONS, saturations),
-                                (regmap.REG_EVICTIONS, evictions), (regmap.REG_DITHER, fwd.dither),
-                                (regmap.REG_TRAIN_MASK, train_mask)]:
+            for addr, value in registers:
                 with m.Case(addr):
                     m.d.comb += reg_rdata.eq(value)
 
@@ -233,6 +323,15 @@ class DpfmCore(wiring.Component):
             rd_reg.eq(read & (region == regmap.REGION_REGS)), rd_id.eq(read & in_id), rd_w.eq(read & in_w),
             rd_s.eq(read & in_s), rd_o.eq(read & in_o), reg_rdata_r.eq(reg_rdata),
         ]
-        m.d.comb += bus.rdata.eq(Mux(rd_reg, reg_rdata_r, 0) | Mux(rd_id, ident.data, 0) | Mux(rd_w, w_bus.data, 0)
-                                 | Mux(rd_s, s_bus.data, 0) | Mux(rd_o, o_bus.data, 0))
+        rdata = (Mux(rd_reg, reg_rdata_r, 0) | Mux(rd_id, ident.data, 0) | Mux(rd_w, w_bus.data, 0)
+                 | Mux(rd_s, s_bus.data, 0) | Mux(rd_o, o_bus.data, 0))
+        if resident:   # the data set (p >= 1), and the loss memory at REG_LOSS + 2e (+1: the high word)
+            history_bits = (regmap.LOSS_HISTORY - 1).bit_length()
+            in_h = (region == regmap.REGION_REGS) & (index[1 + history_bits:] == regmap.REG_LOSS >> (1 + history_bits))
+            rd_d, rd_h, rd_hi = Signal(), Signal(), Signal()
+            m.d.comb += h_bus.addr.eq(index[1:1 + history_bits]), h_bus.en.eq(1)
+            m.d.sync += [rd_d.eq(read & in_d), rd_h.eq(read & in_h), rd_hi.eq(index[0])]
+            rdata = (rdata | Mux(rd_d, d_rd.data, 0)
+                     | Mux(rd_h, Mux(rd_hi, h_bus.data[32:], h_bus.data[:32]), 0))
+        m.d.comb += bus.rdata.eq(rdata)
         return m

@@ -37,5 +37,5 @@ def core_identity(cfg, baud: int = 0) -> CoreIdentity:
         sizes=",".join(map(str, cfg.spec.sizes)), act=",".join(cfg.spec.activations),
         x=str(f.x), w=str(f.w), t=str(f.t), g=str(f.g), lr=str(f.lr), lut_bits=str(f.lut_bits),
         k=str(cfg.k), toper=toper, last_layer="exact" if cfg.exact_last else "slots", lanes=str(cfg.lanes),
-        max_batch=str(cfg.max_batch), baud=str(baud),
+        max_batch=str(cfg.max_batch), resident=str(cfg.resident), baud=str(baud),
         src=source_hash())

@@ -59,6 +59,9 @@ class GradientUnit(wiring.Component):
     then the slot path's product, add and write at id `row + i`. The next input's read is issued with the
     write, so an entry costs five cycles.
 
+    Resident training (`cfg.resident`, section 7): `sq` is `e * e` of the request before, valid in the cycle
+    `sq_valid` is high (one per output), for the epoch's loss sum.
+
     The model is `golden.update.accumulate_output_gradient` (with `golden.update.direct_slots`).
     """
 
@@ -75,6 +78,9 @@ class GradientUnit(wiring.Component):
         }
         if cfg.exact_last:
             ports["xin_rd"] = Out(read_port(xin_addr_bits(cfg), signed(f.x.bits)))
+        if cfg.resident:
+            ports["sq"] = Out(unsigned(2 * f.x.bits))
+            ports["sq_valid"] = Out(1)
         super().__init__(ports)
 
     def elaborate(self, platform):
@@ -137,6 +143,8 @@ class GradientUnit(wiring.Component):
             self.sat.eq(sat),
         ]
 
+        if cfg.resident:
+            m.d.sync += [self.sq.eq(e * e), self.sq_valid.eq(state == DELTA)]
         shift_slot = slot_written | ((state == SLOT) & ~head.valid)
         with m.If(shift_slot):
             m.d.sync += [slots.eq(slots.as_value() >> len(head.as_value())), left.eq(left - 1)]

@@ -54,6 +54,44 @@ def core_plan(cfg: CoreConfig, task_name: str, n_batches: int, batch: int, n_inf
             "w0": w0.tolist(), "ops": ops, "expect_sat": model.sat.count, "expect_evictions": model.evictions}
 
 
+def resident_plan(cfg: CoreConfig, task_name: str, n_data: int, batch: int, epochs: int, seed: int, lr: float,
+                  shuffle_state: int, dither_state: int = 0) -> dict:
+    """A testbench plan for sim/tb_core.py with one resident run (docs/ARITHMETIC.md 7): the task's first
+    `n_data` training samples as the data set, `epochs` epochs in batches of `batch`, and what the golden
+    model expects after it (weights, each epoch's loss sum, the shuffle and dither states, the counters);
+    then one streamed inference, which must still read the batch buffer."""
+    from dpfm.golden import resident
+    from dpfm.golden.contract.net import flatten, init_weights, train_mask
+    from dpfm.golden.fixed_mlp import FixedModel
+    from dpfm.golden.tasks import get_task
+
+    X_tr, Y_tr, X_va, _ = get_task(task_name).load()
+    model = FixedModel(cfg.spec, cfg.k, cfg.fmts, tangent=cfg.tangent, exact_last=cfg.exact_last)
+    model.dither_state = dither_state
+    w = w0 = model.quantize_weights(flatten(cfg.spec, init_weights(cfg.spec, np.random.default_rng(seed))))
+    X = model.quantize_inputs(X_tr[:n_data])
+    Y = model.quantize_inputs(Y_tr[:n_data], "targets")
+    tail = n_data % batch
+    losses, state = [], shuffle_state
+    for _ in range(epochs):
+        w, total, state = resident.train_epoch(model, w, X, Y, state, batch, lr)
+        losses.append(total)
+    run = {"op": "resident", "X": X.tolist(), "Y": Y.tolist(), "batch": batch, "epochs": epochs,
+           "lr": model.lr_raw(lr, batch), "lr_tail": model.lr_raw(lr, tail) if tail else 0,
+           "shuffle": shuffle_state, "expect_shuffle": state, "expect_losses": losses, "expect_w": w.tolist(),
+           "expect_dither": model.dither_state, "samples": epochs * n_data}
+    X_inf = model.quantize_inputs(X_va[:4])
+    state, model.dither_state = model.dither_state, 0
+    model.output_tangents(w, X_inf)
+    model.dither_state = state
+    infer = {"op": "infer", "X": X_inf.tolist(), "expect_out": model.predict(w, X_inf).ravel().tolist(),
+             "expect_dither": state}
+    return {"sizes": list(cfg.spec.sizes), "k": cfg.k, "lanes": cfg.lanes, "toper": str(cfg.toper),
+            "sources": cfg.sources, "identity": core_identity(cfg).text(), "max_batch": cfg.max_batch,
+            "dither": dither_state, "train_mask": train_mask(cfg.spec, None), "w0": w0.tolist(),
+            "ops": [run, infer], "expect_sat": model.sat.count, "expect_evictions": model.evictions}
+
+
 def run_core_sim(core, build_dir: Path, plan: dict, seed: int = 1, max_idle: int = 3, platform=None):
     """Simulate `core` with sim/tb_core.py on `plan` (elaborated for `platform`, None = generic); returns the
     `SimResult` (cycles in cycles.json)."""

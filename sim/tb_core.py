@@ -6,7 +6,9 @@ block must hold, word for word), the initial raw weights and a list of
 operations (`train` with samples, targets, raw lr and the weights expected afterwards; `infer` with samples
 and the outputs expected; each with the dither state REG_DITHER must read afterwards), the dither state to
 write before the first operation, the train mask (REG_TRAIN_MASK, docs/ARITHMETIC.md 3e), plus the
-saturation and eviction totals expected at the end. Every
+saturation and eviction totals expected at the end. A `resident` operation (docs/ARITHMETIC.md 7) writes
+its data set through REG_DATA_PAGE and runs CTRL_RESIDENT, checking each epoch's loss sum and the shuffle
+state too. Every
 comparison is exact. Each bus transaction is preceded by 0..`max_idle` idle cycles (seeded), and during every operation
 the testbench tries to overwrite a weight, a sample and REG_DITHER, which the core must ignore while busy.
 
@@ -54,6 +56,51 @@ class CoreTB(TB):
         for s, (x, y) in enumerate(zip(X, Y)):
             for j, v in enumerate(list(x) + list(y)):
                 await self.bus.write(regmap.REGION_SAMPLES, s * words + j, v)
+
+    async def write_data_set(self, X, Y):
+        """The resident data set, page by page (REG_DATA_PAGE), then back to the batch buffer (page 0)."""
+        bus, words = self.bus, [v for x, y in zip(X, Y) for v in list(x) + list(y)]
+        for start in range(0, len(words), regmap.DATA_PAGE_WORDS):
+            await bus.write(regmap.REGION_REGS, regmap.REG_DATA_PAGE, 1 + start // regmap.DATA_PAGE_WORDS)
+            for i, v in enumerate(words[start:start + regmap.DATA_PAGE_WORDS]):
+                await bus.write(regmap.REGION_SAMPLES, i, v)
+        await bus.write(regmap.REGION_REGS, regmap.REG_DATA_PAGE, 1)
+        for i in (0, len(words) - 1):   # a read-back of the set's first and last words (page 1 holds both here)
+            got = regmap.from_word(await bus.read(regmap.REGION_SAMPLES, i))
+            assert got == words[i], f"data set word {i}: {got}, expected {words[i]}"
+        await bus.write(regmap.REGION_REGS, regmap.REG_DATA_PAGE, 0)
+
+    async def run_resident(self, op) -> int:
+        """One CTRL_RESIDENT run of `op` (sim/core_cycles.resident_plan); returns its CYCLES. EPOCHS_DONE must
+        only count up, and every epoch's loss sum must equal the model's."""
+        bus, reg = self.bus, self.bus.reg
+        await self.write_data_set(op["X"], op["Y"])
+        for index, value in ((regmap.REG_N_DATA, len(op["X"])), (regmap.REG_N_SAMPLES, op["batch"]),
+                             (regmap.REG_LR, op["lr"]), (regmap.REG_LR_TAIL, op["lr_tail"]),
+                             (regmap.REG_SHUFFLE, op["shuffle"]), (regmap.REG_EPOCHS, op["epochs"])):
+            await bus.write(regmap.REGION_REGS, index, value)
+            assert await reg(index) == value, f"register {index:#x} written"
+        await bus.write(regmap.REGION_REGS, regmap.REG_CTRL, regmap.CTRL_RESIDENT)
+        await bus.write(regmap.REGION_SAMPLES, 0, 0x777)   # ignored while busy, like every write
+        await bus.write(regmap.REGION_REGS, regmap.REG_SHUFFLE, 0x5EED)
+        seen = 0
+        for _ in range(2000000):
+            status = await reg(regmap.REG_STATUS)
+            done = await reg(regmap.REG_EPOCHS_DONE)
+            assert seen <= done <= op["epochs"], f"EPOCHS_DONE went from {seen} to {done}"
+            seen = done
+            if status == regmap.STATUS_DONE:
+                break
+            assert status == regmap.STATUS_BUSY, f"STATUS={status:#x} during a resident run"
+        else:
+            raise AssertionError("the resident run did not finish")
+        assert seen == op["epochs"], f"EPOCHS_DONE={seen} at the end, expected {op['epochs']}"
+        for e, want in enumerate(op["expect_losses"]):
+            got = await reg(regmap.REG_LOSS + 2 * e) | await reg(regmap.REG_LOSS + 2 * e + 1) << 32
+            assert got == want, f"loss sum of epoch {e}: {got}, expected {want}"
+        shuffle = await reg(regmap.REG_SHUFFLE)
+        assert shuffle == op["expect_shuffle"], f"SHUFFLE after the run: {shuffle:#x}, expected {op['expect_shuffle']:#x}"
+        return await reg(regmap.REG_CYCLES)
 
     async def run_op(self, ctrl: int, n: int, lr: int) -> int:
         """Start one operation, poke the busy core, wait for DONE; return the CYCLES register, checked against
@@ -105,11 +152,15 @@ async def run_plan(dut):
     for n_op, op in enumerate(p["ops"]):
         X = op["X"]
         Y = op.get("Y", [[0] * tb.n_out for _ in X])
-        await tb.write_samples(X, Y)
-        ctrl = regmap.CTRL_TRAIN if op["op"] == "train" else regmap.CTRL_INFER
-        cycles = await tb.run_op(ctrl, len(X), op.get("lr", 0))
-        samples += len(X)
-        log.append({"op": op["op"], "samples": len(X), "cycles": cycles})
+        if op["op"] == "resident":
+            cycles = await tb.run_resident(op)
+        else:
+            await tb.write_samples(X, Y)
+            ctrl = regmap.CTRL_TRAIN if op["op"] == "train" else regmap.CTRL_INFER
+            cycles = await tb.run_op(ctrl, len(X), op.get("lr", 0))
+        n = op.get("samples", len(X))
+        samples += n
+        log.append({"op": op["op"], "samples": n, "cycles": cycles})
         if "expect_w" in op:
             _first_mismatch(await tb.read_weights(len(p["w0"])), op["expect_w"], f"weights after op {n_op}")
         dither = await bus.reg(regmap.REG_DITHER)

@@ -7,10 +7,11 @@ anything. The description is text, `key=value` items joined by `;`, which a pers
 (`dpfm info`):
 
     sizes=4,5,5,1;act=sigmoid,sigmoid,identity;x=s16.12;w=s16.12;t=s16.12;g=s32.24;lr=u16.13;lut_bits=10;
-    k=8;toper=serial;last_layer=slots;lanes=1;max_batch=16;baud=3000000;src=4f0c2a91
+    k=8;toper=serial;last_layer=slots;lanes=1;max_batch=16;resident=0;baud=3000000;src=4f0c2a91
 
 `last_layer` is `exact` for a core whose output layer's gradient is exact (docs/ARITHMETIC.md 3f), else `slots`;
-`src` is a hash of the sources the bitstream was generated from; `baud` is the UART rate of the board top
+`resident` is the number of samples its resident data set holds (docs/ARITHMETIC.md 7; 0: no resident
+training); `src` is a hash of the sources the bitstream was generated from; `baud` is the UART rate of the board top
 (0: the core is not behind a UART). The block holds IDENT_WORDS bytes, one per bus word: byte 0 is the text's
 length, then the ASCII text; bytes past it read 0 (bytes, the narrowest read path: the UP5K has few logic
 cells to spare). The build id (`CoreIdentity.build_id`) is the CRC-32 of the text: same text, same bitstream contents.
@@ -29,7 +30,7 @@ MAX_TEXT_BYTES = IDENT_WORDS - 1
 #: The items that decide the weights a core trains to, in the text's order; two cores that agree on these
 #: train bit for bit alike (the lane count, the buffer size and the link change only speed and capacity).
 RESULT_KEYS = ("sizes", "act", "x", "w", "t", "g", "lr", "lut_bits", "k", "toper", "last_layer")
-KEYS = RESULT_KEYS + ("lanes", "max_batch", "baud", "src")
+KEYS = RESULT_KEYS + ("lanes", "max_batch", "resident", "baud", "src")
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class CoreIdentity:
     last_layer: str
     lanes: str
     max_batch: str
+    resident: str
     baud: str
     src: str
 

@@ -12,6 +12,7 @@ INDEX_MASK = (1 << REGION_SHIFT) - 1
 REGION_REGS = 0     # control and status registers, below
 REGION_WEIGHTS = 1  # index = weight-id; raw weight in format w, sign-extended to 32 bits
 REGION_SAMPLES = 2  # index = s * (n_in + n_out) + j; j < n_in inputs, then targets; raw format x
+                    # (REG_DATA_PAGE p >= 1: the resident data set's word (p - 1) * 2**14 + index instead)
 REGION_OUTPUTS = 3  # index = s * n_out + o; network outputs of the last run, raw format x (read only)
 
 
@@ -47,6 +48,18 @@ REG_EVICTIONS = 0x0B     # R: toper evictions since reset
 REG_DITHER = 0x0C        # RW: the dither generator's 32-bit state (docs/ARITHMETIC.md 3d); 0 (reset) = off
 REG_TRAIN_MASK = 0x0D    # RW: bit l set = layer l learns (docs/ARITHMETIC.md 3e); reset: every layer learns
 REG_IDENT = 0x100        # R: the identity block (golden/contract/identity.py), IDENT_WORDS bytes at 0x100 + i
+# Resident training (docs/ARITHMETIC.md 7), on a core whose identity has resident > 0 (elsewhere they read 0):
+REG_N_DATA = 0x0E        # RW: samples of the resident data set (1 .. the identity's resident)
+REG_EPOCHS = 0x0F        # RW: epochs a CTRL_RESIDENT run trains (1 .. LOSS_HISTORY)
+REG_LR_TAIL = 0x10       # RW: lr / (N_DATA mod N_SAMPLES), raw in format lr: the last, shorter batch's step
+REG_SHUFFLE = 0x11       # RW: the shuffle generator's 32-bit state (section 7)
+REG_DATA_PAGE = 0x12     # RW: 0 (reset) = REGION_SAMPLES is the batch buffer; p >= 1 = the data set, page p - 1
+REG_EPOCHS_DONE = 0x13   # R: epochs the current (or last) CTRL_RESIDENT run has finished
+REG_LOSS = 0x200         # R: epoch e's loss sum at 0x200 + 2e (low word) and 0x201 + 2e (high word)
+#: Epochs a run can keep the loss of (the loss memory's depth); a longer training is several runs.
+LOSS_HISTORY = 64
+#: Words of the data set one page of REGION_SAMPLES shows.
+DATA_PAGE_WORDS = 1 << REGION_SHIFT
 
 #: The core's id: a fixed tag in the high half, the contract revision in the low half. The revision goes up
 #: whenever the same register traffic would train differently or the register map changes (2: the dither's
@@ -60,6 +73,7 @@ CORE_ID = CORE_TAG << 16 | CORE_REVISION
 CTRL_TRAIN = 1 << 0      # forward + gradient for every buffered sample, then one SGD update
 CTRL_INFER = 1 << 1      # forward only; outputs to REGION_OUTPUTS
 CTRL_CLEAR_COUNTERS = 1 << 2
+CTRL_RESIDENT = 1 << 3   # EPOCHS epochs over the resident data set, in batches of N_SAMPLES (section 7)
 
 STATUS_BUSY = 1 << 0
 STATUS_DONE = 1 << 1     # set when an operation finishes, cleared when the next starts

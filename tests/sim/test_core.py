@@ -178,3 +178,19 @@ def test_an_exact_output_layer_trains_as_golden(tmp_path, task, k, lanes, toper,
     differs = [op.get("expect_w") for op in exact["ops"]] != [op.get("expect_w") for op in slots["ops"]]
     assert differs == (train is None), "the exact output layer must change the run exactly when that layer learns"
     run_core_sim(DpfmCore(cfg), tmp_path, exact, seed=k).check()
+
+
+@pytest.mark.parametrize("k, lanes, toper, n_data, dither", [
+    (8, 1, "serial", 23, 0), (3, 2, "parallel", 20, DITHER)])
+def test_a_resident_run_trains_as_golden(tmp_path, k, lanes, toper, n_data, dither):
+    """docs/ARITHMETIC.md 7: epochs over the on-chip data set in the shuffle generator's order, with a
+    shorter last batch (23 samples in batches of 10) or none (20), equal the golden model's weights, loss
+    sums and generator states; a streamed inference afterwards still reads the batch buffer."""
+    from dpfm.golden.contract.organisation import Organisation
+    from dpfm.sim.core_cycles import resident_plan
+    cfg = CoreConfig.from_task("seed-sum", k, max_batch=16, lanes=lanes, toper=Organisation.parse(toper), resident=32)
+    plan = resident_plan(cfg, "seed-sum", n_data=n_data, batch=BATCH, epochs=2, seed=k, lr=LR,
+                         shuffle_state=0x1234567, dither_state=dither)
+    losses = plan["ops"][0]["expect_losses"]
+    assert losses[0] != losses[1], "both epochs' losses are equal: the check could not tell them apart"
+    run_core_sim(DpfmCore(cfg), tmp_path, plan, seed=k).check()
