@@ -2,9 +2,9 @@
 
 The file holds the format tag, the metadata as JSON and the weight arrays. The metadata says what the
 trainer is (network, K values, hyper-parameters, arithmetic and dither: `settings`) and where it stands
-(epoch, shuffle generator state, dither generator state, history, and `extra`: e.g. the task name and
-backend); files written before the dither existed read as dither off, before frozen layers as every
-layer training. The arrays hold one row
+(epoch, shuffle generator state, the resident run's generator state, dither generator state, history, and
+`extra`: e.g. the task name and backend); files written before the dither existed read as dither off,
+before frozen layers as every layer training, before resident training with the seed's resident state. The arrays hold one row
 per K replica (a device is one replica):
 
 - `weights` `(R, P)`: float weights (dequantized in fixed point),
@@ -26,6 +26,7 @@ from dpfm.golden.contract.errors import DpfmError
 from dpfm.golden.contract.files import atomic_path, read_npz
 from dpfm.golden.contract.formats import HwFormats
 from dpfm.golden.contract.net import NetSpec
+from dpfm.golden import resident
 from dpfm.golden.dither import check_state
 
 FORMAT = "dpfm-golden-checkpoint/1"
@@ -49,6 +50,7 @@ class Checkpoint:
     train_layers: tuple | None
     dither_state: int
     exact_last: bool
+    shuffle_state: int
     epoch: int
     rng: dict
     history: dict
@@ -73,7 +75,8 @@ class Checkpoint:
             "fixed": None if self.fixed is None else str(self.fixed),
             "dither": self.dither, "dither_state": self.dither_state,
             "train_layers": None if self.train_layers is None else list(self.train_layers),
-            "exact_last": self.exact_last, "epoch": self.epoch, "rng": self.rng, "history": self.history,
+            "exact_last": self.exact_last, "shuffle_state": self.shuffle_state, "epoch": self.epoch, "rng": self.rng,
+            "history": self.history,
             "extra": self.extra,
         }
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
@@ -93,7 +96,9 @@ class Checkpoint:
                 tangent=str(meta["tangent"]), dither=bool(meta.get("dither", False)),
                 train_layers=None if meta.get("train_layers") is None else tuple(int(l) for l in meta["train_layers"]),
                 dither_state=check_state(meta.get("dither_state", 0)),
-                exact_last=bool(meta.get("exact_last", False)), epoch=int(meta["epoch"]), rng=dict(meta["rng"]),
+                exact_last=bool(meta.get("exact_last", False)),
+                shuffle_state=resident.check_state(meta.get("shuffle_state", resident.seed_state(meta["seed"]))),
+                epoch=int(meta["epoch"]), rng=dict(meta["rng"]),
                 history={"train_loss": list(meta["history"]["train_loss"]),
                          "val_loss": list(meta["history"]["val_loss"])},
                 extra=dict(meta["extra"]), arrays=arrays)

@@ -21,12 +21,14 @@ import numpy as np
 from tqdm import tqdm
 
 from dpfm.golden import dither as dither_bits
+from dpfm.golden import resident as onchip
 from dpfm.golden.checkpoint import Checkpoint
 from dpfm.golden.contract.errors import DpfmError
 from dpfm.golden.contract.formats import HwFormats
 from dpfm.golden.contract.net import NetSpec, check_train_layers
 from dpfm.golden.contract.organisation import check_tangent_mode
 from dpfm.golden.dual import BCE_EPS
+from dpfm.golden.contract import regmap
 from dpfm.golden.fixedpoint import SatCounter, quantize
 
 
@@ -160,6 +162,7 @@ class Trainer(abc.ABC):
         self.train_layers = check_train_layers(spec, train_layers)
         self.exact_last = bool(exact_last)
         self.dither_state = dither_bits.seed_state(self.seed) if self.dither else dither_bits.OFF
+        self.shuffle_state = onchip.seed_state(self.seed)
         self._rng = np.random.default_rng(self.seed)
         self.epoch = 0
         self.history = {"train_loss": [], "val_loss": []}
@@ -264,43 +267,105 @@ class Trainer(abc.ABC):
         with np.errstate(over="ignore", invalid="ignore"):
             return self._squeeze(self._step(X, Y, X_raw, Y_raw))
 
-    def train(self, X, Y, epochs, X_val=None, Y_val=None, progress=True, on_epoch=None, checkpoint=None) -> dict:
+    def train(self, X, Y, epochs, X_val=None, Y_val=None, progress=True, on_epoch=None, checkpoint=None,
+              resident: int = 0) -> dict:
         """Train `epochs` more epochs; returns this call's `{"train_loss": [...], "val_loss": [...]}`.
 
         `self.history` keeps the whole run (also across save/resume). A loss that turns NaN/inf is recorded,
         not raised: callers decide whether a diverged replica is an error. After every epoch,
         `on_epoch(epoch, train, val)` is called (it may raise to stop training), then, if `checkpoint` is a
         path, the trainer is saved there, so an interrupted run loses at most the epoch under way.
+
+        `resident` > 0 trains as a resident core does (docs/ARITHMETIC.md 7, fixed point and MSE only): the
+        order from `shuffle_state`'s generator, the core's loss (`golden.resident.mean_loss`), and runs of
+        `resident` epochs (at most regmap.LOSS_HISTORY) that the host does not interrupt, so validation,
+        `on_epoch` and the checkpoint come after each run (the epochs inside it have no validation loss).
         """
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
             raise DpfmError(f"epochs must be a non-negative integer, got {epochs!r}", "use e.g. --epochs 250")
+        self._check_resident(resident)
         X, Y, X_val, Y_val, X_raw, Y_raw = self.check_training_data(X, Y, X_val, Y_val)
-        has_val = X_val is not None
-        n = len(X)
+        if resident:
+            self._check_resident_data(len(X))
         new = {"train_loss": [], "val_loss": []}
-        bar = tqdm(range(int(epochs)), disable=not progress, file=sys.stderr, unit="epoch",
+        bar = tqdm(total=int(epochs), disable=not progress, file=sys.stderr, unit="epoch",
                    desc=f"K={','.join(map(k_label, self.ks))}", leave=False, dynamic_ncols=True)
-        with bar, self._training_run(), np.errstate(over="ignore", invalid="ignore"):
-            for _ in bar:
-                order = self._rng.permutation(n)
-                total = np.zeros(self.n_replicas)
-                for start in range(0, n, self.batch):
-                    idx = order[start:start + self.batch]
-                    raw = (None, None) if X_raw is None else (X_raw[idx], Y_raw[idx])
-                    total += self._step(X[idx], Y[idx], *raw) * len(idx)
-                train_loss = self._squeeze(total / n)
-                val_loss = self.evaluate(X_val, Y_val) if has_val else None
+
+        def finish(losses, val_loss):
+            for n_epoch, train_loss in enumerate(losses, 1):
+                val = val_loss if n_epoch == len(losses) else None
                 self.epoch += 1
                 for h in (new, self.history):
                     h["train_loss"].append(train_loss)
-                    h["val_loss"].append(val_loss)
-                if progress:
-                    bar.set_postfix_str(_postfix(train_loss, val_loss))
+                    h["val_loss"].append(val)
                 if on_epoch is not None:
-                    on_epoch(self.epoch, train_loss, val_loss)
-                if checkpoint is not None:
-                    self.save(checkpoint)
+                    on_epoch(self.epoch, train_loss, val)
+            if checkpoint is not None:
+                self.save(checkpoint)
+
+        def report(train_loss):
+            bar.update()
+            if progress:
+                bar.set_postfix_str(_postfix(train_loss, None))
+
+        with bar, self._training_run(), np.errstate(over="ignore", invalid="ignore"):
+            done = 0
+            while done < epochs:
+                run = min(resident, regmap.LOSS_HISTORY, epochs - done) if resident else 1
+                if resident:
+                    losses = [self._squeeze(loss) for loss in self._resident_run(X, Y, X_raw, Y_raw, run, report)]
+                else:
+                    losses = [self._squeeze(self._streamed_epoch(X, Y, X_raw, Y_raw))]
+                    report(losses[0])
+                val_loss = self.evaluate(X_val, Y_val) if X_val is not None else None
+                if progress and val_loss is not None:
+                    bar.set_postfix_str(_postfix(losses[-1], val_loss))
+                finish(losses, val_loss)
+                done += run
         return new
+
+    def _streamed_epoch(self, X, Y, X_raw, Y_raw) -> np.ndarray:
+        """One epoch in the host's order (the trainer's generator): per-replica mean loss `(R,)`."""
+        n = len(X)
+        order = self._rng.permutation(n)
+        total = np.zeros(self.n_replicas)
+        for start in range(0, n, self.batch):
+            idx = order[start:start + self.batch]
+            raw = (None, None) if X_raw is None else (X_raw[idx], Y_raw[idx])
+            total += self._step(X[idx], Y[idx], *raw) * len(idx)
+        return total / n
+
+    # -- resident training (docs/ARITHMETIC.md 7) ------------------------------------------------------------
+    def _check_resident(self, resident) -> None:
+        if isinstance(resident, bool) or not isinstance(resident, (int, np.integer)) or resident < 0:
+            raise DpfmError(f"resident must be a number of epochs per run (0: streamed), got {resident!r}",
+                            f"use --resident-run 1 .. {regmap.LOSS_HISTORY}")
+        if resident and (self.fixed is None or self.spec.loss != "mse"):
+            raise DpfmError("resident training is the core's: fixed point and the MSE loss only",
+                            "add --fixed default (and --loss mse), or train without --resident")
+
+    def _check_resident_data(self, n: int) -> None:
+        """Refuse a data set the resident run cannot take (a backend with a memory adds its capacity)."""
+        if n > 1 << onchip.INDEX_BITS:
+            raise DpfmError(f"a resident data set of {n} samples is more than {1 << onchip.INDEX_BITS}",
+                            "train on fewer samples, or without --resident")
+
+    def _resident_run(self, X, Y, X_raw, Y_raw, epochs: int, report) -> list:
+        """`epochs` epochs as a resident core runs them; `report(loss)` after each; returns the per-replica
+        mean losses `(R,)` per epoch. Each batch's loss is the core's (its outputs before the batch's update)."""
+        n, x = len(X_raw), self.fixed.x
+        losses = []
+        for _ in range(epochs):
+            order, self.shuffle_state = onchip.epoch_order(self.shuffle_state, n)
+            total = np.zeros(self.n_replicas, dtype=object)
+            for start in range(0, n, self.batch):
+                idx = order[start:start + self.batch]
+                a_raw = np.rint(self._forward(X[idx], X_raw[idx]) * (1 << x.frac)).astype(np.int64)
+                total += [onchip.loss_sum(a, Y_raw[idx], x) for a in a_raw]
+                self._step(X[idx], Y[idx], X_raw[idx], Y_raw[idx])
+            losses.append(np.array([onchip.mean_loss(t, n, self.spec.n_outputs, x) for t in total]))
+            report(self._squeeze(losses[-1]))
+        return losses
 
     # -- inference -----------------------------------------------------------------------------------------
     def predict(self, X) -> np.ndarray:
@@ -323,7 +388,7 @@ class Trainer(abc.ABC):
         Checkpoint(spec=self.spec, ks=self.ks, lr=self.lr, batch=self.batch, momentum=self.momentum,
                    init=self.init, seed=self.seed, fixed=self.fixed, tangent=self.tangent, dither=self.dither,
                    train_layers=self.train_layers, dither_state=self._current_dither_state(),
-                   exact_last=self.exact_last, epoch=self.epoch,
+                   exact_last=self.exact_last, shuffle_state=self.shuffle_state, epoch=self.epoch,
                    rng=self._rng.bit_generator.state, history=self.history,
                    extra=self.extra if extra is None else extra, arrays=self._checkpoint_arrays()).write(path)
 
@@ -349,6 +414,7 @@ class Trainer(abc.ABC):
                             "resume from a file written by 'dpfm train --save'") from None
         self._restore_arrays(checkpoint.arrays)
         self._restore_dither_state(checkpoint.dither_state)
+        self.shuffle_state = checkpoint.shuffle_state
         self.epoch = checkpoint.epoch
         self.history = {name: list(values) for name, values in checkpoint.history.items()}
         self.extra = dict(checkpoint.extra)

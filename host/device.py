@@ -6,6 +6,11 @@ the device sees the same initial weights (quantized as `golden.fixed_mlp.FixedMo
 batches in the same order as `GoldenTrainer(fixed=..., tangent=<the core's tangent>)`; the weights then
 agree bit for bit, and either continues the other's checkpoint. Per batch: upload the samples, run
 CTRL_INFER (the batch loss before the update, as golden reports it), then CTRL_TRAIN.
+
+Resident training (`train(..., resident=E)`, docs/ARITHMETIC.md 7) uploads the training set once into the
+core's data set memory and starts runs of up to E epochs that the core trains alone; the host polls for the
+epochs' loss sums (the progress bar) and checks afterwards that the core's shuffle and dither generators
+stand where the golden model's would.
 """
 
 import contextlib
@@ -14,6 +19,7 @@ import time
 import numpy as np
 
 from dpfm.golden import dither
+from dpfm.golden import resident as onchip
 from dpfm.golden.contract import regmap as R
 from dpfm.golden.contract import wire
 from dpfm.golden.contract.errors import DpfmError
@@ -116,6 +122,8 @@ class Device(Trainer):
     def _check_identity(self):
         self.identity = check_core(self.client, self.config)
         self.max_batch = int(self.identity.max_batch)
+        self.resident_samples = int(self.identity.resident)
+        self._data_set = None      # a digest of the resident data set the core holds, once uploaded
 
     def _current_dither_state(self) -> int:
         """The core's dither state, which must be where the host's copy stepped it (docs/ARITHMETIC.md 3d)."""
@@ -246,6 +254,74 @@ class Device(Trainer):
         if done != sent:
             raise DpfmError(f"the core reports {done} samples processed, the host started {sent}",
                             "the link lost or repeated a command: resume from the last checkpoint")
+
+    # --- resident training --------------------------------------------------------------------------------
+
+    def _check_resident_data(self, n: int) -> None:
+        super()._check_resident_data(n)
+        if not self.resident_samples:
+            raise DpfmError("this core was built without resident training",
+                            f"rebuild it with --resident-samples {n} (or more), or train without --resident")
+        if n > self.resident_samples:
+            raise DpfmError(f"the training set has {n} samples, the core's data set memory holds "
+                            f"{self.resident_samples}", f"rebuild the core with --resident-samples {n} (or more), "
+                            "train on fewer samples, or train without --resident")
+
+    def _upload_data_set(self, X_raw, Y_raw) -> None:
+        """The training set into the data set memory, page by page, unless the core already holds it."""
+        rows = np.concatenate([X_raw, Y_raw], axis=1)
+        digest = (rows.shape, hash(rows.tobytes()))
+        if digest != self._data_set:
+            words = R.to_word(rows.ravel()).tolist()
+            for start in range(0, len(words), R.DATA_PAGE_WORDS):
+                self._set_reg(R.REG_DATA_PAGE, 1 + start // R.DATA_PAGE_WORDS)
+                self.client.write(R.address(R.REGION_SAMPLES, 0), words[start:start + R.DATA_PAGE_WORDS])
+            self._set_reg(R.REG_DATA_PAGE, 0)
+            self._data_set = digest
+        self._set_setting(R.REG_N_DATA, len(rows))
+
+    def _resident_run(self, X, Y, X_raw, Y_raw, epochs: int, report) -> list:
+        n, x = len(X_raw), self.fixed.x
+        self._upload_data_set(X_raw, Y_raw)
+        tail = n % self.batch
+        self._set_setting(R.REG_N_SAMPLES, self.batch)
+        self._set_setting(R.REG_LR, self._model.lr_raw(self.lr, self.batch))
+        self._set_setting(R.REG_LR_TAIL, self._model.lr_raw(self.lr, tail) if tail else 0)
+        self._set_reg(R.REG_SHUFFLE, self.shuffle_state)
+        self._set_setting(R.REG_EPOCHS, epochs)
+        self._set_reg(R.REG_CTRL, R.CTRL_RESIDENT)
+        self._samples_run += epochs * n
+        # where the core's generators must stand afterwards (checked once the run is over)
+        shuffle = self.shuffle_state
+        for _ in range(epochs):
+            shuffle = onchip.epoch_order(shuffle, n)[1]
+        if self.dither_state != dither.OFF:
+            self.dither_state = dither.masks(self.dither_state, epochs * n * sum(self.spec.sizes[1:]))[1]
+        losses, deadline = [], time.monotonic() + self.poll_timeout
+        while True:
+            status = self._reg(R.REG_STATUS)
+            finished = self._reg(R.REG_EPOCHS_DONE)
+            while len(losses) < finished:
+                low, high = self.client.read(R.address(R.REGION_REGS, R.REG_LOSS + 2 * len(losses)), 2)
+                losses.append(np.array([onchip.mean_loss(low | high << 32, n, self.spec.n_outputs, x)]))
+                report(self._squeeze(losses[-1]))
+                deadline = time.monotonic() + self.poll_timeout
+            if status & R.STATUS_DONE and not status & R.STATUS_BUSY:
+                break
+            if time.monotonic() > deadline:
+                raise DpfmError(f"the resident run has finished no epoch for {self.poll_timeout:g} s "
+                                f"({len(losses)} of {epochs} done)",
+                                "check the bitstream; reset the board and resume from the checkpoint")
+            time.sleep(0.002)
+        if len(losses) != epochs:
+            raise DpfmError(f"the core finished its resident run after {len(losses)} of {epochs} epochs",
+                            "the core or link is faulty: resume from the last checkpoint")
+        state = self._reg(R.REG_SHUFFLE)
+        if state != shuffle:
+            raise DpfmError(f"the core's shuffle state is {state:#010x} after the run, the host expects "
+                            f"{shuffle:#010x}", "the core or link is faulty: resume from the last checkpoint")
+        self.shuffle_state = state
+        return losses
 
     def close(self) -> None:
         self.client.close()

@@ -52,6 +52,9 @@ def add_core_arguments(parser, default_task: str | None = "seed-sum") -> None:
     parser.add_argument("--formats", default="", help="number formats, e.g. x=s16.12,t=s16.12 (default: contract)")
     parser.add_argument("--exact-last", choices=("on", "off"), default=None,
                         help="the output layer's gradient exact (docs/ARITHMETIC.md 3f; default: the task's)")
+    parser.add_argument("--resident-samples", type=int, default=0, metavar="N",
+                        help="samples the core's data set memory holds for resident training (docs/ARITHMETIC.md "
+                             "7; default 0: none)")
 
 
 def config_from_args(args, task: str | None = None) -> CoreConfig:
@@ -59,7 +62,7 @@ def config_from_args(args, task: str | None = None) -> CoreConfig:
     from dpfm.golden.tasks import get_task
     name = args.task if task is None else task
     return CoreConfig.from_task(name, args.k, HwFormats.parse(args.formats), args.max_batch, args.lanes, args.toper,
-                                exact_last_arg(args, get_task(name)))
+                                exact_last_arg(args, get_task(name)), args.resident_samples)
 
 
 def exact_last_arg(args, task) -> bool:

@@ -87,6 +87,8 @@ def bad_values(f):
         "--quantizers": ["log", "", "symm,symm"],
         "--scopes": ["channel", ""],
         "--train-layers": ["0", "4", "x", "1,1", "", "-1", "1,,2"],
+        "--resident": ["0", "65", "x", "-1", ""],
+        "--resident-samples": ["-1", "x", "70000"],
     }
 
 
@@ -135,10 +137,11 @@ def _replace(line, option, value):
 
 
 #: Options a base line does not have but that are bad on it anyway (they get appended).
-EXTRA = {"train": ["--resume", "--save", "--json", "--init"], "train-board": ["--resume"], "sweep": ["--json"],
-         "online": ["--epochs", "--batch", "--json", "--save"], "program": ["--port", "--max-batch"],
-         "study": ["--json", "--scheduler"], "compare": ["--json", "--scheduler"], "serve": ["--formats", "--max-batch", "--port"],
-         "build": ["--max-batch"]}
+EXTRA = {"train": ["--resume", "--save", "--json", "--init", "--resident"], "train-board": ["--resume"],
+         "sweep": ["--json"], "online": ["--epochs", "--batch", "--json", "--save"],
+         "program": ["--port", "--max-batch"], "study": ["--json", "--scheduler"], "compare": ["--json", "--scheduler"],
+         "serve": ["--formats", "--max-batch", "--port", "--resident-samples"], "build": ["--max-batch"],
+         "verilog": ["--resident-samples"]}
 #: Structural damage: a missing value, an unknown option, a stray word.
 GARBAGE = [["--k"], ["--no-such-option"], ["stray"], ["--epochs", "1", "--epochs"], ["--k", "2", "--k", "x"]]
 

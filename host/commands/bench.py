@@ -14,6 +14,7 @@ TARGETS = {
     "golden": ("dpfm.host.bench.golden", "golden trainer: seed-sum sweep time and per-epoch time against PyTorch"),
     "hw": ("dpfm.host.bench.hw", "gateware resources, Fmax and cycle counts"),
     "link": ("dpfm.host.bench.link", "host <-> device link throughput"),
+    "resident": ("dpfm.host.bench.resident", "resident training against streamed: core cycles, the wire, PyTorch"),
     "finetune": ("dpfm.host.bench.finetune", "core cycles per sample: every layer learning against the last one only"),
     "approx": ("dpfm.host.bench.approx", "hardware toper approximation against exact top-K"),
     "mutants": ("dpfm.host.bench.mutants", "named mutants of gateware, golden model and host: the tests' kill rate"),

@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 from dpfm.golden.checkpoint import Checkpoint
-from dpfm.golden.contract import wire
+from dpfm.golden.contract import regmap, wire
 from dpfm.golden.contract.errors import DpfmError
 from dpfm.golden.contract.files import check_writable, write_json
 from dpfm.golden.contract.formats import HwFormats
@@ -159,9 +159,11 @@ def resolve_task(args):
 # backends
 # ----------------------------------------------------------------------------------------------------------
 def golden_backend(spec, k, *, lr, batch, momentum, init, seed, fixed, tangent, dither, train_layers=None,
-                   exact_last=False, port=None, baud=None, attach=False):
+                   exact_last=False, port=None, baud=None, attach=False, resident_samples=0):
     if port is not None or baud is not None or attach:
         raise DpfmError("--port, --baud and --attach only apply to --backend board", "drop them")
+    if resident_samples:
+        raise DpfmError("--resident-samples sizes a co-simulated core", "drop it, or use --backend sim or sim-bus")
     return GoldenTrainer(spec, k, lr=lr, batch=batch, momentum=momentum, init=init, seed=seed, fixed=fixed,
                          tangent=tangent or "exact", dither=dither, train_layers=train_layers, exact_last=exact_last)
 
@@ -170,20 +172,24 @@ def device_backend(kind):
     """A factory for the co-simulation / board backends of `host.device` (imported only when used): a
     training core configured for the network, K and formats, which computes the hardware toper tangent."""
     def make(spec, k, *, lr, batch, momentum, init, seed, fixed, tangent, dither, train_layers=None,
-             exact_last=False, port=None, baud=None, attach=False):
+             exact_last=False, port=None, baud=None, attach=False, resident_samples=0):
         from dpfm.host.device import open_device
         if attach and kind != "board":
             raise DpfmError(f"--attach takes over a core that outlived its host; --backend {kind} starts a new one",
                             "use --backend board (a board, or a co-simulation from 'dpfm sim serve' with --port "
                             "socket://...)")
-        config = core_config(kind, spec, k, momentum=momentum, fixed=fixed, tangent=tangent, exact_last=exact_last)
+        if resident_samples and kind == "board":
+            raise DpfmError("--resident-samples sizes a co-simulated core; a board's bitstream has its own",
+                            "drop it (build the bitstream with 'dpfm build --resident-samples N')")
+        config = core_config(kind, spec, k, momentum=momentum, fixed=fixed, tangent=tangent, exact_last=exact_last,
+                             resident=resident_samples)
         link = {} if baud is None else {"baud": baud}
         return open_device(kind, config, port=port, lr=lr, batch=batch, init=init, seed=seed, dither=dither,
                            train_layers=train_layers, attach=attach, **link)
     return make
 
 
-def core_config(kind, spec, k, *, momentum, fixed, tangent, exact_last=False):
+def core_config(kind, spec, k, *, momentum, fixed, tangent, exact_last=False, resident=0):
     """The training-core configuration for a device backend; raises DpfmError for what the core cannot do
     (so a sweep can check every K before it opens a device)."""
     from dpfm.hw.config import CoreConfig
@@ -196,7 +202,7 @@ def core_config(kind, spec, k, *, momentum, fixed, tangent, exact_last=False):
     if toper is None:
         raise DpfmError(f"the training core computes a hardware toper tangent, not the {tangent} one",
                         f"drop --tangent (serial toper) or use --tangent toper-parallel with --backend {kind}")
-    return CoreConfig(spec, k, fixed or HwFormats(), toper=toper, exact_last=exact_last)
+    return CoreConfig(spec, k, fixed or HwFormats(), toper=toper, exact_last=exact_last, resident=resident)
 
 
 BACKENDS = {"golden": golden_backend, "sim": device_backend("sim"), "sim-bus": device_backend("sim-bus"),
@@ -217,14 +223,14 @@ def task_lr(task, k):
 
 
 def make_trainer(backend, task, k, seed, fixed, tangent, port=None, baud=None, dither=True, train_layers=None,
-                 attach=False, exact_last=None):
+                 attach=False, exact_last=None, resident_samples=0):
     """A trainer for `task` on `backend`; `tangent=None` means the backend's natural mode, `exact_last=None`
-    the task's."""
+    the task's; `resident_samples` sizes a co-simulated core's data set memory."""
     return BACKENDS[backend](task.spec, k, lr=task_lr(task, k), batch=task.batch, momentum=task.momentum,
                              init=task.init, seed=seed, fixed=fixed, tangent=tangent, dither=dither,
                              train_layers=train_layers,
                              exact_last=task.exact_last if exact_last is None else exact_last,
-                             port=port, baud=baud, attach=attach)
+                             port=port, baud=baud, attach=attach, resident_samples=resident_samples)
 
 
 def parse_train_layers(text: str | None, spec):
@@ -262,9 +268,29 @@ def register(subparsers) -> None:
     o.add_argument("--save", metavar="PATH", help="save a checkpoint (.npz), rewritten after every epoch")
     o.add_argument("--resume", metavar="PATH", help="continue from a checkpoint written by --save; --epochs then "
                                                     "counts epochs to add (default: the rest of the task's schedule)")
+    r = p.add_argument_group("resident training (docs/ARITHMETIC.md 7)")
+    r.add_argument("--resident", dest="resident_run", nargs="?", const=str(regmap.LOSS_HISTORY), metavar="EPOCHS",
+                   help="upload the training set once; the core shuffles and trains EPOCHS epochs per run by "
+                        f"itself (default {regmap.LOSS_HISTORY}); validation and --save come after each run")
+    r.add_argument("--resident-samples", type=int, default=0, metavar="N",
+                   help="--backend sim/sim-bus: samples the co-simulated core's data set memory holds "
+                        "(default: the training set's)")
     p.add_argument("--init", metavar="MODEL.onnx", help="start from the weights of an ONNX MLP of the task's network "
                                                        "(e.g. one pretrained elsewhere, or 'dpfm export')")
     p.set_defaults(func=run)
+
+
+def resident_run_arg(args) -> int:
+    """--resident [EPOCHS]: the epochs per resident run (0 without the option)."""
+    text = getattr(args, "resident_run", None)
+    if text is None:
+        return 0
+    value = _number(text, int, "resident", minimum=1)
+    if value > regmap.LOSS_HISTORY:
+        raise DpfmError(f"--resident runs at most {regmap.LOSS_HISTORY} epochs without the host (the loss memory's "
+                        f"depth), got {value}", f"give --resident 1 .. {regmap.LOSS_HISTORY}; longer training runs "
+                        "several runs by itself")
+    return value
 
 
 def _read_checkpoint(args) -> Checkpoint:
@@ -328,7 +354,8 @@ def _prepare(args):
                                args.baud, dither=dither_arg(args),
                                train_layers=parse_train_layers(args.train_layers, task.spec),
                                exact_last=exact_last_arg(args, task),
-                               attach=getattr(args, "attach", False))
+                               attach=getattr(args, "attach", False),
+                               resident_samples=resident_samples(args, data))
         trainer.saturate = args.saturate
         try:
             if start is not None:
@@ -344,6 +371,8 @@ def _prepare(args):
     overrides = {} if args.train_layers is None else {"train_layers": parse_train_layers(args.train_layers, task.spec)}
     if getattr(args, "attach", False):
         overrides["attach"] = True
+    if resident_samples(args, data):
+        overrides["resident_samples"] = resident_samples(args, data)
     trainer = checkpoint_trainer(args.backend, args.resume, checkpoint, args.port, args.baud, **overrides)
     trainer.saturate = args.saturate
     return task, data, trainer, (task.epochs if args.epochs is not None else max(task.epochs - trainer.epoch, 0))
@@ -383,6 +412,18 @@ def tune_user_lr(args, task, ks, data, fixed):
     return tuned
 
 
+def resident_samples(args, data) -> int:
+    """The data set memory of a co-simulated core for --resident: --resident-samples, else the training set's
+    size; 0 without --resident or on a board (whose bitstream decides)."""
+    if not resident_run_arg(args):
+        if getattr(args, "resident_samples", 0):
+            raise DpfmError("--resident-samples sizes the data set memory of resident training", "add --resident")
+        return 0
+    if args.backend not in ("sim", "sim-bus"):
+        return args.resident_samples
+    return args.resident_samples or len(data[0])
+
+
 def _stop_if_diverged(epoch, train_loss, val_loss) -> None:
     """An `on_epoch` callback: a NaN/inf loss ends the run (before the epoch reaches the checkpoint)."""
     if not np.isfinite(train_loss) or (val_loss is not None and not np.isfinite(val_loss)):
@@ -397,7 +438,7 @@ def run(args) -> int:
         start = time.perf_counter()
         # --save is rewritten after every epoch, so an interrupted run loses at most one.
         trainer.train(X, Y, epochs, X_val, Y_val, progress=show_progress(args), on_epoch=_stop_if_diverged,
-                      checkpoint=args.save)
+                      checkpoint=args.save, resident=resident_run_arg(args))
         seconds = time.perf_counter() - start
         history = trainer.history
         train_loss = history["train_loss"][-1] if history["train_loss"] else trainer.evaluate(X, Y)

@@ -103,3 +103,55 @@ def test_an_epoch_with_one_batch_is_one_step_on_the_shuffled_set():
     G = model.batch_gradient(w, X[order], Y[order])
     assert np.array_equal(w1, model.sgd_update(w, G, model.lr_raw(0.1, 7)))
     assert total == resident.loss_sum(model.predict(w, X[order]), Y[order], model.fmts.x) and state == after
+
+
+def _trainer(**kw):
+    from dpfm.golden.mlp import GoldenTrainer
+    from dpfm.golden.tasks import get_task
+    task = get_task("seed-sum")
+    kw = {"lr": 0.316, "batch": 10, "seed": 5, "fixed": HwFormats(), "tangent": "toper", "dither": True, **kw}
+    return task, GoldenTrainer(task.spec, 4, **kw)
+
+
+def test_a_trainers_resident_epochs_are_the_models_in_runs():
+    """GoldenTrainer.train(resident=2) over 3 epochs: the model's epochs (golden.resident.train_epoch) one after
+    another, the core's loss, validation only after each run (epochs 2 and 3)."""
+    task, trainer = _trainer()
+    X, Y, X_val, Y_val = task.load()
+    X, Y = X[:33], Y[:33]
+    model = FixedModel(task.spec, 4, HwFormats(), tangent="toper")
+    model.dither_state = trainer.dither_state
+    w, state = trainer._raw[0].copy(), trainer.shuffle_state
+    Xr, Yr = model.quantize_inputs(X), model.quantize_inputs(Y)
+    want = []
+    for _ in range(3):
+        w, total, state = resident.train_epoch(model, w, Xr, Yr, state, 10, 0.316)
+        want.append(resident.mean_loss(total, 33, 1, model.fmts.x))
+    got = trainer.train(X, Y, 3, X_val, Y_val, progress=False, resident=2)
+    assert got["train_loss"] == want
+    assert [v is None for v in got["val_loss"]] == [True, False, False]
+    assert np.array_equal(trainer._raw[0], w) and trainer.shuffle_state == state
+    assert trainer.dither_state == model.dither_state
+
+
+def test_the_shuffle_state_survives_a_checkpoint(tmp_path):
+    task, trainer = _trainer()
+    X, Y, _, _ = task.load()
+    trainer.train(X[:20], Y[:20], 1, progress=False, resident=1)
+    trainer.save(tmp_path / "ck.npz")
+    _, other = _trainer(seed=6)
+    other.resume(tmp_path / "ck.npz")
+    assert other.shuffle_state == trainer.shuffle_state != resident.seed_state(6)
+    assert other.train(X[:20], Y[:20], 1, progress=False, resident=1) == \
+        trainer.train(X[:20], Y[:20], 1, progress=False, resident=1)
+
+
+@pytest.mark.parametrize("kw, resident_run, match", [
+    ({"fixed": None, "tangent": "exact"}, 1, "fixed point and the MSE loss only"),
+    ({}, -1, "number of epochs per run"), ({}, True, "number of epochs per run")])
+def test_what_a_resident_run_cannot_do_is_refused(kw, resident_run, match):
+    task, trainer = _trainer(**kw)
+    X, Y, _, _ = task.load()
+    with pytest.raises(DpfmError, match=match):
+        trainer.train(X, Y, 1, progress=False, resident=resident_run)
+    assert trainer.epoch == 0

@@ -287,3 +287,13 @@ def test_training_over_a_damaged_link_runs_every_command_once(cosim, data):
     assert link.corrupted >= 2 and link.dropped >= 2
     assert client.stats.retries >= link.corrupted
     assert client.stats.duplicates >= 1, "no executed WRITE was re-sent: the test did not exercise the rule"
+
+
+@pytest.mark.verilator
+@pytest.mark.slow
+def test_resident_training_is_refused_on_a_core_without_a_data_set_memory(cosim, data):
+    X, Y, _, _ = data
+    with device(cosim) as dev:
+        with pytest.raises(DpfmError, match="built without resident training") as err:
+            dev.train(X, Y, 1, progress=False, resident=4)
+        assert "--resident-samples 60" in err.value.fix and dev.epoch == 0

@@ -1,0 +1,95 @@
+"""Resident training (docs/ARITHMETIC.md 7) through `host.device.Device` on the co-simulated board (Verilator,
+the gateware UART link): the core shuffles and trains whole epochs by itself, and the weights, the loss
+history and both generators' states equal the golden toper trainer's resident epochs bit for bit, across
+runs, checkpoints and a switch back to streamed training."""
+
+import numpy as np
+import pytest
+
+from dpfm.golden.contract.errors import DpfmError
+from dpfm.golden.contract.formats import HwFormats
+from dpfm.golden.contract.net import flatten
+from dpfm.golden.fixedpoint import quantize
+from dpfm.golden.mlp import GoldenTrainer
+from dpfm.golden.tasks import get_task
+from dpfm.host.device import Device
+from dpfm.host.link import LinkClient, SerialPort
+from dpfm.hw.config import CoreConfig
+
+pytestmark = [pytest.mark.verilator, pytest.mark.slow]
+
+K = 4
+TASK = get_task("seed-sum")
+CAPACITY = 64
+CONFIG = CoreConfig.from_task("seed-sum", K, resident=CAPACITY)
+
+
+@pytest.fixture(scope="module")
+def cosim():
+    from dpfm.sim.cosim import Cosim, build, core_slave
+    with Cosim(build(core_slave(CONFIG))) as sim:
+        yield sim
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, Y, X_val, Y_val = TASK.load()
+    return X[:57], Y[:57], X_val[:20], Y_val[:20]    # 57 = five batches of 10 and a tail of 7
+
+
+def device(cosim, **kw):
+    kw = {"lr": TASK.lr_for(K), "batch": TASK.batch, "seed": 3, "dither": True, **kw}
+    return Device(LinkClient(SerialPort(cosim.url)), CONFIG, **kw)
+
+
+def golden():
+    return GoldenTrainer(TASK.spec, K, lr=TASK.lr_for(K), batch=TASK.batch, seed=3, fixed=HwFormats(),
+                         tangent="toper", dither=True)
+
+
+def raw(layers):
+    return quantize(flatten(TASK.spec, layers), HwFormats().w)
+
+
+def test_resident_runs_equal_golden_and_continue_from_a_checkpoint(cosim, data, tmp_path):
+    """Three epochs in runs of two and one (validation after each run), a checkpoint, then one more run on a
+    new session resumed from it: losses, weights, shuffle and dither states as golden's."""
+    X, Y, X_val, Y_val = data
+    gold = golden()
+    with device(cosim) as dev:
+        got = dev.train(X, Y, 3, X_val, Y_val, progress=False, resident=2, checkpoint=tmp_path / "ck.npz")
+        want = gold.train(X, Y, 3, X_val, Y_val, progress=False, resident=2)
+        assert got == want
+        assert [v is None for v in got["val_loss"]] == [True, False, False]
+        assert np.array_equal(dev.weights_raw, raw(gold.weights))
+        assert (dev.shuffle_state, dev.dither_state) == (gold.shuffle_state, gold.dither_state)
+        first = dev.counters()
+    assert first["last_op_cycles"] > 0
+    with device(cosim, seed=99) as dev:     # another start, replaced by the checkpoint
+        dev.resume(tmp_path / "ck.npz")
+        assert dev.epoch == 3 and dev.shuffle_state == gold.shuffle_state
+        assert dev.train(X, Y, 1, progress=False, resident=64) == gold.train(X, Y, 1, progress=False, resident=64)
+        assert np.array_equal(dev.weights_raw, raw(gold.weights))
+
+
+def test_streamed_training_goes_on_after_a_resident_run(cosim, data):
+    """The batch buffer is still the streamed mode's after a run (REG_DATA_PAGE back at 0), and inference
+    over more samples than the buffer holds reads it too."""
+    X, Y, X_val, Y_val = data
+    gold = golden()
+    with device(cosim) as dev:
+        for trainer in (dev, gold):
+            trainer.train(X, Y, 1, progress=False, resident=1)
+        assert dev.train(X, Y, 1, X_val, Y_val, progress=False) == gold.train(X, Y, 1, X_val, Y_val, progress=False)
+        assert np.array_equal(dev.predict(X), gold.predict(X))
+
+
+def test_a_data_set_larger_than_the_memory_is_refused_before_anything_runs(cosim, data):
+    X, Y, _, _ = data
+    X_big, Y_big = np.concatenate([X, X]), np.concatenate([Y, Y])
+    with device(cosim) as dev:
+        before = dev.weights_raw
+        with pytest.raises(DpfmError, match=f"114 samples, the core's data set memory holds {CAPACITY}") as err:
+            dev.train(X_big, Y_big, 1, progress=False, resident=1)
+        assert "--resident-samples 114" in err.value.fix
+        assert dev.epoch == 0 and np.array_equal(dev.weights_raw, before)
