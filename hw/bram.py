@@ -1,5 +1,5 @@
-"""Block RAM with one write port and synchronous read ports whose same-address collisions are don't-care,
-and a block ROM.
+"""Block RAM with one write port and synchronous read ports whose same-address collisions are don't-care, a
+single-port RAM (the UP5K's SPRAMs), and a block ROM.
 
 Why not a plain Amaranth `Memory`: its read ports promise read-first (a read in the cycle that writes the
 same address returns the old word). The iCE40 EBR leaves that case undefined, so yosys (0.23 and 0.70
@@ -14,10 +14,12 @@ Contract: a read of the address being written in the same cycle returns an undef
 connect them exactly like `Memory` ports. The contents start at 0.
 """
 
-from amaranth.hdl import Cat, ClockSignal, Const, Elaboratable, Instance, Module, Shape, Signal, Value
+from amaranth.hdl import Cat, ClockSignal, Const, Elaboratable, Instance, Module, Mux, Shape, Signal, Value
 from amaranth.lib.memory import Memory, ReadPort, WritePort
 from amaranth.utils import ceil_log2
 from amaranth.vendor import SiliconBluePlatform
+
+from dpfm.hw.config import BOARD_SPRAMS, spram_count
 
 #: iCE40 SB_RAM40_4K modes: (depth, data bits, READ_MODE/WRITE_MODE value, RDATA/WDATA bit positions used).
 #: The narrow modes use scattered data pins (as yosys' own `ice40/brams_map.v` maps them).
@@ -98,6 +100,46 @@ class BlockRam(Elaboratable):
     def _addr11(self, addr):
         """An address zero-extended to the primitive's 11 address pins."""
         return Cat(addr, Const(0, 11 - self.addr_width))
+
+
+class SinglePortRam(BlockRam):
+    """A `BlockRam` with one read port whose user never reads in a cycle that writes (such a read returns
+    nothing, and the read data after it is undefined), so that on the iCE40 UP5K it can be built from the
+    single-port SPRAMs (SB_SPRAM256KA, 16K x 16 bits each, four on the device), which hold what its thirty
+    4-kbit EBRs cannot: a resident data set. Elsewhere it is a `BlockRam`."""
+
+    SPRAM_DEPTH, SPRAM_WIDTH, SPRAMS = BOARD_SPRAMS["icebreaker"]
+
+    def elaborate(self, platform):
+        if not (is_ice40(platform) and platform.device == "iCE40UP5K"):
+            return super().elaborate(platform)
+        assert len(self._read_ports) == 1 and self._write_port is not None, "one read and one write port"
+        width = Shape.cast(self.shape).width
+        assert spram_count("icebreaker", width, self.depth) <= self.SPRAMS, "the SPRAMs cannot hold this memory"
+        m = Module()
+        rd, wr = self._read_ports[0], self._write_port
+        addr = Signal(max(self.addr_width, 14))
+        m.d.comb += addr.eq(Mux(wr.en, wr.addr, rd.addr))
+        row, row_r = addr[14:], Signal(max(len(addr) - 14, 1))
+        with m.If(rd.en & ~wr.en):
+            m.d.sync += row_r.eq(row)
+        wdata, rows = Value.cast(wr.data), []
+        for r in range(-(-self.depth // self.SPRAM_DEPTH)):
+            words = []
+            for c, lo in enumerate(range(0, width, self.SPRAM_WIDTH)):
+                out = Signal(16, name=f"spram{r}_{c}")
+                m.submodules[f"spram{r}_{c}"] = Instance(
+                    "SB_SPRAM256KA",
+                    i_ADDRESS=addr[:14], i_DATAIN=wdata[lo:lo + 16], i_MASKWREN=Const(0xF, 4), i_WREN=wr.en,
+                    i_CHIPSELECT=(row == r) & (wr.en | rd.en), i_CLOCK=ClockSignal(), i_STANDBY=Const(0),
+                    i_SLEEP=Const(0), i_POWEROFF=Const(1), o_DATAOUT=out)
+                words.append(out[:min(16, width - lo)])
+            rows.append(Cat(*words))
+        data = rows[0]
+        for r in range(1, len(rows)):
+            data = Mux(row_r == r, rows[r], data)
+        m.d.comb += rd.data.eq(data)
+        return m
 
 
 class BlockRom(Elaboratable):

@@ -23,6 +23,17 @@ BOARD_RAM_BITS = {
 }
 
 
+#: Single-port RAMs (words, bits per word, count) per board, where a resident data set goes
+#: (`hw.bram.SinglePortRam`): the UP5K's four SB_SPRAM256KA. Elsewhere the data set is block RAM.
+BOARD_SPRAMS = {"icebreaker": (1 << 14, 16, 4)}
+
+
+def spram_count(board: str, width: int, depth: int) -> int:
+    """SPRAMs of `board` that `depth` words of `width` bits take: 16-bit columns times 16K-word rows."""
+    words, bits, _ = BOARD_SPRAMS[board]
+    return -(-width // bits) * -(-depth // words)
+
+
 def _bits_for(n: int) -> int:
     """Bits to hold values 0 .. n-1 (at least 1)."""
     return max(1, (n - 1).bit_length())
@@ -153,8 +164,13 @@ class CoreConfig:
                 + 2 * self.max_width * (f.x.bits + self.k * slot)
                 + (spec.layer_shape(spec.n_layers - 1)[1] * f.x.bits if self.exact_last else 0)
                 + lut_kinds * 2 * (1 << f.lut_bits) * f.x.bits
-                + self.resident * (self.sample_words * f.x.bits + _bits_for(self.resident))
+                + self.data_set_bits()
+                + self.resident * _bits_for(self.resident)
                 + (regmap.LOSS_HISTORY * LOSS_BITS if self.resident else 0))
+
+    def data_set_bits(self) -> int:
+        """RAM bits of the resident data set (docs/ARITHMETIC.md 7)."""
+        return self.resident * self.sample_words * self.fmts.x.bits
 
     def check_fits(self, board: str) -> None:
         """Raise `DpfmError` if the memories cannot fit `board`'s block RAM (a lower bound: block granularity
@@ -162,6 +178,12 @@ class CoreConfig:
         if board not in BOARD_RAM_BITS:
             raise DpfmError(f"unknown board '{board}'", f"use one of {', '.join(BOARD_RAM_BITS)}")
         need, have = self.memory_bits(), BOARD_RAM_BITS[board]
+        if board in BOARD_SPRAMS and self.resident:   # the data set goes to the SPRAMs
+            sprams = spram_count(board, self.fmts.x.bits, self.resident * self.sample_words)
+            if sprams > BOARD_SPRAMS[board][2]:
+                raise DpfmError(f"a resident data set of {self.resident} samples needs {sprams} SPRAMs, {board} "
+                                f"has {BOARD_SPRAMS[board][2]}", "lower --resident-samples")
+            need -= self.data_set_bits()
         if need > have:
             raise DpfmError(f"the core needs at least {need} RAM bits, {board} has {have}",
                             "lower max_batch, K or the network size")

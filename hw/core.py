@@ -26,7 +26,7 @@ from amaranth.lib.wiring import In
 from dpfm.golden.contract import regmap
 from dpfm.golden.contract.identity import IDENT_WORD_BITS
 from dpfm.golden.resident import LOSS_BITS
-from dpfm.hw.bram import BlockRam, BlockRom
+from dpfm.hw.bram import BlockRam, BlockRom, SinglePortRam
 from dpfm.hw.bus import CoreBusSignature
 from dpfm.hw.config import CoreConfig
 from dpfm.hw.identity import core_identity
@@ -87,7 +87,7 @@ class DpfmCore(wiring.Component):
             m.d.comb += fwd.grad_busy.eq(grad.busy)
         resident = cfg.resident > 0
         if resident:   # section 7: the data set, the loss memory and the run's controller
-            m.submodules.dmem = dmem = BlockRam(signed(f.x.bits), cfg.resident * cfg.sample_words)
+            m.submodules.dmem = dmem = SinglePortRam(signed(f.x.bits), cfg.resident * cfg.sample_words)
             m.submodules.hmem = hmem = BlockRam(unsigned(LOSS_BITS), regmap.LOSS_HISTORY)
             m.submodules.res = res = ResidentController(cfg, sample_bits)
             d_rd, d_wr, h_bus = dmem.read_port(), dmem.write_port(), hmem.read_port()

@@ -59,8 +59,8 @@ class GradientUnit(wiring.Component):
     then the slot path's product, add and write at id `row + i`. The next input's read is issued with the
     write, so an entry costs five cycles.
 
-    Resident training (`cfg.resident`, section 7): `sq` is `e * e` of the request before, valid in the cycle
-    `sq_valid` is high (one per output), for the epoch's loss sum.
+    Resident training (`cfg.resident`, section 7): `sq` is `e * e`, computed on the slots' multiplier in DELTA
+    and valid in the cycle `sq_valid` is high (one per output), for the epoch's loss sum.
 
     The model is `golden.update.accumulate_output_gradient` (with `golden.update.direct_slots`).
     """
@@ -89,7 +89,7 @@ class GradientUnit(wiring.Component):
         a = Signal(signed(f.x.bits))
         e = Signal(signed(f.x.bits))
         delta = Signal(signed(f.x.bits))
-        prod = Signal(signed(f.x.bits + f.t.bits))
+        prod = Signal(signed(max(f.x.bits + f.t.bits, 2 * f.x.bits if cfg.resident else 0)))
         slots = Signal(slots_layout(cfg.k, f.t, cfg.id_bits))
         left = Signal(range(cfg.k + 1))
         head = slots[0]
@@ -143,8 +143,15 @@ class GradientUnit(wiring.Component):
             self.sat.eq(sat),
         ]
 
+        slot_product = delta * head.value
         if cfg.resident:
-            m.d.sync += [self.sq.eq(e * e), self.sq_valid.eq(state == DELTA)]
+            # The epoch's loss (section 7): e * e on the slots' multiplier, in DELTA, which leaves it free.
+            square = state == DELTA
+            slot_product = Mux(square, e, delta) * Mux(square, e, head.value)
+            m.d.comb += self.sq.eq(prod[:2 * f.x.bits])
+            m.d.sync += self.sq_valid.eq(square)
+            with m.If(square):
+                m.d.sync += prod.eq(slot_product)
         shift_slot = slot_written | ((state == SLOT) & ~head.valid)
         with m.If(shift_slot):
             m.d.sync += [slots.eq(slots.as_value() >> len(head.as_value())), left.eq(left - 1)]
@@ -162,7 +169,7 @@ class GradientUnit(wiring.Component):
             with m.Case(DELTA):
                 m.d.sync += [delta.eq(d_new), state.eq(SLOT)]
             with m.Case(SLOT):
-                m.d.sync += prod.eq(delta * head.value)
+                m.d.sync += prod.eq(slot_product)
                 with m.If(head.valid):
                     m.d.sync += state.eq(ADD)
                 with m.Elif(left == 1):

@@ -194,3 +194,15 @@ def test_a_resident_run_trains_as_golden(tmp_path, k, lanes, toper, n_data, dith
     losses = plan["ops"][0]["expect_losses"]
     assert losses[0] != losses[1], "both epochs' losses are equal: the check could not tell them apart"
     run_core_sim(DpfmCore(cfg), tmp_path, plan, seed=k).check()
+
+
+def test_a_resident_data_set_in_the_up5k_sprams_trains_as_golden(tmp_path):
+    """Elaborated for the iCEBreaker, the data set memory is SB_SPRAM256KA instances (hw/bram.py
+    SinglePortRam): run on yosys' cell models, a resident run equals golden bit for bit too."""
+    from amaranth_boards.icebreaker import ICEBreakerPlatform
+    from dpfm.sim.core_cycles import resident_plan
+    cfg = CoreConfig.from_task("seed-sum", 4, max_batch=16, resident=32)
+    plan = resident_plan(cfg, "seed-sum", n_data=23, batch=BATCH, epochs=2, seed=4, lr=LR, shuffle_state=0x1234567)
+    result = run_core_sim(DpfmCore(cfg), tmp_path, plan, seed=4, platform=ICEBreakerPlatform())
+    assert "SB_SPRAM256KA" in (tmp_path / "dpfm_core.v").read_text()
+    result.check()
