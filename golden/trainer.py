@@ -203,6 +203,10 @@ class Trainer(abc.ABC):
         """Continue the dither generator from `state` (a device writes it to the core)."""
         self.dither_state = state
 
+    def _restore_shuffle_state(self, state: int) -> None:
+        """Continue the resident shuffle generator (docs/ARITHMETIC.md 7) from `state`."""
+        self.shuffle_state = state
+
     def _training_run(self):
         """A context around one call of `train`, for checks a backend makes once per run."""
         return contextlib.nullcontext()
@@ -414,7 +418,7 @@ class Trainer(abc.ABC):
                             "resume from a file written by 'dpfm train --save'") from None
         self._restore_arrays(checkpoint.arrays)
         self._restore_dither_state(checkpoint.dither_state)
-        self.shuffle_state = checkpoint.shuffle_state
+        self._restore_shuffle_state(checkpoint.shuffle_state)
         self.epoch = checkpoint.epoch
         self.history = {name: list(values) for name, values in checkpoint.history.items()}
         self.extra = dict(checkpoint.extra)

@@ -75,7 +75,8 @@ class Device(Trainer):
         """Adopt what the core holds after a host that stopped mid-run (a crash, a pulled cable): an operation
         it started runs to its end, and the core then holds; the weights stay on the core, the dither state
         and the sample count are read from it, and nothing is lost but the host's position in its epoch.
-        With `resume`, a checkpoint then gives the epoch, shuffle state and history, not the weights."""
+        With `resume`, a checkpoint then gives the epoch, shuffle state and history, not the weights (nor the
+        resident shuffle state, which a resident run leaves on the core: its epochs are not in the history)."""
         deadline = time.monotonic() + self.poll_timeout
         while self._reg(R.REG_STATUS) & R.STATUS_BUSY:
             if time.monotonic() > deadline:
@@ -84,6 +85,9 @@ class Device(Trainer):
             time.sleep(0.0005)
         self.dither_state = self._reg(R.REG_DITHER)
         self.dither = self.dither_state != dither.OFF
+        self._shuffle_from_core = bool(self.resident_samples and self._reg(R.REG_SHUFFLE))
+        if self._shuffle_from_core:   # where a resident run left the generator
+            self.shuffle_state = self._reg(R.REG_SHUFFLE)
         self._samples_run = self._reg(R.REG_SAMPLES_DONE)
         self._set_train_mask()
 
@@ -124,6 +128,7 @@ class Device(Trainer):
         self.max_batch = int(self.identity.max_batch)
         self.resident_samples = int(self.identity.resident)
         self._data_set = None      # a digest of the resident data set the core holds, once uploaded
+        self._shuffle_from_core = False   # an attached session adopted the core's resident shuffle state
 
     def _current_dither_state(self) -> int:
         """The core's dither state, which must be where the host's copy stepped it (docs/ARITHMETIC.md 3d)."""
@@ -147,6 +152,11 @@ class Device(Trainer):
                             "dither generator (docs/ARITHMETIC.md 3d)",
                             "rebuild and load the bitstream with this dpfm, or train with --dither off")
         self.dither_state = state
+
+    def _restore_shuffle_state(self, state: int) -> None:
+        """An attached session keeps the resident shuffle state it read from the core (`_attach`)."""
+        if not self._shuffle_from_core:
+            self.shuffle_state = state
 
     def _set_train_mask(self) -> None:
         """Write which layers learn (docs/ARITHMETIC.md 3e) and read it back."""
@@ -280,8 +290,10 @@ class Device(Trainer):
             self._data_set = digest
         self._set_setting(R.REG_N_DATA, len(rows))
 
-    def _resident_run(self, X, Y, X_raw, Y_raw, epochs: int, report) -> list:
-        n, x = len(X_raw), self.fixed.x
+    def _start_resident_run(self, X_raw, Y_raw, epochs: int) -> int:
+        """Upload the data set unless the core holds it, start a run of `epochs` epochs over it, and step the
+        host's dither state past it; returns the shuffle state the core must end the run with."""
+        n = len(X_raw)
         self._upload_data_set(X_raw, Y_raw)
         tail = n % self.batch
         self._set_setting(R.REG_N_SAMPLES, self.batch)
@@ -291,12 +303,16 @@ class Device(Trainer):
         self._set_setting(R.REG_EPOCHS, epochs)
         self._set_reg(R.REG_CTRL, R.CTRL_RESIDENT)
         self._samples_run += epochs * n
-        # where the core's generators must stand afterwards (checked once the run is over)
         shuffle = self.shuffle_state
         for _ in range(epochs):
             shuffle = onchip.epoch_order(shuffle, n)[1]
         if self.dither_state != dither.OFF:
             self.dither_state = dither.masks(self.dither_state, epochs * n * sum(self.spec.sizes[1:]))[1]
+        return shuffle
+
+    def _resident_run(self, X, Y, X_raw, Y_raw, epochs: int, report) -> list:
+        n, x = len(X_raw), self.fixed.x
+        shuffle = self._start_resident_run(X_raw, Y_raw, epochs)
         losses, deadline = [], time.monotonic() + self.poll_timeout
         while True:
             status = self._reg(R.REG_STATUS)

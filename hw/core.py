@@ -16,6 +16,11 @@ with both TRAIN and INFER trains. Index past the end of a region read as 0 and a
 The identity block (regmap.REG_IDENT, golden/contract/identity.py) is a read-only block RAM initialised with
 the configuration's description, so a host can refuse a core built for other numbers.
 
+With `cfg.resident` > 0 the core also holds a data set (a `SinglePortRam`: the SPRAMs on the UP5K), shown on
+the bus through REG_DATA_PAGE, and a loss memory; a CTRL_RESIDENT run hands the `hw.resident` controller the
+operation state, and each batch it copies into the sample buffer runs through FORWARD and SGD as a
+CTRL_TRAIN would (docs/ARITHMETIC.md 7). Without it the netlist is the one of a core that never had it.
+
 The model is `golden.fixed_mlp.FixedModel` in the tangent mode `cfg.tangent`.
 """
 
@@ -30,7 +35,7 @@ from dpfm.hw.bram import BlockRam, BlockRom, SinglePortRam
 from dpfm.hw.bus import CoreBusSignature
 from dpfm.hw.config import CoreConfig
 from dpfm.hw.identity import core_identity
-from dpfm.hw.resident import ResidentController, data_addr_bits
+from dpfm.hw.resident import ResidentController
 from dpfm.hw.sequencer import Forward
 from dpfm.hw.update import GradientUnit, SgdUnit, last_inputs
 

@@ -13,7 +13,7 @@ The order memory holds sample indices, the data set sample n's words at n * samp
 batch buffer holds them. The model is `golden.resident` with the trainers' resident epochs.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 

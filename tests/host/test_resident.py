@@ -93,3 +93,20 @@ def test_a_data_set_larger_than_the_memory_is_refused_before_anything_runs(cosim
             dev.train(X_big, Y_big, 1, progress=False, resident=1)
         assert "--resident-samples 114" in err.value.fix
         assert dev.epoch == 0 and np.array_equal(dev.weights_raw, before)
+
+
+def test_a_new_session_attaches_after_a_resident_run_its_host_left(cosim, data):
+    """A host starts a resident run and dies at once. The core trains the run to its end and holds; a new
+    session attaches, adopts the weights and both generators' states from it, and trains on exactly as the
+    golden model does after the same run."""
+    X, Y, _, _ = data
+    first = device(cosim)
+    first._start_resident_run(first._quantize(X, "inputs"), first._quantize(Y, "targets"), 3)
+    first.client.link.close()                    # the host is gone
+    gold = golden()
+    gold.train(X, Y, 3, progress=False, resident=3)
+    with device(cosim, seed=99, attach=True) as second:
+        assert np.array_equal(second.weights_raw, raw(gold.weights))
+        assert (second.shuffle_state, second.dither_state) == (gold.shuffle_state, gold.dither_state)
+        assert second.train(X, Y, 1, progress=False, resident=1) == gold.train(X, Y, 1, progress=False, resident=1)
+        assert np.array_equal(second.weights_raw, raw(gold.weights))
