@@ -44,7 +44,7 @@ def build_board(board: str, cfg: CoreConfig, build_dir: Path | None = None, *, p
     platform = target.platform()
     overrides = dict(target.overrides)
     overrides["nextpnr_opts"] = (overrides.get("nextpnr_opts", "") + f" --report {REPORT_NAME}").strip()
-    clock = sync_clock(board)
+    clock = sync_clock(board, cfg)
     run_clock_hz, clock_source = clock.sync_hz(platform), clock.describe(platform)
     design = top if top is not None else BoardTop(cfg, baud=target.baud, clock=clock)
     plan = platform.build(design, name=TOP_NAME, build_dir=str(build_dir), do_build=False, **overrides)

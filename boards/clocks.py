@@ -1,10 +1,14 @@
 """How each board makes the `sync` domain the link and core run in, and the UART divisor it gives.
 
 A board either runs `sync` straight from its oscillator (`BoardClock`: Amaranth's platform creates the
-domain) or from an ECP5 PLL (`Ecp5Pll`): the ULX3S's 25 MHz has no integer divisor within 2% of 3 Mbaud,
-so it is multiplied to 45 MHz = 15 x 3 Mbaud. The PLL's dividers are checked here, in exact arithmetic,
-against the ECP5 limits (Lattice TN1263, as Project Trellis' `ecppll` uses them), and every board's UART
-divisor must be exact, so host and board agree on the bit time to the cycle.
+domain) or from a PLL: the ULX3S's 25 MHz has no integer divisor within 2% of 3 Mbaud, so an ECP5 PLL
+(`Ecp5Pll`) multiplies it to 45 MHz = 15 x 3 Mbaud. The iCEBreaker's streamed cores run from its 12 MHz
+oscillator, since the UART bounds their throughput; a resident core (docs/ARITHMETIC.md 7) bounds its own,
+so it runs from the iCE40 PLL (`Ice40Pll`) at 21 MHz = 7 x 3 Mbaud, the fastest exact multiple below the
+UP5K resident core's Fmax with margin. The PLLs' dividers are checked here, in exact arithmetic, against
+the vendors' limits (Lattice TN1263 for the ECP5, as Project Trellis' `ecppll` uses them; the iCE40
+sysCLOCK PLL guide, as icestorm's `icepll` does), and every board's UART divisor must be exact, so host and
+board agree on the bit time to the cycle.
 """
 
 from dataclasses import dataclass
@@ -158,11 +162,125 @@ class Ecp5PllSync(Elaboratable):
         return m
 
 
-#: How `sync` is made, per board (boards.targets names); a board not listed runs on its default clock.
+# iCE40 SB_PLL40 limits with simple feedback (iCE40 sysCLOCK PLL design guide, FPGA-TN-02052; the numbers
+# icestorm's icepll checks), in Hz.
+ICE40_REF_RANGE = (10_000_000, 133_000_000)
+ICE40_PFD_RANGE = (10_000_000, 133_000_000)
+ICE40_VCO_RANGE = (533_000_000, 1_066_000_000)
+ICE40_OUT_RANGE = (16_000_000, 275_000_000)
+#: Cycles of `sync` after the PLL locks before its reset is released: more than the 3 us for which the
+#: iCE40's block RAMs read as zeroes after configuration (see Amaranth's SiliconBluePlatform), with margin.
+ICE40_POR_SECONDS = 15e-6
+
+
+@dataclass(frozen=True)
+class Ice40Pll:
+    """`sync` = SB_PLL40_PAD fed by the board oscillator's pad (`input_hz`), simple feedback: PFD = input /
+    (divr + 1), VCO = PFD x (divf + 1), output = VCO / 2**divq. `filter_range` is icepll's for that PFD.
+    Construction checks the limits and raises DpfmError for dividers the iCE40 cannot run."""
+
+    input_hz: int
+    divr: int
+    divf: int
+    divq: int
+    filter_range: int
+
+    def __post_init__(self):
+        for name, value, hi in (("divr", self.divr, 15), ("divf", self.divf, 127), ("divq", self.divq, 6),
+                                ("filter_range", self.filter_range, 7)):
+            if not isinstance(value, int) or not (1 if name == "divq" else 0) <= value <= hi:
+                raise DpfmError(f"PLL {name} {value!r} is outside the iCE40 range", f"pick {name} as icepll does")
+        for name, value, (lo, hi) in (("input clock", self.input_hz, ICE40_REF_RANGE),
+                                      ("PFD frequency", self.pfd_hz, ICE40_PFD_RANGE),
+                                      ("VCO frequency", self.vco_hz, ICE40_VCO_RANGE),
+                                      ("output clock", self.output_hz, ICE40_OUT_RANGE)):
+            if not lo <= value <= hi:
+                raise DpfmError(f"PLL {name} {_mhz(value)} ({self.dividers}) is outside the iCE40 range "
+                                f"{_mhz(lo)}..{_mhz(hi)}", "pick dividers with icepll -i IN -o OUT")
+
+    @property
+    def dividers(self) -> str:
+        return f"DIVR={self.divr} DIVF={self.divf} DIVQ={self.divq}"
+
+    @property
+    def pfd_hz(self) -> Fraction:
+        return Fraction(self.input_hz, self.divr + 1)
+
+    @property
+    def vco_hz(self) -> Fraction:
+        return self.pfd_hz * (self.divf + 1)
+
+    @property
+    def output_hz(self) -> Fraction:
+        return self.vco_hz / (1 << self.divq)
+
+    def sync_hz(self, platform) -> int:
+        board_hz = int(platform.default_clk_frequency)
+        if board_hz != self.input_hz:
+            raise DpfmError(f"PLL planned for a {_mhz(self.input_hz)} input but the board clock is "
+                            f"{_mhz(board_hz)}", "set Ice40Pll.input_hz to the board's oscillator")
+        if self.output_hz.denominator != 1:
+            raise DpfmError(f"PLL output {float(self.output_hz)} Hz is not a whole number of Hz",
+                            "pick dividers whose output is a whole number of Hz")
+        return self.output_hz.numerator
+
+    def describe(self, platform) -> str:
+        return (f"iCE40 PLL {_mhz(self.sync_hz(platform))} from {platform.default_clk} {_mhz(self.input_hz)} "
+                f"({self.dividers}, VCO {_mhz(self.vco_hz)})")
+
+    def add_sync(self, m, platform) -> None:
+        """Define `sync` in the top module `m` and drive its clock and reset from the PLL."""
+        m.domains.sync = ClockDomain("sync")
+        m.submodules.clocks = Ice40PllSync(self, self.sync_hz(platform))
+
+
+class Ice40PllSync(Elaboratable):
+    """Drives `sync` from SB_PLL40_PAD on the default clock's pad (no input buffer: the PLL takes the pad
+    itself), its output constrained for nextpnr; the domain reset is held until the PLL has been locked for
+    ICE40_POR_SECONDS (the block RAMs' start-up time), then released synchronously."""
+
+    def __init__(self, pll: Ice40Pll, sync_hz: int):
+        self.pll = pll
+        self.sync_hz = sync_hz
+
+    def elaborate(self, platform):
+        pll = self.pll
+        m = Module()
+        clk_pin = platform.request(platform.default_clk, dir="-")
+        pll_clk = Signal()
+        locked = Signal()
+        m.submodules.pll = Instance(
+            "SB_PLL40_PAD", p_FEEDBACK_PATH="SIMPLE", p_PLLOUT_SELECT="GENCLK",
+            p_DIVR=pll.divr, p_DIVF=pll.divf, p_DIVQ=pll.divq, p_FILTER_RANGE=pll.filter_range,
+            i_PACKAGEPIN=clk_pin.io, i_RESETB=1, i_BYPASS=0, o_PLLOUTGLOBAL=pll_clk, o_LOCK=locked)
+        platform.add_clock_constraint(pll_clk, self.sync_hz)
+        m.d.comb += ClockSignal("sync").eq(pll_clk)
+        # the start-up timer counts in a reset-less domain of the PLL clock, from 0 whenever the lock is lost
+        m.domains.pll_por = ClockDomain("pll_por", reset_less=True, local=True)
+        m.d.comb += ClockSignal("pll_por").eq(pll_clk)
+        delay = int(ICE40_POR_SECONDS * self.sync_hz)
+        timer = Signal(range(delay + 1))
+        with m.If(~locked):
+            m.d.pll_por += timer.eq(0)
+        with m.Elif(timer != delay):
+            m.d.pll_por += timer.eq(timer + 1)
+        m.submodules.reset_sync = ResetSynchronizer(timer != delay, domain="sync", stages=RESET_STAGES)
+        return m
+
+
+#: How `sync` is made, per board (boards.targets names), for streamed cores; a board not listed runs on its
+#: default clock.
 SYNC_CLOCKS = {
     "ulx3s-85f": Ecp5Pll(input_hz=25_000_000, clki_div=5, clkfb_div=9, clkop_div=12),   # 45 MHz, VCO 540
 }
+#: ... and for resident cores (docs/ARITHMETIC.md 7), which the UART no longer bounds.
+RESIDENT_SYNC_CLOCKS = {
+    **SYNC_CLOCKS,
+    "icebreaker": Ice40Pll(input_hz=12_000_000, divr=0, divf=55, divq=5, filter_range=1),   # 21 MHz, VCO 672
+}
 
 
-def sync_clock(board: str):
-    return SYNC_CLOCKS.get(board, BoardClock())
+def sync_clock(board: str, cfg=None):
+    """The clock plan of `board` for a core of `cfg` (a `CoreConfig`; None: a streamed core)."""
+    plans = RESIDENT_SYNC_CLOCKS if cfg is not None and cfg.resident else SYNC_CLOCKS
+    return plans.get(board, BoardClock())

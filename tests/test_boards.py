@@ -17,7 +17,7 @@ from amaranth.hdl import Fragment, Instance
 from amaranth.lib.cdc import AsyncFFSynchronizer
 
 from dpfm.boards.build import build_board, program_board
-from dpfm.boards.clocks import BoardClock, Ecp5Pll, exact_bit_divisor, sync_clock
+from dpfm.boards.clocks import BoardClock, Ecp5Pll, Ice40Pll, exact_bit_divisor, sync_clock
 from dpfm.boards.report import parse_failed_nextpnr_log, parse_nextpnr_report
 from dpfm.boards.targets import TARGETS, Target, get_target
 from dpfm.boards.top import BoardTop
@@ -183,11 +183,44 @@ def test_bit_divisor_must_be_exact():
         exact_bit_divisor(9_000_000, 3_000_000)      # exact, but 3 cycles per bit is too few for the receiver
 
 
+@pytest.mark.parametrize("resident", [0, 64], ids=["streamed", "resident"])
 @pytest.mark.parametrize("board", sorted(TARGETS))
-def test_every_target_has_an_exact_uart_divisor_at_its_run_clock(board):
+def test_every_target_has_an_exact_uart_divisor_at_its_run_clock(board, resident):
     target = get_target(board)
-    hz = sync_clock(board).sync_hz(target.platform())
+    hz = sync_clock(board, CoreConfig.from_task("seed-sum", 1, resident=resident)).sync_hz(target.platform())
     assert target.baud >= 3_000_000 and exact_bit_divisor(hz, target.baud) * target.baud == hz
+
+
+def test_a_resident_icebreaker_core_runs_from_the_ice40_pll_at_21_mhz():
+    """docs/ARITHMETIC.md 7: a resident core bounds its own throughput, so it runs at 7 x 3 Mbaud; a streamed
+    one stays on the oscillator (the UART bounds it)."""
+    cfg = CoreConfig.from_task("seed-sum", 4, resident=320)
+    pll = sync_clock("icebreaker", cfg)
+    assert pll == Ice40Pll(input_hz=12_000_000, divr=0, divf=55, divq=5, filter_range=1)
+    assert (pll.pfd_hz, pll.vco_hz, pll.output_hz) == (12_000_000, 672_000_000, 21_000_000)
+    assert sync_clock("icebreaker", CoreConfig.from_task("seed-sum", 4)) == BoardClock()
+    assert sync_clock("ulx3s-85f", cfg) == sync_clock("ulx3s-85f")
+    target = get_target("icebreaker")
+    fragments = dict(_walk(Fragment.get(BoardTop(cfg, target.baud, pll), target.platform())))
+    plls = [f for f in fragments.values() if isinstance(f, Instance) and f.type == "SB_PLL40_PAD"]
+    assert len(plls) == 1
+    assert {k: plls[0].parameters[k] for k in ("DIVR", "DIVF", "DIVQ", "FILTER_RANGE", "FEEDBACK_PATH")} == {
+        "DIVR": 0, "DIVF": 55, "DIVQ": 5, "FILTER_RANGE": 1, "FEEDBACK_PATH": "SIMPLE"}
+    assert [link.divisor for link in _links(fragments)] == [7]    # 21 MHz / 3 Mbaud
+    pcf = target.platform().prepare(BoardTop(cfg, target.baud, pll), name="dpfm_top").files["dpfm_top.pcf"]
+    assert "set_frequency clocks.pll_clk 21.0" in pcf.splitlines()
+
+
+@pytest.mark.parametrize("dividers, match", [
+    ((0, 55, 0, 1), "divq 0 is outside"),             # DIVQ 0 is not a setting of the SB_PLL40
+    ((0, 40, 5, 1), "VCO frequency 492 MHz"),         # below 533 MHz
+    ((1, 55, 5, 1), "PFD frequency 6 MHz"),           # below 10 MHz
+    ((0, 87, 1, 1), "output clock 528 MHz"),          # above 275 MHz
+    ((0, 44, 6, 1), "output clock 8.4375 MHz"),       # below 16 MHz
+    ((0, 55, 5, 8), "filter_range 8 is outside")])
+def test_ice40_pll_dividers_outside_the_device_limits_are_refused(dividers, match):
+    with pytest.raises(DpfmError, match=match):
+        Ice40Pll(12_000_000, *dividers)
 
 
 def _walk(fragment, path=()):
