@@ -39,6 +39,11 @@ def _bits_for(n: int) -> int:
     return max(1, (n - 1).bit_length())
 
 
+def order_bits(cfg) -> int:
+    """Bits of one entry of a resident core's order memory: a sample index (docs/ARITHMETIC.md 7)."""
+    return _bits_for(cfg.resident)
+
+
 @dataclass(frozen=True)
 class CoreConfig:
     """A validated training-core configuration.
@@ -164,13 +169,18 @@ class CoreConfig:
                 + 2 * self.max_width * (f.x.bits + self.k * slot)
                 + (spec.layer_shape(spec.n_layers - 1)[1] * f.x.bits if self.exact_last else 0)
                 + lut_kinds * 2 * (1 << f.lut_bits) * f.x.bits
-                + self.data_set_bits()
-                + self.resident * _bits_for(self.resident)
+                + self.single_port_bits()
                 + (regmap.LOSS_HISTORY * LOSS_BITS if self.resident else 0))
 
-    def data_set_bits(self) -> int:
-        """RAM bits of the resident data set (docs/ARITHMETIC.md 7)."""
-        return self.resident * self.sample_words * self.fmts.x.bits
+    def single_port_memories(self) -> list[tuple[int, int]]:
+        """`(bits per word, words)` of the memories a resident core builds as `hw.bram.SinglePortRam` (the
+        SPRAMs on the UP5K): the data set and the order memory (docs/ARITHMETIC.md 7)."""
+        if not self.resident:
+            return []
+        return [(self.fmts.x.bits, self.resident * self.sample_words), (order_bits(self), self.resident)]
+
+    def single_port_bits(self) -> int:
+        return sum(bits * words for bits, words in self.single_port_memories())
 
     def check_fits(self, board: str) -> None:
         """Raise `DpfmError` if the memories cannot fit `board`'s block RAM (a lower bound: block granularity
@@ -178,12 +188,12 @@ class CoreConfig:
         if board not in BOARD_RAM_BITS:
             raise DpfmError(f"unknown board '{board}'", f"use one of {', '.join(BOARD_RAM_BITS)}")
         need, have = self.memory_bits(), BOARD_RAM_BITS[board]
-        if board in BOARD_SPRAMS and self.resident:   # the data set goes to the SPRAMs
-            sprams = spram_count(board, self.fmts.x.bits, self.resident * self.sample_words)
+        if board in BOARD_SPRAMS and self.resident:   # the data set and the order go to the SPRAMs
+            sprams = sum(spram_count(board, bits, words) for bits, words in self.single_port_memories())
             if sprams > BOARD_SPRAMS[board][2]:
                 raise DpfmError(f"a resident data set of {self.resident} samples needs {sprams} SPRAMs, {board} "
                                 f"has {BOARD_SPRAMS[board][2]}", "lower --resident-samples")
-            need -= self.data_set_bits()
+            need -= self.single_port_bits()
         if need > have:
             raise DpfmError(f"the core needs at least {need} RAM bits, {board} has {have}",
                             "lower max_batch, K or the network size")

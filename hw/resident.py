@@ -19,8 +19,8 @@ from amaranth.lib.wiring import In, Out
 
 from dpfm.golden.contract import regmap
 from dpfm.golden.resident import DRAW_SHIFT, INDEX_BITS, LOSS_BITS
-from dpfm.hw.bram import BlockRam
-from dpfm.hw.config import CoreConfig
+from dpfm.hw.bram import SinglePortRam
+from dpfm.hw.config import CoreConfig, order_bits
 from dpfm.hw.update import read_port, write_port
 
 
@@ -74,7 +74,8 @@ class ResidentController(wiring.Component):
         m = Module()
         cfg = self.cfg
         n_max, sw = cfg.resident, cfg.sample_words
-        m.submodules.order = order = BlockRam(unsigned(_addr_bits(n_max)), n_max)
+        # a single-port RAM (SPRAM on the UP5K): no cycle reads and writes it together (MOVE writes what CHECK read)
+        m.submodules.order = order = SinglePortRam(unsigned(order_bits(cfg)), n_max)
         o_rd, o_wr = order.read_port(), order.write_port()
 
         i = Signal(range(n_max))          # the shuffle's position

@@ -290,6 +290,17 @@ def test_config_too_large_for_board_is_rejected_before_building():
     CoreConfig.from_task("digits", 8).check_fits("ulx3s-85f")
 
 
+def test_a_resident_data_set_goes_to_the_up5k_sprams_and_is_refused_beyond_them():
+    """On the UP5K the data set and the order memory are SPRAM (four of 16K x 16 bits), not EBR; on the ECP5
+    they are block RAM."""
+    CoreConfig.from_task("seed-sum", 4, resident=9830).check_fits("icebreaker")    # 49150 words: 3 + 1 SPRAMs
+    with pytest.raises(DpfmError, match="9831 samples needs 5 SPRAMs, icebreaker has 4"):
+        CoreConfig.from_task("seed-sum", 4, resident=9831).check_fits("icebreaker")
+    CoreConfig.from_task("digits", 8, resident=1437).check_fits("ulx3s-85f")
+    with pytest.raises(DpfmError, match="RAM bits"):
+        CoreConfig.from_task("digits", 8, resident=4000).check_fits("ulx3s-85f")
+
+
 def test_missing_programmer_is_a_clear_error():
     target = Target(name="x", platform_module="", platform_class="", family="ice40", default_task="seed-sum",
                     programmer="no-such-programmer-dpfm")
