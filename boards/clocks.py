@@ -4,8 +4,8 @@ A board either runs `sync` straight from its oscillator (`BoardClock`: Amaranth'
 domain) or from a PLL: the ULX3S's 25 MHz has no integer divisor within 2% of 3 Mbaud, so an ECP5 PLL
 (`Ecp5Pll`) multiplies it to 45 MHz = 15 x 3 Mbaud. The iCEBreaker's streamed cores run from its 12 MHz
 oscillator, since the UART bounds their throughput; a resident core (docs/ARITHMETIC.md 7) bounds its own,
-so it runs from the iCE40 PLL (`Ice40Pll`) at 21 MHz = 7 x 3 Mbaud, the fastest exact multiple below the
-UP5K resident core's Fmax with margin. The PLLs' dividers are checked here, in exact arithmetic, against
+so it runs from the iCE40 PLL (`Ice40Pll`) at 18 MHz = 6 x 3 Mbaud: the next multiple, 21 MHz, left the
+UP5K resident core (nextpnr Fmax 22.2-24.1 MHz over its builds) 6% in one of them, too little to rely on. The PLLs' dividers are checked here, in exact arithmetic, against
 the vendors' limits (Lattice TN1263 for the ECP5, as Project Trellis' `ecppll` uses them; the iCE40
 sysCLOCK PLL guide, as icestorm's `icepll` does), and every board's UART divisor must be exact, so host and
 board agree on the bit time to the cycle.
@@ -276,7 +276,7 @@ SYNC_CLOCKS = {
 #: ... and for resident cores (docs/ARITHMETIC.md 7), which the UART no longer bounds.
 RESIDENT_SYNC_CLOCKS = {
     **SYNC_CLOCKS,
-    "icebreaker": Ice40Pll(input_hz=12_000_000, divr=0, divf=55, divq=5, filter_range=1),   # 21 MHz, VCO 672
+    "icebreaker": Ice40Pll(input_hz=12_000_000, divr=0, divf=47, divq=5, filter_range=1),   # 18 MHz, VCO 576
 }
 
 

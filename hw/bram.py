@@ -127,10 +127,11 @@ class SinglePortRam(BlockRam):
         for r in range(-(-self.depth // self.SPRAM_DEPTH)):
             words = []
             for c, lo in enumerate(range(0, width, self.SPRAM_WIDTH)):
-                out = Signal(16, name=f"spram{r}_{c}")
+                out, data_in = Signal(16, name=f"spram{r}_{c}"), Signal(16, name=f"spram{r}_{c}_in")
+                m.d.comb += data_in.eq(wdata[lo:lo + 16])
                 m.submodules[f"spram{r}_{c}"] = Instance(
                     "SB_SPRAM256KA",
-                    i_ADDRESS=addr[:14], i_DATAIN=wdata[lo:lo + 16], i_MASKWREN=Const(0xF, 4), i_WREN=wr.en,
+                    i_ADDRESS=addr[:14], i_DATAIN=data_in, i_MASKWREN=Const(0xF, 4), i_WREN=wr.en,
                     i_CHIPSELECT=(row == r) & (wr.en | rd.en), i_CLOCK=ClockSignal(), i_STANDBY=Const(0),
                     i_SLEEP=Const(0), i_POWEROFF=Const(1), o_DATAOUT=out)
                 words.append(out[:min(16, width - lo)])

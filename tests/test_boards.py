@@ -191,13 +191,13 @@ def test_every_target_has_an_exact_uart_divisor_at_its_run_clock(board, resident
     assert target.baud >= 3_000_000 and exact_bit_divisor(hz, target.baud) * target.baud == hz
 
 
-def test_a_resident_icebreaker_core_runs_from_the_ice40_pll_at_21_mhz():
-    """docs/ARITHMETIC.md 7: a resident core bounds its own throughput, so it runs at 7 x 3 Mbaud; a streamed
+def test_a_resident_icebreaker_core_runs_from_the_ice40_pll_at_18_mhz():
+    """docs/ARITHMETIC.md 7: a resident core bounds its own throughput, so it runs at 6 x 3 Mbaud; a streamed
     one stays on the oscillator (the UART bounds it)."""
     cfg = CoreConfig.from_task("seed-sum", 4, resident=320)
     pll = sync_clock("icebreaker", cfg)
-    assert pll == Ice40Pll(input_hz=12_000_000, divr=0, divf=55, divq=5, filter_range=1)
-    assert (pll.pfd_hz, pll.vco_hz, pll.output_hz) == (12_000_000, 672_000_000, 21_000_000)
+    assert pll == Ice40Pll(input_hz=12_000_000, divr=0, divf=47, divq=5, filter_range=1)
+    assert (pll.pfd_hz, pll.vco_hz, pll.output_hz) == (12_000_000, 576_000_000, 18_000_000)
     assert sync_clock("icebreaker", CoreConfig.from_task("seed-sum", 4)) == BoardClock()
     assert sync_clock("ulx3s-85f", cfg) == sync_clock("ulx3s-85f")
     target = get_target("icebreaker")
@@ -205,10 +205,10 @@ def test_a_resident_icebreaker_core_runs_from_the_ice40_pll_at_21_mhz():
     plls = [f for f in fragments.values() if isinstance(f, Instance) and f.type == "SB_PLL40_PAD"]
     assert len(plls) == 1
     assert {k: plls[0].parameters[k] for k in ("DIVR", "DIVF", "DIVQ", "FILTER_RANGE", "FEEDBACK_PATH")} == {
-        "DIVR": 0, "DIVF": 55, "DIVQ": 5, "FILTER_RANGE": 1, "FEEDBACK_PATH": "SIMPLE"}
-    assert [link.divisor for link in _links(fragments)] == [7]    # 21 MHz / 3 Mbaud
+        "DIVR": 0, "DIVF": 47, "DIVQ": 5, "FILTER_RANGE": 1, "FEEDBACK_PATH": "SIMPLE"}
+    assert [link.divisor for link in _links(fragments)] == [6]    # 18 MHz / 3 Mbaud
     pcf = target.platform().prepare(BoardTop(cfg, target.baud, pll), name="dpfm_top").files["dpfm_top.pcf"]
-    assert "set_frequency clocks.pll_clk 21.0" in pcf.splitlines()
+    assert "set_frequency clocks.pll_clk 18.0" in pcf.splitlines()
 
 
 @pytest.mark.parametrize("dividers, match", [
