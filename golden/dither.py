@@ -51,6 +51,31 @@ def seed_state(seed: int) -> int:
     return s or 0x2545F491
 
 
+def _step_columns() -> list[int]:
+    """The generator's step as a GF(2) matrix: column j is the step of the state with only bit j set."""
+    return [step(1 << j) for j in range(BITS)]
+
+
+def _apply(columns: list[int], state: int) -> int:
+    out = 0
+    for j in range(BITS):
+        if state >> j & 1:
+            out ^= columns[j]
+    return out
+
+
+def advance(state: int, n: int) -> int:
+    """The state after `n` steps, in O(log n) (the step is linear: square its matrix), for a host that skips
+    the masks of a whole resident run (docs/ARITHMETIC.md 7) without listing them."""
+    s, columns = check_state(state), _step_columns()
+    while n:
+        if n & 1:
+            s = _apply(columns, s)
+        columns = [_apply(columns, c) for c in columns]
+        n >>= 1
+    return s
+
+
 def masks(state: int, n: int) -> tuple[np.ndarray, int]:
     """The masks of the next `n` neurons (int64), and the state after them."""
     out = np.empty(n, dtype=np.int64)

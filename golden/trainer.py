@@ -23,12 +23,12 @@ from tqdm import tqdm
 from dpfm.golden import dither as dither_bits
 from dpfm.golden import resident as onchip
 from dpfm.golden.checkpoint import Checkpoint
+from dpfm.golden.contract import regmap
 from dpfm.golden.contract.errors import DpfmError
 from dpfm.golden.contract.formats import HwFormats
 from dpfm.golden.contract.net import NetSpec, check_train_layers
 from dpfm.golden.contract.organisation import check_tangent_mode
 from dpfm.golden.dual import BCE_EPS
-from dpfm.golden.contract import regmap
 from dpfm.golden.fixedpoint import SatCounter, quantize
 
 
@@ -343,7 +343,7 @@ class Trainer(abc.ABC):
     def _check_resident(self, resident) -> None:
         if isinstance(resident, bool) or not isinstance(resident, (int, np.integer)) or resident < 0:
             raise DpfmError(f"resident must be a number of epochs per run (0: streamed), got {resident!r}",
-                            f"use --resident-run 1 .. {regmap.LOSS_HISTORY}")
+                            f"use --resident 1 .. {regmap.LOSS_HISTORY}")
         if resident and (self.fixed is None or self.spec.loss != "mse"):
             raise DpfmError("resident training is the core's: fixed point and the MSE loss only",
                             "add --fixed default (and --loss mse), or train without --resident")

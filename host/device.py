@@ -307,7 +307,7 @@ class Device(Trainer):
         for _ in range(epochs):
             shuffle = onchip.epoch_order(shuffle, n)[1]
         if self.dither_state != dither.OFF:
-            self.dither_state = dither.masks(self.dither_state, epochs * n * sum(self.spec.sizes[1:]))[1]
+            self.dither_state = dither.advance(self.dither_state, epochs * n * sum(self.spec.sizes[1:]))
         return shuffle
 
     def _resident_run(self, X, Y, X_raw, Y_raw, epochs: int, report) -> list:

@@ -115,3 +115,13 @@ def test_dither_changes_which_entries_the_hardware_model_keeps():
         grads.append(m.batch_gradient(m.quantize_weights(flat), m.quantize_inputs(X), m.quantize_inputs(Y)))
         assert m.dither_state == dither.masks(state, 8 * 11)[1]
     assert grads[0].tolist() != grads[1].tolist()
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 31, 32, 33, 1000, 4097])
+def test_advance_jumps_as_many_steps(n):
+    state = 0x2545F491
+    want = state
+    for _ in range(n):
+        want = dither.step(want)
+    assert dither.advance(state, n) == want
+    assert dither.advance(dither.OFF, n) == dither.OFF
