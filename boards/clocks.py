@@ -60,11 +60,48 @@ class BoardClock:
         """Nothing to add: Amaranth's platform creates `sync` from the default clock when it is missing."""
 
 
+class _PllPlan:
+    """What the PLL plans share: the output, a whole number of Hz from the board's own oscillator; its
+    description; and `sync` defined in the top module `m` (where Amaranth wants a domain its whole design
+    uses), its clock and reset driven by the family's elaboratable (`_sync`)."""
+
+    FAMILY = ""
+    #: How to pick dividers with a whole-Hz output, for the error.
+    WHOLE_HZ_FIX = ""
+
+    def _check_ranges(self, ranges, fix: str) -> None:
+        for name, value, (lo, hi) in ranges:
+            if not lo <= value <= hi:
+                raise DpfmError(f"PLL {name} {_mhz(value)} ({self.dividers}) is outside the {self.FAMILY} range "
+                                f"{_mhz(lo)}..{_mhz(hi)}", fix)
+
+    def sync_hz(self, platform) -> int:
+        """The PLL output, which must be a whole number of Hz from the platform's own oscillator."""
+        board_hz = int(platform.default_clk_frequency)
+        if board_hz != self.input_hz:
+            raise DpfmError(f"PLL planned for a {_mhz(self.input_hz)} input but the board clock is "
+                            f"{_mhz(board_hz)}", f"set {type(self).__name__}.input_hz to the board's oscillator")
+        if self.output_hz.denominator != 1:
+            raise DpfmError(f"PLL output {float(self.output_hz)} Hz is not a whole number of Hz", self.WHOLE_HZ_FIX)
+        return self.output_hz.numerator
+
+    def describe(self, platform) -> str:
+        return (f"{self.FAMILY} PLL {_mhz(self.sync_hz(platform))} from {platform.default_clk} "
+                f"{_mhz(self.input_hz)} ({self.dividers}, VCO {_mhz(self.vco_hz)})")
+
+    def add_sync(self, m, platform) -> None:
+        m.domains.sync = ClockDomain("sync")
+        m.submodules.clocks = self._sync(self.sync_hz(platform))
+
+
 @dataclass(frozen=True)
-class Ecp5Pll:
+class Ecp5Pll(_PllPlan):
     """`sync` = CLKOP of an EHXPLLL fed by the board oscillator (`input_hz`), with feedback from CLKOP:
     PFD = input / clki_div, CLKOP = PFD x clkfb_div, VCO = CLKOP x clkop_div. Construction checks the limits
     and raises DpfmError for dividers the ECP5 cannot run."""
+
+    FAMILY = "ECP5"
+    WHOLE_HZ_FIX = "pick dividers with input x clkfb_div divisible by clki_div"
 
     input_hz: int
     clki_div: int
@@ -78,14 +115,9 @@ class Ecp5Pll:
             if not isinstance(value, int) or not lo <= value <= hi:
                 raise DpfmError(f"PLL {name} {value!r} is outside the ECP5 range {lo}..{hi}",
                                 f"pick an integer {name} in {lo}..{hi}")
-        for name, value, (lo, hi) in (("input clock", self.input_hz, CLKI_RANGE),
-                                      ("PFD frequency", self.pfd_hz, PFD_RANGE),
-                                      ("VCO frequency", self.vco_hz, VCO_RANGE),
-                                      ("output clock", self.output_hz, CLKOP_RANGE)):
-            if not lo <= value <= hi:
-                raise DpfmError(f"PLL {name} {_mhz(value)} (dividers {self.dividers}) is outside the ECP5 "
-                                f"range {_mhz(lo)}..{_mhz(hi)}",
-                                "pick clki_div / clkfb_div / clkop_div that keep PFD, VCO and output in range")
+        self._check_ranges((("input clock", self.input_hz, CLKI_RANGE), ("PFD frequency", self.pfd_hz, PFD_RANGE),
+                            ("VCO frequency", self.vco_hz, VCO_RANGE), ("output clock", self.output_hz, CLKOP_RANGE)),
+                           "pick clki_div / clkfb_div / clkop_div that keep PFD, VCO and output in range")
 
     @property
     def dividers(self) -> str:
@@ -103,26 +135,8 @@ class Ecp5Pll:
     def vco_hz(self) -> Fraction:
         return self.output_hz * self.clkop_div
 
-    def sync_hz(self, platform) -> int:
-        """The PLL output, which must be a whole number of Hz from the platform's own oscillator."""
-        board_hz = int(platform.default_clk_frequency)
-        if board_hz != self.input_hz:
-            raise DpfmError(f"PLL planned for a {_mhz(self.input_hz)} input but the board clock is "
-                            f"{_mhz(board_hz)}", "set Ecp5Pll.input_hz to the board's oscillator")
-        if self.output_hz.denominator != 1:
-            raise DpfmError(f"PLL output {float(self.output_hz)} Hz is not a whole number of Hz",
-                            "pick dividers with input x clkfb_div divisible by clki_div")
-        return self.output_hz.numerator
-
-    def describe(self, platform) -> str:
-        return (f"ECP5 PLL {_mhz(self.sync_hz(platform))} from {platform.default_clk} {_mhz(self.input_hz)} "
-                f"({self.dividers}, VCO {_mhz(self.vco_hz)})")
-
-    def add_sync(self, m, platform) -> None:
-        """Define `sync` in the top module `m` (where Amaranth wants a domain its whole design uses) and
-        drive its clock and reset from the PLL."""
-        m.domains.sync = ClockDomain("sync")
-        m.submodules.clocks = Ecp5PllSync(self, self.sync_hz(platform))
+    def _sync(self, sync_hz: int):
+        return Ecp5PllSync(self, sync_hz)
 
 
 class Ecp5PllSync(Elaboratable):
@@ -174,10 +188,13 @@ ICE40_POR_SECONDS = 15e-6
 
 
 @dataclass(frozen=True)
-class Ice40Pll:
+class Ice40Pll(_PllPlan):
     """`sync` = SB_PLL40_PAD fed by the board oscillator's pad (`input_hz`), simple feedback: PFD = input /
     (divr + 1), VCO = PFD x (divf + 1), output = VCO / 2**divq. `filter_range` is icepll's for that PFD.
     Construction checks the limits and raises DpfmError for dividers the iCE40 cannot run."""
+
+    FAMILY = "iCE40"
+    WHOLE_HZ_FIX = "pick dividers whose output is a whole number of Hz"
 
     input_hz: int
     divr: int
@@ -190,13 +207,10 @@ class Ice40Pll:
                                 ("filter_range", self.filter_range, 7)):
             if not isinstance(value, int) or not (1 if name == "divq" else 0) <= value <= hi:
                 raise DpfmError(f"PLL {name} {value!r} is outside the iCE40 range", f"pick {name} as icepll does")
-        for name, value, (lo, hi) in (("input clock", self.input_hz, ICE40_REF_RANGE),
-                                      ("PFD frequency", self.pfd_hz, ICE40_PFD_RANGE),
-                                      ("VCO frequency", self.vco_hz, ICE40_VCO_RANGE),
-                                      ("output clock", self.output_hz, ICE40_OUT_RANGE)):
-            if not lo <= value <= hi:
-                raise DpfmError(f"PLL {name} {_mhz(value)} ({self.dividers}) is outside the iCE40 range "
-                                f"{_mhz(lo)}..{_mhz(hi)}", "pick dividers with icepll -i IN -o OUT")
+        self._check_ranges((("input clock", self.input_hz, ICE40_REF_RANGE),
+                            ("PFD frequency", self.pfd_hz, ICE40_PFD_RANGE),
+                            ("VCO frequency", self.vco_hz, ICE40_VCO_RANGE),
+                            ("output clock", self.output_hz, ICE40_OUT_RANGE)), "pick dividers with icepll -i IN -o OUT")
 
     @property
     def dividers(self) -> str:
@@ -214,24 +228,8 @@ class Ice40Pll:
     def output_hz(self) -> Fraction:
         return self.vco_hz / (1 << self.divq)
 
-    def sync_hz(self, platform) -> int:
-        board_hz = int(platform.default_clk_frequency)
-        if board_hz != self.input_hz:
-            raise DpfmError(f"PLL planned for a {_mhz(self.input_hz)} input but the board clock is "
-                            f"{_mhz(board_hz)}", "set Ice40Pll.input_hz to the board's oscillator")
-        if self.output_hz.denominator != 1:
-            raise DpfmError(f"PLL output {float(self.output_hz)} Hz is not a whole number of Hz",
-                            "pick dividers whose output is a whole number of Hz")
-        return self.output_hz.numerator
-
-    def describe(self, platform) -> str:
-        return (f"iCE40 PLL {_mhz(self.sync_hz(platform))} from {platform.default_clk} {_mhz(self.input_hz)} "
-                f"({self.dividers}, VCO {_mhz(self.vco_hz)})")
-
-    def add_sync(self, m, platform) -> None:
-        """Define `sync` in the top module `m` and drive its clock and reset from the PLL."""
-        m.domains.sync = ClockDomain("sync")
-        m.submodules.clocks = Ice40PllSync(self, self.sync_hz(platform))
+    def _sync(self, sync_hz: int):
+        return Ice40PllSync(self, sync_hz)
 
 
 class Ice40PllSync(Elaboratable):
