@@ -2,15 +2,15 @@
 
 A CTRL_RESIDENT run trains `epochs` epochs over the `n_data` samples of the core's data set memory without
 the host. Each epoch first draws its order into the order memory (the inside-out Fisher-Yates of
-`golden.resident.epoch_order`: a draw, a compare, one read and two writes per sample), then, batch by
-batch, copies the batch's samples from the data set into the batch buffer the forward sequencer reads and
-hands the batch to the core's ordinary training operation (`go`, then `batch_done` once its SGD pass is
-over). So a resident batch is exactly a CTRL_TRAIN of the same samples, and the sequencer, the gradient unit
+`golden.resident.epoch_order`: draws until one is kept, then one read and two writes per sample), then,
+batch by batch, copies the batch's samples from the data set into the batch buffer the forward sequencer
+reads and hands the batch to the core's ordinary training operation (`go`, then `batch_done` once its SGD
+pass is over). So a resident batch is exactly a CTRL_TRAIN of the same samples, and the sequencer, the gradient unit
 and the SGD pass are the streamed mode's, unchanged. The gradient unit's squared errors (`sq`) are summed
 per epoch and written to the loss memory at the epoch's index.
 
-The order memory holds sample indices, the data set sample n's words at n * sample_words + j, as the
-batch buffer holds them. The model is `golden.resident` with the trainers' resident epochs.
+The order memory holds sample indices; the data set holds sample n's words at n * sample_words + j, as the
+batch buffer does. The model is `golden.resident` with the trainers' resident epochs.
 """
 
 from amaranth.hdl import Module, Mux, Signal, signed, unsigned
