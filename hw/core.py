@@ -26,7 +26,7 @@ The model is `golden.fixed_mlp.FixedModel` in the tangent mode `cfg.tangent`.
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
-from amaranth.lib.wiring import In
+from amaranth.lib.wiring import In, Out
 
 from dpfm.golden.contract import regmap
 from dpfm.golden.contract.identity import IDENT_WORD_BITS
@@ -45,8 +45,10 @@ def _addr_bits(depth: int) -> int:
 
 
 class DpfmCore(wiring.Component):
-    """The training core of one `CoreConfig`; its only interface is `bus` (a CoreBusSignature slave). `baud` is
-    the UART rate of the link in front of it, which only its identity block reports (0: no UART)."""
+    """The training core of one `CoreConfig`; its interface is `bus` (a CoreBusSignature slave), and on a
+    resident core `busy` (STATUS's BUSY bit), for a co-simulation that keeps the clock running while the core
+    trains without a host. `baud` is the UART rate of the link in front of it, which only its identity block
+    reports (0: no UART)."""
 
     #: The SGD pass implementation (a class attribute so a test can substitute a deliberately wrong one).
     sgd_unit = SgdUnit
@@ -54,7 +56,10 @@ class DpfmCore(wiring.Component):
     def __init__(self, cfg: CoreConfig, baud: int = 0):
         self.cfg = cfg
         self.identity = core_identity(cfg, baud)
-        super().__init__({"bus": In(CoreBusSignature())})
+        ports = {"bus": In(CoreBusSignature())}
+        if cfg.resident:
+            ports["busy"] = Out(1)
+        super().__init__(ports)
 
     def elaborate(self, platform):
         m = Module()
@@ -144,6 +149,7 @@ class DpfmCore(wiring.Component):
             in_res = Signal()   # the current operation is a resident run
             after_sgd = Mux(in_res, RESIDENT, FINISH)
             m.d.comb += [
+                self.busy.eq(busy),
                 fwd.start.eq(((state == IDLE) & start) | ((state == RESIDENT) & res.go)),
                 fwd.train.eq(train), fwd.n_samples.eq(Mux(in_res, res.batch_n, n_eff)),
                 sgd.lr.eq(Mux(in_res & res.tail, lr_tail, lr)),

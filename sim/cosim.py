@@ -87,6 +87,9 @@ def clocked_by(clk) -> Module:
 class CosimTop(wiring.Component):
     """The simulated board: `Link` at SIM_BAUD wired to `slave` (a `DpfmCore` or a `MemorySlave`).
 
+    `busy` is a resident core's: while it is high the harness keeps the clock running even when no client is
+    connected, as a board's core keeps working after its host has gone.
+
     The `sync` domain is clocked by the `clk` port and reset by an internal power-on reset of POR_CYCLES
     cycles (as the board platforms' default domain is), not by a reset port. Why: Verilator re-evaluates
     all logic that reads a top-level input on every `eval()` (two per cycle), and every register's
@@ -98,6 +101,7 @@ class CosimTop(wiring.Component):
     clk: In(1)
     rx: In(1, init=1)
     tx: Out(1, init=1)
+    busy: Out(1)
 
     def __init__(self, slave: wiring.Component):
         self.slave = slave
@@ -109,6 +113,7 @@ class CosimTop(wiring.Component):
         m.submodules.slave = self.slave
         m.d.comb += [link.rx.eq(self.rx), self.tx.eq(link.tx)]
         wiring.connect(m, link.bus, self.slave.bus)
+        _connect_busy(m, self.slave, self.busy)
         return m
 
 
@@ -125,6 +130,7 @@ class CosimBusTop(wiring.Component):
     bus_wdata: In(regmap.DATA_BITS)
     bus_ready: Out(1)
     bus_rdata: Out(regmap.DATA_BITS)
+    busy: Out(1)
 
     def __init__(self, slave: wiring.Component):
         self.slave = slave
@@ -136,7 +142,16 @@ class CosimBusTop(wiring.Component):
         bus = self.slave.bus
         m.d.comb += [bus.valid.eq(self.bus_valid), bus.we.eq(self.bus_we), bus.addr.eq(self.bus_addr),
                      bus.wdata.eq(self.bus_wdata), self.bus_ready.eq(bus.ready), self.bus_rdata.eq(bus.rdata)]
+        _connect_busy(m, self.slave, self.busy)
         return m
+
+
+def _connect_busy(m, slave, busy) -> None:
+    """The top's `busy` pin, which keeps the harness clocking while the core works with no host (a resident
+    run whose host left): a resident core's own, else low (a streamed core's operations end while its host
+    waits for them; the link tests' memory has none)."""
+    if "busy" in slave.signature.members:
+        m.d.comb += busy.eq(slave.busy)
 
 
 #: The co-simulation's transports: the UART pins behind the gateware link, or the core's word bus.

@@ -7,6 +7,8 @@
 // 127.0.0.1 is listened on. The first stdout line is "LISTENING 127.0.0.1:<port>". While no client is
 // connected, or when the line has been quiet for --idle-cycles and the client sends nothing, the clock
 // stops (the design keeps its state) and the process sleeps in poll(): an idle co-simulation costs no CPU.
+// The exception is a busy core (the top's `busy` pin): it keeps its clock, as a board's core keeps working
+// after its host has gone (a resident run).
 // When a client disconnects, "STATS cycles=<n> seconds=<wall> cpu=<cpu>" goes to stderr and the next client is accepted.
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -41,6 +43,8 @@ static double cpu_seconds() {  // user + system CPU time of this process: a load
     getrusage(RUSAGE_SELF, &u);
     return u.ru_utime.tv_sec + u.ru_stime.tv_sec + (u.ru_utime.tv_usec + u.ru_stime.tv_usec) * 1e-6;
 }
+
+static bool core_busy() { return top->busy; }
 
 static void tick() {
     top->clk = 0;
@@ -145,7 +149,7 @@ static void serve_bus(int fd, uint64_t idle_limit) {
     uint64_t quiet = 0;
     for (;;) {
         pollfd p{fd, POLLIN, 0};
-        if (poll(&p, 1, quiet >= idle_limit ? -1 : 0) > 0) {
+        if (poll(&p, 1, quiet >= idle_limit && !core_busy() ? -1 : 0) > 0) {
             uint8_t head[5];
             if (!recv_all(fd, head, sizeof head)) return;
             uint32_t addr = head[1] | head[2] << 8, count = head[3] | head[4] << 8;
@@ -182,7 +186,7 @@ static void serve_uart(int fd, int divisor, uint64_t idle_limit) {
     uint8_t buf[4096];
     uint64_t quiet = 0, last_byte = cycles;
     for (;;) {
-        bool idle = !drv.busy() && !rcv.busy() && out.empty() && quiet >= idle_limit;
+        bool idle = !drv.busy() && !rcv.busy() && out.empty() && quiet >= idle_limit && !core_busy();
         pollfd p{fd, POLLIN, 0};
         // Poll the socket once per batch of cycles; block when the design has been quiet long enough.
         if (poll(&p, 1, idle ? -1 : 0) > 0) {
@@ -244,6 +248,8 @@ int main(int argc, char **argv) {
     fflush(stdout);
 
     for (;;) {
+        for (pollfd p{ls, POLLIN, 0}; core_busy() && poll(&p, 1, 0) == 0;)   // no client, the core works on
+            for (int i = 0; i < BATCH; i++) tick();
         int fd = accept(ls, nullptr, nullptr);
         if (fd < 0) continue;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);

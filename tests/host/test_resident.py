@@ -110,3 +110,21 @@ def test_a_new_session_attaches_after_a_resident_run_its_host_left(cosim, data):
         assert (second.shuffle_state, second.dither_state) == (gold.shuffle_state, gold.dither_state)
         assert second.train(X, Y, 1, progress=False, resident=1) == gold.train(X, Y, 1, progress=False, resident=1)
         assert np.array_equal(second.weights_raw, raw(gold.weights))
+
+
+def test_the_co_simulated_core_finishes_a_run_with_no_host_connected(cosim, data):
+    """As a board's core does: the harness keeps clocking a busy core while no client is connected, so the
+    first thing a new session reads is a finished run (the run needs about 40,000 cycles; without a busy
+    core's clock the session's first read would find it where the host left it)."""
+    import time
+
+    from dpfm.golden.contract import regmap
+    X, Y, _, _ = data
+    first = device(cosim)
+    first._start_resident_run(first._quantize(X, "inputs"), first._quantize(Y, "targets"), 3)
+    first.client.link.close()
+    time.sleep(2.0)
+    with LinkClient(SerialPort(cosim.url)) as client:
+        words = client.read(regmap.address(regmap.REGION_REGS, regmap.REG_STATUS),
+                            regmap.REG_EPOCHS_DONE - regmap.REG_STATUS + 1)    # STATUS .. EPOCHS_DONE in one read
+    assert (words[0], words[-1]) == (regmap.STATUS_DONE, 3)
