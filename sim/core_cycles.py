@@ -40,18 +40,28 @@ def core_plan(cfg: CoreConfig, task_name: str, n_batches: int, batch: int, n_inf
         w = model.sgd_update(w, model.batch_gradient(w, X, Y), lr_raw)
         ops.append({"op": "train", "X": X.tolist(), "Y": Y.tolist(), "lr": lr_raw, "expect_w": w.tolist(),
                     "expect_dither": model.dither_state})
-    X = model.quantize_inputs(X_va[:n_infer])
-    # The hardware's forward pass counts saturations and evictions too; inference ranks without demotion
-    # (mask 0) and leaves the dither state alone.
+    ops.append(_infer_op(model, w, X_va[:n_infer]))
+    return _plan(cfg, model, w0, ops, dither_state, train_mask(cfg.spec, train_layers))
+
+
+def _infer_op(model, w, X_float) -> dict:
+    """An inference operation over `X_float` and the outputs the model expects. The hardware's forward pass
+    counts saturations and evictions too; inference ranks without demotion (mask 0) and leaves the dither
+    state alone."""
+    X = model.quantize_inputs(X_float)
     state, model.dither_state = model.dither_state, 0
     model.output_tangents(w, X)
     model.dither_state = state
-    ops.append({"op": "infer", "X": X.tolist(), "expect_out": model.predict(w, X).ravel().tolist(),
-                "expect_dither": state})
+    return {"op": "infer", "X": X.tolist(), "expect_out": model.predict(w, X).ravel().tolist(),
+            "expect_dither": state}
+
+
+def _plan(cfg: CoreConfig, model, w0, ops: list, dither_state: int, mask: int) -> dict:
+    """The plan's parameters around its operations: the configuration, initial state and end totals."""
     return {"sizes": list(cfg.spec.sizes), "k": cfg.k, "lanes": cfg.lanes, "toper": str(cfg.toper),
-            "sources": cfg.sources, "identity": core_identity(cfg).text(),
-            "max_batch": cfg.max_batch, "dither": dither_state, "train_mask": train_mask(cfg.spec, train_layers),
-            "w0": w0.tolist(), "ops": ops, "expect_sat": model.sat.count, "expect_evictions": model.evictions}
+            "sources": cfg.sources, "identity": core_identity(cfg).text(), "max_batch": cfg.max_batch,
+            "dither": dither_state, "train_mask": mask, "w0": w0.tolist(), "ops": ops,
+            "expect_sat": model.sat.count, "expect_evictions": model.evictions}
 
 
 def resident_plan(cfg: CoreConfig, task_name: str, n_data: int, batch: int, epochs: int, seed: int, lr: float,
@@ -80,16 +90,7 @@ def resident_plan(cfg: CoreConfig, task_name: str, n_data: int, batch: int, epoc
            "lr": model.lr_raw(lr, batch), "lr_tail": model.lr_raw(lr, tail) if tail else 0,
            "shuffle": shuffle_state, "expect_shuffle": state, "expect_losses": losses, "expect_w": w.tolist(),
            "expect_dither": model.dither_state, "samples": epochs * n_data}
-    X_inf = model.quantize_inputs(X_va[:4])
-    state, model.dither_state = model.dither_state, 0
-    model.output_tangents(w, X_inf)
-    model.dither_state = state
-    infer = {"op": "infer", "X": X_inf.tolist(), "expect_out": model.predict(w, X_inf).ravel().tolist(),
-             "expect_dither": state}
-    return {"sizes": list(cfg.spec.sizes), "k": cfg.k, "lanes": cfg.lanes, "toper": str(cfg.toper),
-            "sources": cfg.sources, "identity": core_identity(cfg).text(), "max_batch": cfg.max_batch,
-            "dither": dither_state, "train_mask": train_mask(cfg.spec, None), "w0": w0.tolist(),
-            "ops": [run, infer], "expect_sat": model.sat.count, "expect_evictions": model.evictions}
+    return _plan(cfg, model, w0, [run, _infer_op(model, w, X_va[:4])], dither_state, train_mask(cfg.spec, None))
 
 
 def run_core_sim(core, build_dir: Path, plan: dict, seed: int = 1, max_idle: int = 3, platform=None):
