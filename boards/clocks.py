@@ -5,10 +5,10 @@ domain) or from a PLL: the ULX3S's 25 MHz has no integer divisor within 2% of 3 
 (`Ecp5Pll`) multiplies it to 45 MHz = 15 x 3 Mbaud. The iCEBreaker's streamed cores run from its 12 MHz
 oscillator, since the UART bounds their throughput; a resident core (docs/ARITHMETIC.md 7) bounds its own,
 so it runs from the iCE40 PLL (`Ice40Pll`) at 18 MHz = 6 x 3 Mbaud: the next multiple, 21 MHz, left the
-UP5K resident core (nextpnr Fmax 22.2-24.1 MHz over its builds) 6% in one of them, too little to rely on. The PLLs' dividers are checked here, in exact arithmetic, against
-the vendors' limits (Lattice TN1263 for the ECP5, as Project Trellis' `ecppll` uses them; the iCE40
-sysCLOCK PLL guide, as icestorm's `icepll` does), and every board's UART divisor must be exact, so host and
-board agree on the bit time to the cycle.
+UP5K resident core (nextpnr Fmax 22.2-24.1 MHz over its builds) 6% in one of them, too little to rely on.
+The PLLs' dividers are checked here, in exact arithmetic, against the vendors' limits (Lattice TN1263 for
+the ECP5, as Project Trellis' `ecppll` uses them; the iCE40 sysCLOCK PLL guide, as icestorm's `icepll`
+does), and every board's UART divisor must be exact, so host and board agree on the bit time to the cycle.
 """
 
 from dataclasses import dataclass
@@ -182,8 +182,8 @@ ICE40_REF_RANGE = (10_000_000, 133_000_000)
 ICE40_PFD_RANGE = (10_000_000, 133_000_000)
 ICE40_VCO_RANGE = (533_000_000, 1_066_000_000)
 ICE40_OUT_RANGE = (16_000_000, 275_000_000)
-#: Cycles of `sync` after the PLL locks before its reset is released: more than the 3 us for which the
-#: iCE40's block RAMs read as zeroes after configuration (see Amaranth's SiliconBluePlatform), with margin.
+#: Time from the PLL's lock to the release of `sync`'s reset: more than the 3 us for which the iCE40's block
+#: RAMs read as zeroes after configuration (see Amaranth's SiliconBluePlatform), with margin.
 ICE40_POR_SECONDS = 15e-6
 
 
@@ -210,7 +210,8 @@ class Ice40Pll(_PllPlan):
         self._check_ranges((("input clock", self.input_hz, ICE40_REF_RANGE),
                             ("PFD frequency", self.pfd_hz, ICE40_PFD_RANGE),
                             ("VCO frequency", self.vco_hz, ICE40_VCO_RANGE),
-                            ("output clock", self.output_hz, ICE40_OUT_RANGE)), "pick dividers with icepll -i IN -o OUT")
+                            ("output clock", self.output_hz, ICE40_OUT_RANGE)),
+                           "pick dividers with icepll -i IN -o OUT")
 
     @property
     def dividers(self) -> str:

@@ -4,8 +4,8 @@ The file holds the format tag, the metadata as JSON and the weight arrays. The m
 trainer is (network, K values, hyper-parameters, arithmetic and dither: `settings`) and where it stands
 (epoch, shuffle generator state, the resident run's generator state, dither generator state, history, and
 `extra`: e.g. the task name and backend); files written before the dither existed read as dither off,
-before frozen layers as every layer training, before resident training with the seed's resident state. The arrays hold one row
-per K replica (a device is one replica):
+before frozen layers as every layer training, before resident training with the seed's resident state. The
+arrays hold one row per K replica (a device is one replica):
 
 - `weights` `(R, P)`: float weights (dequantized in fixed point),
 - `weights_raw` `(R, P)`: the raw fixed-point weights, present iff `fixed` is set,

@@ -99,7 +99,8 @@ class CoreTB(TB):
             got = await reg(regmap.REG_LOSS + 2 * e) | await reg(regmap.REG_LOSS + 2 * e + 1) << 32
             assert got == want, f"loss sum of epoch {e}: {got}, expected {want}"
         shuffle = await reg(regmap.REG_SHUFFLE)
-        assert shuffle == op["expect_shuffle"], f"SHUFFLE after the run: {shuffle:#x}, expected {op['expect_shuffle']:#x}"
+        assert shuffle == op["expect_shuffle"], \
+            f"SHUFFLE after the run: {shuffle:#x}, expected {op['expect_shuffle']:#x}"
         return await reg(regmap.REG_CYCLES)
 
     async def run_op(self, ctrl: int, n: int, lr: int) -> int:

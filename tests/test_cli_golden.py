@@ -160,7 +160,8 @@ BAD_TRAIN = {
     "loss with a named task": lambda t: ["--task", "seed-sum", "--loss", "bce"],
     "resident training in float": lambda t: ["--task", "seed-sum", "--resident"],
     "a data set memory without resident training": lambda t: ["--fixed", "default", "--resident-samples", "400"],
-    "a data set memory for the golden model": lambda t: ["--fixed", "default", "--resident", "--resident-samples", "400"],
+    "a data set memory for the golden model":
+        lambda t: ["--fixed", "default", "--resident", "--resident-samples", "400"],
     "a resident run of no epochs": lambda t: ["--fixed", "default", "--resident", "0"],
     "a resident run longer than the loss memory": lambda t: ["--fixed", "default", "--resident", "65"],
     "classifier with a named task": lambda t: ["--task", "seed-sum", "--classifier"],

@@ -371,8 +371,9 @@ def _prepare(args):
     overrides = {} if args.train_layers is None else {"train_layers": parse_train_layers(args.train_layers, task.spec)}
     if getattr(args, "attach", False):
         overrides["attach"] = True
-    if resident_samples(args, data):
-        overrides["resident_samples"] = resident_samples(args, data)
+    samples = resident_samples(args, data)
+    if samples:
+        overrides["resident_samples"] = samples
     trainer = checkpoint_trainer(args.backend, args.resume, checkpoint, args.port, args.baud, **overrides)
     trainer.saturate = args.saturate
     return task, data, trainer, (task.epochs if args.epochs is not None else max(task.epochs - trainer.epoch, 0))
@@ -414,7 +415,8 @@ def tune_user_lr(args, task, ks, data, fixed):
 
 def resident_samples(args, data) -> int:
     """The data set memory of a co-simulated core for --resident: --resident-samples, else the training set's
-    size; 0 without --resident or on a board (whose bitstream decides)."""
+    size; 0 without --resident. Elsewhere --resident-samples as given, which the golden and board backends
+    refuse (a board's bitstream has its own)."""
     if not resident_run_arg(args):
         if getattr(args, "resident_samples", 0):
             raise DpfmError("--resident-samples sizes the data set memory of resident training", "add --resident")
