@@ -34,14 +34,14 @@ def spram_count(board: str, width: int, depth: int) -> int:
     return -(-width // bits) * -(-depth // words)
 
 
-def _bits_for(n: int) -> int:
-    """Bits to hold values 0 .. n-1 (at least 1)."""
+def bits_for(n: int) -> int:
+    """Bits to hold values 0 .. n-1 (at least 1): an index, or the address of a memory of n words."""
     return max(1, (n - 1).bit_length())
 
 
 def order_bits(cfg) -> int:
     """Bits of one entry of a resident core's order memory: a sample index (docs/ARITHMETIC.md 7)."""
-    return _bits_for(cfg.resident)
+    return bits_for(cfg.resident)
 
 
 @dataclass(frozen=True)
@@ -136,7 +136,7 @@ class CoreConfig:
     @property
     def id_bits(self) -> int:
         """Bits of a weight-id (0 .. P-1)."""
-        return _bits_for(self.spec.n_params)
+        return bits_for(self.spec.n_params)
 
     @property
     def max_width(self) -> int:

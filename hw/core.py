@@ -33,15 +33,11 @@ from dpfm.golden.contract.identity import IDENT_WORD_BITS
 from dpfm.golden.resident import LOSS_BITS
 from dpfm.hw.bram import BlockRam, BlockRom, SinglePortRam
 from dpfm.hw.bus import CoreBusSignature
-from dpfm.hw.config import CoreConfig
+from dpfm.hw.config import CoreConfig, bits_for
 from dpfm.hw.identity import core_identity
 from dpfm.hw.resident import ResidentController
 from dpfm.hw.sequencer import Forward
 from dpfm.hw.update import GradientUnit, SgdUnit, last_inputs
-
-
-def _addr_bits(depth: int) -> int:
-    return max(1, (depth - 1).bit_length())
 
 
 class DpfmCore(wiring.Component):
@@ -68,7 +64,7 @@ class DpfmCore(wiring.Component):
         p = cfg.n_params
         n_sample_words = cfg.max_batch * cfg.sample_words
         n_out_words = cfg.max_batch * spec.n_outputs
-        sample_bits, out_bits = _addr_bits(n_sample_words), _addr_bits(n_out_words)
+        sample_bits, out_bits = bits_for(n_sample_words), bits_for(n_out_words)
 
         # W: one block RAM per read port (the bus, lane 0 / SGD, lanes 1..), all written together.
         m.submodules.wmem = wmem = BlockRam(signed(f.w.bits), p)
@@ -337,7 +333,7 @@ class DpfmCore(wiring.Component):
         rdata = (Mux(rd_reg, reg_rdata_r, 0) | Mux(rd_id, ident.data, 0) | Mux(rd_w, w_bus.data, 0)
                  | Mux(rd_s, s_bus.data, 0) | Mux(rd_o, o_bus.data, 0))
         if resident:   # the data set (p >= 1), and the loss memory at REG_LOSS + 2e (+1: the high word)
-            history_bits = (regmap.LOSS_HISTORY - 1).bit_length()
+            history_bits = bits_for(regmap.LOSS_HISTORY)
             in_h = (region == regmap.REGION_REGS) & (index[1 + history_bits:] == regmap.REG_LOSS >> (1 + history_bits))
             rd_d, rd_h, rd_hi = Signal(), Signal(), Signal()
             m.d.comb += h_bus.addr.eq(index[1:1 + history_bits]), h_bus.en.eq(1)

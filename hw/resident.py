@@ -20,17 +20,13 @@ from amaranth.lib.wiring import In, Out
 from dpfm.golden.contract import regmap
 from dpfm.golden.resident import DRAW_SHIFT, INDEX_BITS, LOSS_BITS
 from dpfm.hw.bram import SinglePortRam
-from dpfm.hw.config import CoreConfig, order_bits
+from dpfm.hw.config import CoreConfig, bits_for, order_bits
 from dpfm.hw.update import read_port, write_port
-
-
-def _addr_bits(depth: int) -> int:
-    return max(1, (depth - 1).bit_length())
 
 
 def data_addr_bits(cfg: CoreConfig) -> int:
     """Address bits of the data set memory (`cfg.resident` samples of `cfg.sample_words` words)."""
-    return _addr_bits(cfg.resident * cfg.sample_words)
+    return bits_for(cfg.resident * cfg.sample_words)
 
 
 def xorshift_expr(s):
@@ -59,7 +55,7 @@ class ResidentController(wiring.Component):
             "shuffle": Out(32),
             "d_rd": Out(read_port(data_addr_bits(cfg), signed(f.x.bits))),
             "s_wr": Out(write_port(sample_addr_bits, signed(f.x.bits))),
-            "h_wr": Out(write_port(_addr_bits(regmap.LOSS_HISTORY), unsigned(LOSS_BITS))),
+            "h_wr": Out(write_port(bits_for(regmap.LOSS_HISTORY), unsigned(LOSS_BITS))),
             "go": Out(1),
             "batch_n": Out(range(cfg.max_batch + 1)),
             "tail": Out(1),

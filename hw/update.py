@@ -10,7 +10,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import ReadPort, WritePort
 from amaranth.lib.wiring import In, Out
 
-from dpfm.hw.config import CoreConfig
+from dpfm.hw.config import CoreConfig, bits_for
 from dpfm.hw.streams import saturate_expr, shift_round_expr, slots_layout
 
 
@@ -196,7 +196,7 @@ class GradientUnit(wiring.Component):
 
 def xin_addr_bits(cfg: CoreConfig) -> int:
     """Address bits of the gradient unit's input memory (section 3f)."""
-    return max(1, (last_inputs(cfg) - 1).bit_length())
+    return bits_for(last_inputs(cfg))
 
 
 class SgdUnit(wiring.Component):
