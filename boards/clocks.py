@@ -69,6 +69,14 @@ class _PllPlan:
     #: How to pick dividers with a whole-Hz output, for the error.
     WHOLE_HZ_FIX = ""
 
+    def _check_dividers(self, limits) -> None:
+        """Each `(name, lo, hi)` of `limits`: the field `name` is an integer in lo..hi."""
+        for name, lo, hi in limits:
+            value = getattr(self, name)
+            if not isinstance(value, int) or not lo <= value <= hi:
+                raise DpfmError(f"PLL {name} {value!r} is outside the {self.FAMILY} range {lo}..{hi}",
+                                f"pick an integer {name} in {lo}..{hi}")
+
     def _check_ranges(self, ranges, fix: str) -> None:
         for name, value, (lo, hi) in ranges:
             if not lo <= value <= hi:
@@ -109,12 +117,7 @@ class Ecp5Pll(_PllPlan):
     clkop_div: int
 
     def __post_init__(self):
-        lo, hi = DIVIDER_RANGE
-        for name in ("clki_div", "clkfb_div", "clkop_div"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or not lo <= value <= hi:
-                raise DpfmError(f"PLL {name} {value!r} is outside the ECP5 range {lo}..{hi}",
-                                f"pick an integer {name} in {lo}..{hi}")
+        self._check_dividers((name, *DIVIDER_RANGE) for name in ("clki_div", "clkfb_div", "clkop_div"))
         self._check_ranges((("input clock", self.input_hz, CLKI_RANGE), ("PFD frequency", self.pfd_hz, PFD_RANGE),
                             ("VCO frequency", self.vco_hz, VCO_RANGE), ("output clock", self.output_hz, CLKOP_RANGE)),
                            "pick clki_div / clkfb_div / clkop_div that keep PFD, VCO and output in range")
@@ -182,6 +185,8 @@ ICE40_REF_RANGE = (10_000_000, 133_000_000)
 ICE40_PFD_RANGE = (10_000_000, 133_000_000)
 ICE40_VCO_RANGE = (533_000_000, 1_066_000_000)
 ICE40_OUT_RANGE = (16_000_000, 275_000_000)
+#: The SB_PLL40 divider fields, (name, lowest, highest): 4-bit DIVR, 7-bit DIVF, DIVQ 1..6, 3-bit FILTER_RANGE.
+ICE40_DIVIDERS = (("divr", 0, 15), ("divf", 0, 127), ("divq", 1, 6), ("filter_range", 0, 7))
 #: Time from the PLL's lock to the release of `sync`'s reset: more than the 3 us for which the iCE40's block
 #: RAMs read as zeroes after configuration (see Amaranth's SiliconBluePlatform), with margin.
 ICE40_POR_SECONDS = 15e-6
@@ -203,10 +208,7 @@ class Ice40Pll(_PllPlan):
     filter_range: int
 
     def __post_init__(self):
-        for name, value, hi in (("divr", self.divr, 15), ("divf", self.divf, 127), ("divq", self.divq, 6),
-                                ("filter_range", self.filter_range, 7)):
-            if not isinstance(value, int) or not (1 if name == "divq" else 0) <= value <= hi:
-                raise DpfmError(f"PLL {name} {value!r} is outside the iCE40 range", f"pick {name} as icepll does")
+        self._check_dividers(ICE40_DIVIDERS)
         self._check_ranges((("input clock", self.input_hz, ICE40_REF_RANGE),
                             ("PFD frequency", self.pfd_hz, ICE40_PFD_RANGE),
                             ("VCO frequency", self.vco_hz, ICE40_VCO_RANGE),
