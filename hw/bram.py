@@ -118,23 +118,24 @@ class SinglePortRam(BlockRam):
         assert spram_count("icebreaker", width, self.depth) <= self.SPRAMS, "the SPRAMs cannot hold this memory"
         m = Module()
         rd, wr = self._read_ports[0], self._write_port
-        addr = Signal(max(self.addr_width, 14))
+        abits, dbits = ceil_log2(self.SPRAM_DEPTH), self.SPRAM_WIDTH   # the primitive's ADDRESS and DATAIN
+        addr = Signal(max(self.addr_width, abits))
         m.d.comb += addr.eq(Mux(wr.en, wr.addr, rd.addr))
-        row, row_r = addr[14:], Signal(max(len(addr) - 14, 1))
+        row, row_r = addr[abits:], Signal(max(len(addr) - abits, 1))
         with m.If(rd.en & ~wr.en):
             m.d.sync += row_r.eq(row)
         wdata, rows = Value.cast(wr.data), []
         for r in range(-(-self.depth // self.SPRAM_DEPTH)):
             words = []
-            for c, lo in enumerate(range(0, width, self.SPRAM_WIDTH)):
-                out, data_in = Signal(16, name=f"spram{r}_{c}"), Signal(16, name=f"spram{r}_{c}_in")
-                m.d.comb += data_in.eq(wdata[lo:lo + 16])
+            for c, lo in enumerate(range(0, width, dbits)):
+                out, data_in = Signal(dbits, name=f"spram{r}_{c}"), Signal(dbits, name=f"spram{r}_{c}_in")
+                m.d.comb += data_in.eq(wdata[lo:lo + dbits])
                 m.submodules[f"spram{r}_{c}"] = Instance(
                     "SB_SPRAM256KA",
-                    i_ADDRESS=addr[:14], i_DATAIN=data_in, i_MASKWREN=Const(0xF, 4), i_WREN=wr.en,
+                    i_ADDRESS=addr[:abits], i_DATAIN=data_in, i_MASKWREN=Const(0xF, 4), i_WREN=wr.en,
                     i_CHIPSELECT=(row == r) & (wr.en | rd.en), i_CLOCK=ClockSignal(), i_STANDBY=Const(0),
                     i_SLEEP=Const(0), i_POWEROFF=Const(1), o_DATAOUT=out)
-                words.append(out[:min(16, width - lo)])
+                words.append(out[:min(dbits, width - lo)])
             rows.append(Cat(*words))
         data = rows[0]
         for r in range(1, len(rows)):
